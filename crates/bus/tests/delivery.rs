@@ -1,0 +1,276 @@
+//! Exactly-once effect over at-least-once delivery, retries, dead letters,
+//! replay and request/reply, on the bus of the current test mode.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bus::{Bus, Envelope, HandlerError};
+use common::*;
+use storage::DbConnection;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_message_takes_effect_once_even_when_delivered_twice() {
+    let settings = bus_settings();
+    let bus = Bus::connect(&settings).await.unwrap();
+    let producer = side("producer", &bus, &settings).await;
+    let consumer = side("consumer", &bus, &settings).await;
+    let prefix = topic_prefix();
+    let cancel = start(
+        &producer,
+        &consumer,
+        queue_for(&prefix, "effects"),
+        Arc::new(RecordEffect),
+    )
+    .await;
+    enqueue(&producer, &prefix, 0, 300, 50).await;
+    wait_for("300 effects", Duration::from_secs(60), || {
+        effect_counts(&consumer).0 == 300
+    })
+    .await;
+
+    // The relay publishes everything again, as after a lost confirm: the inbox
+    // must turn every copy into a no-op.
+    {
+        use diesel::prelude::*;
+        let mut conn = producer.test_db.db.conn().unwrap();
+        diesel::sql_query("UPDATE outbox SET published_at = NULL")
+            .execute(&mut *conn)
+            .unwrap();
+    }
+    producer.sb.wake_relay();
+    wait_for("outbox drained again", Duration::from_secs(60), || {
+        pending_outbox(&producer) == 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(effect_counts(&consumer), (300, 300));
+    cancel.cancel();
+    drop_queue(&settings, &format!("{prefix}.effects")).await;
+}
+
+/// Fails the first `fail_times` deliveries of every message, then succeeds.
+struct Flaky {
+    fail_times: u32,
+    calls: AtomicU32,
+    permanent: bool,
+}
+
+impl bus::Handler for Flaky {
+    fn handle(&self, conn: &mut DbConnection, message: &Envelope) -> Result<(), HandlerError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.permanent {
+            return Err(HandlerError::Permanent("body is not a thing".into()));
+        }
+        if message.attempt <= self.fail_times {
+            return Err(HandlerError::Transient(format!(
+                "attempt {} refused",
+                message.attempt
+            )));
+        }
+        RecordEffect.handle(conn, message)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_failures_are_retried_with_backoff() {
+    let settings = bus_settings();
+    let bus = Bus::connect(&settings).await.unwrap();
+    let producer = side("producer", &bus, &settings).await;
+    let consumer = side("consumer", &bus, &settings).await;
+    let prefix = topic_prefix();
+    let flaky = Arc::new(Flaky {
+        fail_times: 2,
+        calls: AtomicU32::new(0),
+        permanent: false,
+    });
+    let cancel = start(
+        &producer,
+        &consumer,
+        queue_for(&prefix, "flaky"),
+        flaky.clone(),
+    )
+    .await;
+    enqueue(&producer, &prefix, 0, 5, 5).await;
+    wait_for("5 effects after retries", Duration::from_secs(30), || {
+        effect_counts(&consumer).0 == 5
+    })
+    .await;
+    assert_eq!(effect_counts(&consumer), (5, 5));
+    assert_eq!(
+        flaky.calls.load(Ordering::SeqCst),
+        15,
+        "two failed attempts and one success each"
+    );
+    let letters =
+        bus::store::list_dead_letters(&mut consumer.test_db.db.conn().unwrap(), false).unwrap();
+    assert!(letters.is_empty());
+    cancel.cancel();
+    drop_queue(&settings, &format!("{prefix}.flaky")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exhausted_messages_are_dead_lettered_and_replayable() {
+    let settings = bus_settings();
+    let bus = Bus::connect(&settings).await.unwrap();
+    let producer = side("producer", &bus, &settings).await;
+    let consumer = side("consumer", &bus, &settings).await;
+    let prefix = topic_prefix();
+    // Always fails: after max_attempts (3) the message is parked.
+    let flaky = Arc::new(Flaky {
+        fail_times: u32::MAX,
+        calls: AtomicU32::new(0),
+        permanent: false,
+    });
+    let mut opts = queue_for(&prefix, "stubborn");
+    opts.concurrency = 1;
+    let cancel = start(&producer, &consumer, opts.clone(), flaky.clone()).await;
+    enqueue(&producer, &prefix, 0, 2, 2).await;
+    let db = consumer.test_db.db.clone();
+    wait_for("2 dead letters", Duration::from_secs(30), || {
+        bus::store::list_dead_letters(&mut db.conn().unwrap(), false)
+            .unwrap()
+            .len()
+            == 2
+    })
+    .await;
+    assert_eq!(flaky.calls.load(Ordering::SeqCst), 6, "three attempts each");
+    let letters = bus::store::list_dead_letters(&mut db.conn().unwrap(), false).unwrap();
+    assert!(
+        letters[0].error.contains("after 3 attempts"),
+        "{}",
+        letters[0].error
+    );
+    assert_eq!(letters[0].queue, opts.spec.queue);
+    assert_eq!(effect_counts(&consumer).0, 0);
+    cancel.cancel();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // The operator fixes the cause (now the handler succeeds) and replays one.
+    let cured = Arc::new(Flaky {
+        fail_times: 0,
+        calls: AtomicU32::new(0),
+        permanent: false,
+    });
+    let cancel = start(&consumer, &consumer, opts, cured).await;
+    let replayed = bus::store::replay_dead_letter(&mut db.conn().unwrap(), letters[0].id).unwrap();
+    assert!(replayed.is_some());
+    assert!(
+        bus::store::replay_dead_letter(&mut db.conn().unwrap(), letters[0].id)
+            .unwrap()
+            .is_none(),
+        "replayed once"
+    );
+    consumer.sb.wake_relay();
+    wait_for(
+        "replayed message takes effect",
+        Duration::from_secs(30),
+        || effect_counts(&consumer).0 == 1,
+    )
+    .await;
+    let open = bus::store::list_dead_letters(&mut db.conn().unwrap(), false).unwrap();
+    assert_eq!(open.len(), 1, "the other letter stays parked");
+    cancel.cancel();
+    drop_queue(&settings, &format!("{prefix}.stubborn")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_skip_the_retries() {
+    let settings = bus_settings();
+    let bus = Bus::connect(&settings).await.unwrap();
+    let producer = side("producer", &bus, &settings).await;
+    let consumer = side("consumer", &bus, &settings).await;
+    let prefix = topic_prefix();
+    let bad = Arc::new(Flaky {
+        fail_times: 0,
+        calls: AtomicU32::new(0),
+        permanent: true,
+    });
+    let cancel = start(
+        &producer,
+        &consumer,
+        queue_for(&prefix, "strict"),
+        bad.clone(),
+    )
+    .await;
+    enqueue(&producer, &prefix, 0, 1, 1).await;
+    let db = consumer.test_db.db.clone();
+    wait_for("a dead letter", Duration::from_secs(30), || {
+        bus::store::list_dead_letters(&mut db.conn().unwrap(), false)
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    assert_eq!(bad.calls.load(Ordering::SeqCst), 1);
+    cancel.cancel();
+    drop_queue(&settings, &format!("{prefix}.strict")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_reply_round_trip_and_timeout() {
+    let settings = bus_settings();
+    let bus = Bus::connect(&settings).await.unwrap();
+    let server = side("server", &bus, &settings).await;
+    let prefix = topic_prefix();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let responder = |_: &mut DbConnection, req: &Envelope| -> Result<String, HandlerError> {
+        let v: serde_json::Value = req.decode()?;
+        if v["n"] == 13 {
+            return Err(HandlerError::Permanent("unlucky number".into()));
+        }
+        Ok(serde_json::json!({ "double": v["n"].as_i64().unwrap_or(0) * 2 }).to_string())
+    };
+    let mut opts = queue_for(&prefix, "doubler");
+    opts.spec = bus::QueueSpec::new(
+        format!("{prefix}.doubler"),
+        &[&format!("{prefix}.double.v1")],
+    );
+    bus::spawn_responder(&server.sb, opts, Arc::new(responder), cancel.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let req = Envelope::json(
+        &format!("{prefix}.double.v1"),
+        "test.Double.v1",
+        &serde_json::json!({ "n": 21 }),
+    )
+    .unwrap();
+    let reply = bus.request(req, Duration::from_secs(10)).await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&reply.payload).unwrap();
+    assert_eq!(v["double"], 42);
+
+    let req = Envelope::json(
+        &format!("{prefix}.double.v1"),
+        "test.Double.v1",
+        &serde_json::json!({ "n": 13 }),
+    )
+    .unwrap();
+    let err = bus.request(req, Duration::from_secs(10)).await.unwrap_err();
+    assert!(err.to_string().contains("unlucky number"), "{err}");
+
+    // Nobody serves this topic: the caller gets a timeout (or, in process, an
+    // immediate "nobody serves"), never a hang.
+    let req = Envelope::json(
+        &format!("{prefix}.nobody.v1"),
+        "test.Nobody.v1",
+        &serde_json::json!({}),
+    )
+    .unwrap();
+    let err = bus
+        .request(req, Duration::from_millis(500))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            bus::BusError::Timeout(_) | bus::BusError::Unavailable(_)
+        ),
+        "{err}"
+    );
+    cancel.cancel();
+    drop_queue(&settings, &format!("{prefix}.doubler")).await;
+}

@@ -1,0 +1,9 @@
+//! Tyumen local time, an injectable clock and the Russian production
+//! calendar (производственный календарь: the official list of working days,
+//! days off and shortened pre-holiday days).
+
+mod clock;
+mod production;
+
+pub use clock::{local_to_utc, Clock, FixedClock, SystemClock, TYUMEN};
+pub use production::{CalendarError, ProductionCalendar};

@@ -1,0 +1,471 @@
+//! Layered configuration: defaults compiled in, then `deploy/config/*.toml`, then
+//! environment variables (`PORTAL_` prefix, `__` between levels, e.g.
+//! `PORTAL_BUS__BACKEND=rabbitmq`). A bad value stops start-up with a message that
+//! names the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Prefix of every environment variable the platform reads.
+pub const ENV_PREFIX: &str = "PORTAL_";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub storage: StorageSettings,
+    pub bus: BusSettings,
+    pub auth: AuthSettings,
+    pub telemetry: TelemetrySettings,
+    pub calendar: CalendarSettings,
+    /// Per-service overrides, keyed by service name.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceSettings>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Address the HTTP server binds to, `host:port`.
+    pub bind: String,
+    /// Seconds an in-flight request may take to finish on shutdown.
+    pub shutdown_grace_secs: u64,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Directory of the embedded SQLite files and the local signing key.
+    pub data_dir: PathBuf,
+    /// `postgres://…` selects PostgreSQL (one schema per service); empty selects
+    /// one SQLite file per service under `data_dir`.
+    pub database_url: String,
+    pub pool_size: u32,
+    /// Seconds to wait for a pooled connection before the request fails.
+    pub connect_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BusBackend {
+    /// In-process bus for the embedded mode.
+    Memory,
+    /// RabbitMQ through lapin for the distributed mode.
+    Rabbitmq,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BusSettings {
+    pub backend: BusBackend,
+    pub amqp_url: String,
+    /// The topic exchange every service publishes to.
+    pub exchange: String,
+    /// Unacknowledged deliveries a consumer holds at most.
+    pub prefetch: u16,
+    /// Deliveries of one message before it is dead-lettered.
+    pub max_attempts: u32,
+    /// Delays before the 2nd, 3rd, … attempt; the last one repeats.
+    pub retry_delays_ms: Vec<u64>,
+    /// Outbox rows the relay publishes in one batch.
+    pub relay_batch: i64,
+    /// How often the relay looks for new rows when nobody woke it.
+    pub relay_poll_ms: u64,
+    /// Default timeout of request/reply calls.
+    pub request_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSettings {
+    /// A JWKS file; empty with an empty `jwks_url` means the locally generated key
+    /// under `data_dir/keys` (embedded mode).
+    pub jwks_path: String,
+    pub jwks_url: String,
+    /// Expected `iss`; empty accepts any issuer.
+    pub issuer: String,
+    /// Expected `aud`; empty skips the audience check.
+    pub audience: String,
+    /// Seconds of clock skew tolerated on `exp`/`nbf`.
+    pub leeway_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    pub log_format: LogFormat,
+    /// `tracing` filter directive, e.g. `info,portal=debug`.
+    pub log_filter: String,
+    /// OTLP/HTTP endpoint (`http://collector:4318`); empty disables export.
+    pub otlp_endpoint: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarSettings {
+    /// Directory with `ru-YYYY.toml` production calendar files.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    /// Overrides `storage.database_url` for this service.
+    #[serde(default)]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema of this service; defaults to the service name.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Overrides `http.bind` when this service runs alone.
+    #[serde(default)]
+    pub bind: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            http: HttpSettings {
+                bind: "127.0.0.1:8080".into(),
+                shutdown_grace_secs: 30,
+                workers: 0,
+            },
+            storage: StorageSettings {
+                data_dir: PathBuf::from("./data"),
+                database_url: String::new(),
+                pool_size: 8,
+                connect_timeout_secs: 10,
+            },
+            bus: BusSettings {
+                backend: BusBackend::Memory,
+                amqp_url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+                exchange: "portal".into(),
+                prefetch: 256,
+                max_attempts: 6,
+                retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
+                relay_batch: 500,
+                relay_poll_ms: 200,
+                request_timeout_ms: 10_000,
+            },
+            auth: AuthSettings {
+                jwks_path: String::new(),
+                jwks_url: String::new(),
+                issuer: String::new(),
+                audience: String::new(),
+                leeway_secs: 30,
+            },
+            telemetry: TelemetrySettings {
+                log_format: LogFormat::Json,
+                log_filter: "info".into(),
+                otlp_endpoint: String::new(),
+            },
+            calendar: CalendarSettings {
+                dir: PathBuf::from("deploy/calendar"),
+            },
+            services: BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl From<figment::Error> for SettingsError {
+    fn from(err: figment::Error) -> Self {
+        // figment's own message already names the key path and where the value came from.
+        let mut messages = Vec::new();
+        for e in err {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_else(|| "defaults".into());
+            messages.push(format!("key `{key}` (from {source}): {}", e.kind));
+        }
+        SettingsError::Invalid(messages.join("; "))
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then every `*.toml` in `config_dir` in name order (if the
+    /// directory exists), then the explicit `extra_files`, then the environment.
+    pub fn load(config_dir: &Path, extra_files: &[PathBuf]) -> Result<Settings, SettingsError> {
+        Self::load_with_env(
+            config_dir,
+            extra_files,
+            Env::prefixed(ENV_PREFIX).split("__"),
+        )
+    }
+
+    /// Defaults plus the given files only, ignoring the environment (tests).
+    pub fn load_files(files: &[PathBuf]) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        for f in files {
+            figment = figment.merge(Toml::file_exact(f));
+        }
+        Self::finish(figment)
+    }
+
+    fn load_with_env(
+        config_dir: &Path,
+        extra_files: &[PathBuf],
+        env: Env,
+    ) -> Result<Settings, SettingsError> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if config_dir.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(config_dir)
+                .map_err(|e| {
+                    SettingsError::Invalid(format!("cannot read {}: {e}", config_dir.display()))
+                })?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml") && is_base_layer(p))
+                .collect();
+            files.sort();
+            for f in files {
+                figment = figment.merge(Toml::file_exact(f));
+            }
+        }
+        for f in extra_files {
+            if !f.is_file() {
+                return Err(SettingsError::Invalid(format!(
+                    "configuration file {} does not exist",
+                    f.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(f));
+        }
+        Self::finish(figment.merge(env))
+    }
+
+    fn finish(figment: Figment) -> Result<Settings, SettingsError> {
+        let settings: Settings = figment.extract()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks the values serde cannot: ranges and formats.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        let bad =
+            |key: &str, why: String| Err(SettingsError::Invalid(format!("key `{key}`: {why}")));
+        if self.http.bind.parse::<std::net::SocketAddr>().is_err() {
+            return bad(
+                "http.bind",
+                format!("`{}` is not host:port", self.http.bind),
+            );
+        }
+        if self.storage.pool_size == 0 {
+            return bad("storage.pool_size", "must be at least 1".into());
+        }
+        let url = &self.storage.database_url;
+        if !url.is_empty() && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return bad(
+                "storage.database_url",
+                format!("`{url}` must be empty (SQLite) or a postgres:// URL"),
+            );
+        }
+        if !self.bus.amqp_url.starts_with("amqp://") && !self.bus.amqp_url.starts_with("amqps://") {
+            return bad(
+                "bus.amqp_url",
+                format!("`{}` is not an amqp:// URL", self.bus.amqp_url),
+            );
+        }
+        if self.bus.max_attempts == 0 {
+            return bad("bus.max_attempts", "must be at least 1".into());
+        }
+        if self.bus.retry_delays_ms.is_empty() {
+            return bad("bus.retry_delays_ms", "needs at least one delay".into());
+        }
+        if self.bus.prefetch == 0 {
+            return bad("bus.prefetch", "must be at least 1".into());
+        }
+        if self.bus.relay_batch <= 0 {
+            return bad("bus.relay_batch", "must be positive".into());
+        }
+        for (name, svc) in &self.services {
+            if let Some(url) = &svc.database_url {
+                if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                    return bad(
+                        &format!("services.{name}.database_url"),
+                        format!("`{url}` is not a postgres:// URL"),
+                    );
+                }
+            }
+            if let Some(schema) = &svc.schema {
+                if !is_identifier(schema) {
+                    return bad(
+                        &format!("services.{name}.schema"),
+                        format!("`{schema}` is not a plain SQL identifier"),
+                    );
+                }
+            }
+            if let Some(bind) = &svc.bind {
+                if bind.parse::<std::net::SocketAddr>().is_err() {
+                    return bad(
+                        &format!("services.{name}.bind"),
+                        format!("`{bind}` is not host:port"),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings of one service, with defaults where nothing is overridden.
+    pub fn service(&self, name: &str) -> ServiceSettings {
+        self.services.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The database URL a service uses: its own override, else the shared one.
+    pub fn database_url_for(&self, service: &str) -> String {
+        self.service(service)
+            .database_url
+            .unwrap_or_else(|| self.storage.database_url.clone())
+    }
+
+    /// Whether the configured stores are the distributed ones.
+    pub fn is_distributed(&self) -> bool {
+        self.bus.backend == BusBackend::Rabbitmq || !self.storage.database_url.is_empty()
+    }
+}
+
+/// Files in the config directory that name a profile (`distributed.toml`) are only
+/// read when asked for; the rest form the base layer.
+fn is_base_layer(path: &Path) -> bool {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|s| !PROFILES.contains(&s))
+}
+
+/// Profile files in `deploy/config/` selected with `--config`.
+pub const PROFILES: &[&str] = &["distributed"];
+
+/// A plain lower-case SQL identifier (used for schema names).
+pub fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Every environment variable name the configuration understands, for checks of
+/// deployment files (docker-compose, systemd units).
+pub fn known_env_keys() -> Vec<String> {
+    let value = serde_json::to_value(Settings::default()).unwrap_or_default();
+    let mut keys = Vec::new();
+    collect_keys(&value, String::new(), &mut keys);
+    keys
+}
+
+fn collect_keys(value: &serde_json::Value, prefix: String, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map {
+                let name = if prefix.is_empty() {
+                    k.to_uppercase()
+                } else {
+                    format!("{prefix}__{}", k.to_uppercase())
+                };
+                collect_keys(v, name, out);
+            }
+        }
+        _ => out.push(format!("{ENV_PREFIX}{prefix}")),
+    }
+}
+
+/// Whether `PORTAL_…` names a key the configuration understands; service overrides
+/// (`PORTAL_SERVICES__<NAME>__DATABASE_URL`) are accepted for any service name.
+pub fn is_known_env_key(name: &str) -> bool {
+    if known_env_keys().iter().any(|k| k == name) {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix("PORTAL_SERVICES__") else {
+        return false;
+    };
+    let mut parts = rest.splitn(2, "__");
+    let _service = parts.next();
+    matches!(parts.next(), Some("DATABASE_URL" | "SCHEMA" | "BIND"))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn defaults_are_embedded_and_valid() {
+        let s = Settings::default();
+        s.validate().unwrap();
+        assert!(!s.is_distributed());
+        assert_eq!(s.bus.backend, BusBackend::Memory);
+    }
+
+    #[test]
+    fn environment_overrides_file_and_names_bad_key() {
+        Jail::expect_with(|jail| {
+            jail.create_file("base.toml", "[http]\nbind = \"0.0.0.0:9000\"\n")?;
+            jail.set_env("PORTAL_BUS__BACKEND", "rabbitmq");
+            let s = Settings::load(Path::new("."), &[]).unwrap();
+            assert_eq!(s.http.bind, "0.0.0.0:9000");
+            assert_eq!(s.bus.backend, BusBackend::Rabbitmq);
+
+            jail.set_env("PORTAL_BUS__PREFETCH", "lots");
+            let err = Settings::load(Path::new("."), &[]).unwrap_err().to_string();
+            assert!(err.contains("bus.prefetch"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PORTAL_STORAGE__DATABASE_URL", "mysql://x");
+            let err = Settings::load(Path::new("."), &[]).unwrap_err().to_string();
+            assert!(err.contains("storage.database_url"), "{err}");
+            Ok(())
+        });
+        Jail::expect_with(|jail| {
+            jail.create_file("base.toml", "[http]\nbindd = \"x\"\n")?;
+            let err = Settings::load(Path::new("."), &[]).unwrap_err().to_string();
+            assert!(err.contains("bindd"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn profile_files_are_read_only_when_named() {
+        Jail::expect_with(|jail| {
+            jail.create_file("distributed.toml", "[bus]\nbackend = \"rabbitmq\"\n")?;
+            let s = Settings::load(Path::new("."), &[]).unwrap();
+            assert_eq!(s.bus.backend, BusBackend::Memory);
+            let s = Settings::load(Path::new("."), &[PathBuf::from("distributed.toml")]).unwrap();
+            assert_eq!(s.bus.backend, BusBackend::Rabbitmq);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn env_keys_cover_nested_settings() {
+        assert!(is_known_env_key("PORTAL_BUS__AMQP_URL"));
+        assert!(is_known_env_key("PORTAL_SERVICES__MEALS__DATABASE_URL"));
+        assert!(!is_known_env_key("PORTAL_BUS__AMQP"));
+    }
+}
