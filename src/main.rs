@@ -1,1 +1,294 @@
-fn main() {}
+//! `portal`: every service of the platform in one binary.
+//!
+//! - `portal` / `portal serve`: all services in one process on one port (embedded
+//!   mode by default: SQLite under ./data, the in-process bus).
+//! - `portal serve --service payments`: one service, on the stores configured
+//!   (PostgreSQL and RabbitMQ in the distributed mode).
+//! - `portal migrate`, `portal token`, `portal dlq list|replay`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "portal",
+    version,
+    about = "Tyumen region e-services portal and school meal accounting"
+)]
+struct Cli {
+    /// Extra configuration files, read after deploy/config/*.toml and before the
+    /// environment (e.g. deploy/config/distributed.toml).
+    #[arg(long = "config", global = true)]
+    config: Vec<PathBuf>,
+    /// Directory of the base configuration files.
+    #[arg(
+        long,
+        global = true,
+        env = "PORTAL_CONFIG_DIR",
+        default_value = "deploy/config"
+    )]
+    config_dir: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP: all services, or only those named.
+    Serve {
+        #[arg(long = "service")]
+        services: Vec<String>,
+        /// Address to bind, overriding the configuration.
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate {
+        #[arg(long = "service")]
+        services: Vec<String>,
+    },
+    /// Mint a bearer token signed with the local key (embedded mode).
+    Token(TokenArgs),
+    /// Inspect and replay dead-lettered messages.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// Role(s) of the subject: parent, class_teacher, meal_admin, meal_organizer,
+    /// municipal_officer, operator_admin, bank, information_system.
+    #[arg(long = "role", required = true)]
+    roles: Vec<String>,
+    #[arg(long)]
+    subject: String,
+    #[arg(long)]
+    name: Option<String>,
+    #[arg(long = "school")]
+    schools: Vec<String>,
+    #[arg(long = "class")]
+    classes: Vec<String>,
+    #[arg(long = "organizer")]
+    organizers: Vec<String>,
+    #[arg(long = "municipality")]
+    municipalities: Vec<String>,
+    #[arg(long = "bank")]
+    banks: Vec<String>,
+    #[arg(long = "child")]
+    children: Vec<String>,
+    #[arg(long)]
+    participant: Option<String>,
+    #[arg(long, default_value_t = 12)]
+    ttl_hours: i64,
+}
+
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// List dead letters (not yet replayed, or all with --all).
+    List {
+        #[arg(long = "service")]
+        services: Vec<String>,
+        #[arg(long)]
+        all: bool,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put dead letters back on their queue (through the outbox).
+    Replay {
+        #[arg(long)]
+        service: String,
+        /// Ids from `dlq list`; none with --all replays every open letter.
+        ids: Vec<i64>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("portal: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let settings =
+        settings::Settings::load(&cli.config_dir, &cli.config).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    match cli.command.unwrap_or(Command::Serve {
+        services: Vec::new(),
+        bind: None,
+    }) {
+        Command::Serve { services, bind } => runtime.block_on(serve(settings, &services, bind)),
+        Command::Migrate { services } => migrate(&settings, &services),
+        Command::Token(args) => token(&settings, args),
+        Command::Dlq { command } => dlq(&settings, command),
+    }
+}
+
+fn select(names: &[String]) -> Result<Vec<Arc<dyn platform::Service>>, String> {
+    let all = portal::services();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    names
+        .iter()
+        .map(|n| {
+            all.iter().find(|s| s.name() == n).cloned().ok_or_else(|| {
+                let known: Vec<&str> = all.iter().map(|s| s.name()).collect();
+                format!("unknown service `{n}`; services are: {}", known.join(", "))
+            })
+        })
+        .collect()
+}
+
+async fn serve(
+    settings: settings::Settings,
+    names: &[String],
+    bind: Option<String>,
+) -> Result<(), String> {
+    platform::app::serve(settings, select(names)?, bind).await
+}
+
+fn migrate(settings: &settings::Settings, names: &[String]) -> Result<(), String> {
+    for service in select(names)? {
+        let db = platform::app::open_db(settings, service.name()).map_err(|e| e.to_string())?;
+        db.migrate(&platform::app::migration_sets(service.as_ref()))
+            .map_err(|e| e.to_string())?;
+        println!("{}: migrations applied", service.name());
+    }
+    Ok(())
+}
+
+fn token(settings: &settings::Settings, args: TokenArgs) -> Result<(), String> {
+    let roles = args
+        .roles
+        .iter()
+        .map(|r| {
+            r.parse::<auth::Role>()
+                .map_err(|e| format!("--role {r}: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let dir = settings.storage.data_dir.join("keys");
+    let signer = auth::LocalSigner::load_or_create(&dir).map_err(|e| e.to_string())?;
+    let mut request = auth::MintRequest::new(&args.subject, roles);
+    request.name = args.name;
+    request.schools = args.schools;
+    request.classes = args.classes;
+    request.organizers = args.organizers;
+    request.municipalities = args.municipalities;
+    request.banks = args.banks;
+    request.children = args.children;
+    request.participant = args.participant;
+    request.ttl = chrono::Duration::hours(args.ttl_hours);
+    if !settings.auth.issuer.is_empty() {
+        request.issuer = settings.auth.issuer.clone();
+    }
+    if !settings.auth.audience.is_empty() {
+        request.audience = Some(settings.auth.audience.clone());
+    }
+    println!("{}", signer.mint(&request).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+fn dlq(settings: &settings::Settings, command: DlqCommand) -> Result<(), String> {
+    match command {
+        DlqCommand::List {
+            services,
+            all,
+            json,
+        } => {
+            let mut rows = Vec::new();
+            for service in select(&services)? {
+                let db =
+                    platform::app::open_db(settings, service.name()).map_err(|e| e.to_string())?;
+                let mut conn = db.conn().map_err(|e| e.to_string())?;
+                for letter in
+                    bus::store::list_dead_letters(&mut conn, all).map_err(|e| e.to_string())?
+                {
+                    rows.push((service.name(), letter));
+                }
+            }
+            if json {
+                let list: Vec<_> = rows
+                    .iter()
+                    .map(|(s, l)| serde_json::json!({ "service": s, "letter": l }))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
+                );
+                return Ok(());
+            }
+            if rows.is_empty() {
+                println!("no dead letters");
+                return Ok(());
+            }
+            println!(
+                "{:<10} {:>6}  {:<20} {:<32} {:>8}  {:<19}  error",
+                "service", "id", "consumer", "kind", "attempts", "dead at (UTC)"
+            );
+            for (service, l) in rows {
+                println!(
+                    "{:<10} {:>6}  {:<20} {:<32} {:>8}  {:<19}  {}{}",
+                    service,
+                    l.id,
+                    l.consumer,
+                    l.kind,
+                    l.attempts,
+                    l.dead_at.format("%Y-%m-%d %H:%M:%S"),
+                    l.error,
+                    if l.replayed_at.is_some() {
+                        " (replayed)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+        DlqCommand::Replay { service, ids, all } => {
+            let service = select(std::slice::from_ref(&service))?.remove(0);
+            let db = platform::app::open_db(settings, service.name()).map_err(|e| e.to_string())?;
+            let mut conn = db.conn().map_err(|e| e.to_string())?;
+            let ids = if all {
+                bus::store::list_dead_letters(&mut conn, false)
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .map(|l| l.id)
+                    .collect()
+            } else if ids.is_empty() {
+                return Err("name the dead letters to replay, or pass --all".into());
+            } else {
+                ids
+            };
+            for id in ids {
+                use diesel::Connection;
+                let replayed = conn
+                    .transaction(|c| bus::store::replay_dead_letter(c, id))
+                    .map_err(|e| e.to_string())?;
+                match replayed {
+                    Some(l) => println!(
+                        "{id}: {} put back on {} (the running service's relay sends it)",
+                        l.kind, l.queue
+                    ),
+                    None => println!("{id}: no such open dead letter"),
+                }
+            }
+            Ok(())
+        }
+    }
+}

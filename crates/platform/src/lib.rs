@@ -1,1 +1,61 @@
+//! What every service stands on at run time: the service trait, the context a
+//! service gets (its database, the bus, the clock, the calendar, the settings),
+//! problem+json errors, the authenticated caller, and the HTTP server that hosts
+//! one service or all of them with health checks, metrics and the OpenAPI
+//! document.
 
+use std::sync::Arc;
+
+use actix_web::web;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub mod app;
+pub mod caller;
+pub mod problem;
+pub mod testing;
+
+pub use app::{start, Running, StartError, StartOptions};
+pub use caller::{Caller, Principal, Role};
+pub use problem::{FieldError, Problem};
+
+pub use actix_web;
+pub use tokio_util;
+pub use utoipa;
+
+/// What a service gets from the platform. Cheap to clone.
+#[derive(Clone)]
+pub struct ServiceContext {
+    pub name: &'static str,
+    /// The service's own database (outbox and inbox live there too).
+    pub db: storage::Db,
+    /// Publishing (through the outbox) and consuming.
+    pub bus: bus::ServiceBus,
+    pub clock: Arc<dyn calendar::Clock>,
+    pub calendar: Arc<calendar::ProductionCalendar>,
+    pub settings: Arc<settings::Settings>,
+}
+
+/// One service of the platform. The implementation is a stateless descriptor;
+/// the state lives in the database behind [`ServiceContext`].
+pub trait Service: Send + Sync + 'static {
+    /// Lower-case name: the schema, the SQLite file, the route prefix `/api/<name>`.
+    fn name(&self) -> &'static str;
+
+    /// Migration sets of the service's own tables (the bus tables are added by
+    /// the platform).
+    fn migrations(&self) -> Vec<&'static storage::MigrationSet>;
+
+    /// Registers the service's REST routes.
+    fn routes(&self, ctx: &ServiceContext, cfg: &mut web::ServiceConfig);
+
+    /// The OpenAPI description of those routes.
+    fn openapi(&self) -> utoipa::openapi::OpenApi;
+
+    /// Starts background work (consumers, schedules); it must stop when `cancel`
+    /// fires.
+    fn start(&self, ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
+        let _ = (ctx, cancel);
+        Vec::new()
+    }
+}

@@ -263,10 +263,10 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> Result<T, E>,
     {
         let mut conn = self.conn()?;
-        let _guard = match &self.write_lock {
-            Some(lock) => Some(lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())),
-            None => None,
-        };
+        let _guard = self
+            .write_lock
+            .as_ref()
+            .map(|lock| lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         let conn: &mut DbConnection = &mut conn;
         conn.transaction(f)
     }

@@ -1,0 +1,4 @@
+DROP TABLE balances;
+DROP TABLE postings;
+DROP TABLE movements;
+DROP TABLE accounts;

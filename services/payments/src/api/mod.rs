@@ -1,0 +1,495 @@
+//! REST handlers of the payments service: parse, authorize, call the domain and
+//! the store, map errors to problem+json.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use platform::{Caller, Problem, Role, ServiceContext};
+use primitives::Money;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::domain::access;
+use crate::domain::ledger::{AccountKind, Movement, MovementKind, SUSPENSE};
+use crate::store::{self, NewAccount, StoreError};
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError(match e {
+            StoreError::UnknownAccount(a) => {
+                Problem::not_found(format!("account {a} does not exist"))
+            }
+            StoreError::AccountExists(a) => {
+                Problem::conflict("account-exists", format!("account {a} exists already"))
+            }
+            StoreError::UnknownMovement(m) => {
+                Problem::not_found(format!("movement {m} does not exist"))
+            }
+            StoreError::AlreadyReversed(m) => Problem::conflict(
+                "already-reversed",
+                format!("movement {m} has been reversed already"),
+            ),
+            StoreError::Storage(s) => Problem::from(s),
+        })
+    }
+}
+
+/// A problem as the error of this module's handlers.
+#[derive(Debug)]
+pub struct ApiError(pub Problem);
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        ApiError(p)
+    }
+}
+
+impl From<storage::StorageError> for ApiError {
+    fn from(e: storage::StorageError) -> Self {
+        ApiError(Problem::from(e))
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(e: diesel::result::Error) -> Self {
+        ApiError(Problem::from(e))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl actix_web::ResponseError for ApiError {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        self.0.status_code()
+    }
+    fn error_response(&self) -> HttpResponse {
+        self.0.error_response()
+    }
+}
+
+pub fn routes(ctx: &ServiceContext, cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/payments")
+            .app_data(web::Data::new(ctx.clone()))
+            .route("/accounts", web::post().to(open_account))
+            .route("/accounts/{account}", web::get().to(get_account))
+            .route(
+                "/accounts/{account}/movements",
+                web::get().to(account_movements),
+            )
+            .route("/accounts/{account}/adjustments", web::post().to(adjust))
+            .route("/movements/{movement}/reversal", web::post().to(reverse)),
+    );
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(open_account, get_account, account_movements, adjust, reverse),
+    components(schemas(OpenAccount, AccountView, MovementLine, MovementPage, Adjustment, Reversal, MovementResult, AccountKind, MovementKind)),
+    tags((name = "payments", description = "Personal accounts (лицевые счета) and the double-entry ledger"))
+)]
+pub struct PaymentsApi;
+
+/// Open a personal account (лицевой счёт) for a student under an organizer's contract.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAccount {
+    /// The student's personal account id in the meal module.
+    pub account: String,
+    /// What the money is for; `meals` for school meals.
+    #[serde(default = "meals")]
+    pub purpose: String,
+    pub student_name: String,
+    pub school: String,
+    pub class_name: String,
+    pub municipality: String,
+    /// The meal organizer whose contract the account belongs to.
+    pub organizer: String,
+}
+
+fn meals() -> String {
+    "meals".into()
+}
+
+/// An account and its current balance.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    pub account: String,
+    pub kind: AccountKind,
+    pub purpose: String,
+    pub student_name: String,
+    pub school: String,
+    pub class_name: String,
+    pub municipality: String,
+    pub organizer: String,
+    pub active: bool,
+    /// Rubles with kopecks, e.g. "1250.50"; negative when in credit.
+    #[schema(value_type = String, example = "1250.50")]
+    pub balance: Money,
+}
+
+fn valid_account_id(field: &str, id: &str) -> Result<(), Problem> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::invalid(
+            field,
+            "1–64 characters: latin letters, digits, '-', '_', '.'",
+        ))
+    }
+}
+
+fn required(field: &str, value: &str) -> Result<(), Problem> {
+    if value.trim().is_empty() {
+        Err(Problem::invalid(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+/// Open a personal account.
+#[utoipa::path(post, path = "/api/payments/accounts", tag = "payments", request_body = OpenAccount,
+    security(("bearer" = [])),
+    responses((status = 201, body = AccountView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)))]
+async fn open_account(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    body: web::Json<OpenAccount>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::MealOrganizer, Role::OperatorAdmin])?;
+    let body = body.into_inner();
+    valid_account_id("account", &body.account)?;
+    if body.account == SUSPENSE {
+        return Err(Problem::invalid("account", "this id is reserved").into());
+    }
+    for (field, value) in [
+        ("student_name", &body.student_name),
+        ("school", &body.school),
+        ("class_name", &body.class_name),
+        ("municipality", &body.municipality),
+        ("organizer", &body.organizer),
+        ("purpose", &body.purpose),
+    ] {
+        required(field, value)?;
+    }
+    if !access::may_open_account(&caller, &body.organizer) {
+        return Err(
+            Problem::forbidden(format!("you do not act for organizer {}", body.organizer)).into(),
+        );
+    }
+    let row = NewAccount {
+        id: body.account.clone(),
+        kind: AccountKind::Personal.as_str().into(),
+        purpose: body.purpose,
+        student_name: body.student_name,
+        school: body.school,
+        class_name: body.class_name,
+        municipality: body.municipality,
+        organizer: body.organizer,
+        active: 1,
+        created_at: storage::now_naive(),
+    };
+    let view = ctx
+        .db
+        .write(move |conn| {
+            store::open_account(conn, &row)?;
+            view_of(conn, &row.id)
+        })
+        .await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+fn view_of(conn: &mut storage::DbConnection, id: &str) -> Result<AccountView, StoreError> {
+    let a =
+        store::find_account(conn, id)?.ok_or_else(|| StoreError::UnknownAccount(id.to_string()))?;
+    let balance = store::balance(conn, id)?;
+    Ok(AccountView {
+        kind: a.kind().unwrap_or(AccountKind::Personal),
+        account: a.id,
+        purpose: a.purpose,
+        student_name: a.student_name,
+        school: a.school,
+        class_name: a.class_name,
+        municipality: a.municipality,
+        organizer: a.organizer,
+        active: a.active == 1,
+        balance,
+    })
+}
+
+/// Loads `id` and checks the caller may see it. An account the caller may not
+/// see answers 404 like a missing one, so ids cannot be probed.
+async fn visible_account(
+    ctx: &ServiceContext,
+    caller: &Caller,
+    id: String,
+) -> Result<store::AccountRow, ApiError> {
+    let row = ctx
+        .db
+        .read(move |conn| store::find_account(conn, &id))
+        .await?;
+    match row {
+        Some(row) if access::may_view_account(caller, &row) => Ok(row),
+        Some(row) => Err(Problem::not_found(format!("account {} does not exist", row.id)).into()),
+        None => Err(Problem::not_found("no such account").into()),
+    }
+}
+
+/// An account with its balance.
+#[utoipa::path(get, path = "/api/payments/accounts/{account}", tag = "payments",
+    params(("account" = String, Path, description = "Personal account id")),
+    security(("bearer" = [])),
+    responses((status = 200, body = AccountView), (status = 401, body = Problem), (status = 404, body = Problem)))]
+async fn get_account(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let row = visible_account(&ctx, &caller, path.into_inner()).await?;
+    let view = ctx.db.read(move |conn| view_of(conn, &row.id)).await?;
+    Ok(HttpResponse::Ok().json(view))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// 1-based page number.
+    #[param(minimum = 1, default = 1)]
+    pub page: Option<i64>,
+    #[param(minimum = 1, maximum = 500, default = 50)]
+    pub per_page: Option<i64>,
+}
+
+/// One movement as seen from an account.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MovementLine {
+    pub movement: String,
+    pub kind: String,
+    pub reason: String,
+    pub author: String,
+    pub reverses: Option<String>,
+    /// Tyumen local time of the movement.
+    pub at: String,
+    /// Change of this account's balance.
+    #[schema(value_type = String, example = "-145.00")]
+    pub amount: Money,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MovementPage {
+    pub page: i64,
+    pub per_page: i64,
+    pub total: i64,
+    pub items: Vec<MovementLine>,
+}
+
+fn tyumen(ts: chrono::NaiveDateTime) -> String {
+    ts.and_utc()
+        .with_timezone(&calendar::TYUMEN)
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+/// An account's movements, newest first.
+#[utoipa::path(get, path = "/api/payments/accounts/{account}/movements", tag = "payments",
+    params(("account" = String, Path, description = "Personal account id"), PageQuery),
+    security(("bearer" = [])),
+    responses((status = 200, body = MovementPage), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn account_movements(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+    query: web::Query<PageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let page = query.page.unwrap_or(1);
+    let per_page = query.per_page.unwrap_or(50);
+    if page < 1 {
+        return Err(Problem::invalid("page", "must be at least 1").into());
+    }
+    if !(1..=500).contains(&per_page) {
+        return Err(Problem::invalid("per_page", "must be between 1 and 500").into());
+    }
+    let row = visible_account(&ctx, &caller, path.into_inner()).await?;
+    let (lines, total) = ctx
+        .db
+        .read(move |conn| store::history(conn, &row.id, (page - 1) * per_page, per_page))
+        .await?;
+    let items = lines
+        .into_iter()
+        .map(|l| MovementLine {
+            movement: l.movement_id,
+            kind: l.kind,
+            reason: l.reason,
+            author: l.author,
+            reverses: l.reverses,
+            at: tyumen(l.created_at),
+            amount: Money::from_kopecks(l.amount_kopecks),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(MovementPage {
+        page,
+        per_page,
+        total,
+        items,
+    }))
+}
+
+/// A manual correction of a balance, against the suspense account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Adjustment {
+    /// Signed amount added to the account, e.g. "150.00" or "-20.50".
+    #[schema(value_type = String, example = "150.00")]
+    pub amount: Money,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MovementResult {
+    pub movement: String,
+    /// True when the Idempotency-Key had been used: this is the first result.
+    pub duplicate: bool,
+    #[schema(value_type = String)]
+    pub balance: Money,
+}
+
+fn idempotency_key(req: &HttpRequest) -> Result<String, Problem> {
+    let key = req
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    if key.is_empty() || key.len() > 128 {
+        return Err(Problem::invalid(
+            "Idempotency-Key",
+            "header required: 1–128 characters, unique per intended operation",
+        ));
+    }
+    Ok(key.to_string())
+}
+
+/// Correct an account's balance (operator only; needs `Idempotency-Key`).
+#[utoipa::path(post, path = "/api/payments/accounts/{account}/adjustments", tag = "payments", request_body = Adjustment,
+    params(("account" = String, Path), ("Idempotency-Key" = String, Header, description = "Makes a repeated request take effect once")),
+    security(("bearer" = [])),
+    responses((status = 201, body = MovementResult), (status = 200, body = MovementResult, description = "Repeated request"), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)))]
+async fn adjust(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<Adjustment>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::OperatorAdmin])?;
+    let key = format!("adjustment:{}", idempotency_key(&req)?);
+    let account = path.into_inner();
+    let body = body.into_inner();
+    let movement = if body.amount.is_negative() {
+        Movement::transfer(
+            MovementKind::Adjustment,
+            &account,
+            SUSPENSE,
+            -body.amount,
+            &body.reason,
+            &caller.subject,
+        )
+    } else {
+        Movement::transfer(
+            MovementKind::Adjustment,
+            SUSPENSE,
+            &account,
+            body.amount,
+            &body.reason,
+            &caller.subject,
+        )
+    }
+    .map_err(|e| {
+        Problem::invalid(
+            if body.reason.trim().is_empty() {
+                "reason"
+            } else {
+                "amount"
+            },
+            e.to_string(),
+        )
+    })?;
+    let (posted, balance) = ctx
+        .db
+        .write(move |conn| {
+            let posted = store::post(conn, &movement, &key, None)?;
+            let balance = store::balance(conn, &account)?;
+            Ok::<_, StoreError>((posted, balance))
+        })
+        .await?;
+    ctx.bus.wake_relay();
+    let status = if posted.duplicate {
+        actix_web::http::StatusCode::OK
+    } else {
+        actix_web::http::StatusCode::CREATED
+    };
+    Ok(HttpResponse::build(status).json(MovementResult {
+        movement: posted.movement_id,
+        duplicate: posted.duplicate,
+        balance,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reversal {
+    pub reason: String,
+}
+
+/// Reverse a movement (operator only). A movement is reversed at most once.
+#[utoipa::path(post, path = "/api/payments/movements/{movement}/reversal", tag = "payments", request_body = Reversal,
+    params(("movement" = String, Path)),
+    security(("bearer" = [])),
+    responses((status = 201, body = MovementResult), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn reverse(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<Reversal>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::OperatorAdmin])?;
+    let original = path.into_inner();
+    let reason = body.into_inner().reason;
+    if reason.trim().is_empty() {
+        return Err(Problem::invalid("reason", "must not be empty").into());
+    }
+    let author = caller.subject.clone();
+    let posted = ctx
+        .db
+        .write(move |conn| {
+            let postings = store::postings_of(conn, &original)?;
+            if postings.is_empty() {
+                return Err(StoreError::UnknownMovement(original));
+            }
+            if store::is_reversed(conn, &original)? {
+                return Err(StoreError::AlreadyReversed(original));
+            }
+            let movement = Movement::reversal_of(&postings, &reason, &author)
+                .map_err(|e| StoreError::Storage(storage::StorageError::Config(e.to_string())))?;
+            store::post(
+                conn,
+                &movement,
+                &format!("reversal:{original}"),
+                Some(&original),
+            )
+        })
+        .await?;
+    ctx.bus.wake_relay();
+    Ok(HttpResponse::Created().json(MovementResult {
+        movement: posted.movement_id,
+        duplicate: false,
+        balance: Money::ZERO,
+    }))
+}

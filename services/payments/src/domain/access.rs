@@ -1,0 +1,32 @@
+//! Who may see and move what in the payments service. Deny by default.
+
+use platform::{Principal, Role};
+
+use crate::store::AccountRow;
+
+/// Whether `who` may see `account`'s balance and history: a parent only their own
+/// children's accounts, the organizer only its own contracts' accounts, the school's
+/// meal admin and class teacher their school/class, the municipal officer their
+/// municipality, the operator everything.
+pub fn may_view_account(who: &Principal, account: &AccountRow) -> bool {
+    (who.has_role(Role::OperatorAdmin))
+        || (who.has_role(Role::Parent) && who.may_see_child(&account.id))
+        || (who.has_role(Role::MealOrganizer)
+            && !account.organizer.is_empty()
+            && who.may_act_for_organizer(&account.organizer))
+        || (who.has_role(Role::MealAdmin)
+            && !account.school.is_empty()
+            && who.may_see_school(&account.school))
+        || (who.has_role(Role::ClassTeacher)
+            && !account.class_name.is_empty()
+            && who.may_see_class(&format!("{}/{}", account.school, account.class_name)))
+        || (who.has_role(Role::MunicipalOfficer)
+            && !account.municipality.is_empty()
+            && who.may_see_municipality(&account.municipality))
+}
+
+/// Whether `who` may open a personal account under `organizer`'s contract.
+pub fn may_open_account(who: &Principal, organizer: &str) -> bool {
+    who.has_role(Role::OperatorAdmin)
+        || (who.has_role(Role::MealOrganizer) && who.may_act_for_organizer(organizer))
+}

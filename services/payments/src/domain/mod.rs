@@ -1,0 +1,4 @@
+//! The payments domain: pure types and rules, no I/O.
+
+pub mod access;
+pub mod ledger;

@@ -1,0 +1,300 @@
+//! The ledger over real HTTP, in the current test mode: accounts, adjustments
+//! with idempotency keys, reversals, history, access, bad input, and the ledger
+//! invariants after every step.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use auth::Role;
+use platform::testing::TestApp;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn app() -> TestApp {
+    let clock = calendar::FixedClock::at_local(
+        chrono::NaiveDate::from_ymd_opt(2026, 9, 1)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap(),
+    );
+    TestApp::spawn(vec![Arc::new(payments::PaymentsService)], clock).await
+}
+
+async fn invariants_hold(app: &TestApp) {
+    let problems = app
+        .context("payments")
+        .db
+        .read(payments::store::check_invariants)
+        .await
+        .unwrap();
+    assert!(
+        problems.is_empty(),
+        "ledger invariants broken: {problems:?}"
+    );
+}
+
+fn account_body(id: &str) -> Value {
+    json!({
+        "account": id,
+        "student_name": "Иванов Пётр",
+        "school": "school-17",
+        "class_name": "3А",
+        "municipality": "tyumen",
+        "organizer": "org-1"
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_round_trip_with_idempotency_reversal_and_access() {
+    let app = app().await;
+    let http = reqwest::Client::new();
+    let organizer = app.token("org-user", &[Role::MealOrganizer], |r| {
+        r.organizers = vec!["org-1".into()]
+    });
+    let operator = app.token("op-1", &[Role::OperatorAdmin], |_| {});
+    let parent = app.token("parent-1", &[Role::Parent], |r| {
+        r.children = vec!["ls-1001".into()]
+    });
+    let stranger = app.token("parent-2", &[Role::Parent], |r| {
+        r.children = vec!["ls-9999".into()]
+    });
+
+    // Open the account; a second time is a conflict.
+    let res = http
+        .post(app.url("/api/payments/accounts"))
+        .bearer_auth(&organizer)
+        .json(&account_body("ls-1001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["balance"], "0.00");
+    let res = http
+        .post(app.url("/api/payments/accounts"))
+        .bearer_auth(&organizer)
+        .json(&account_body("ls-1001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+
+    // An organizer may not open accounts under another organizer's contract.
+    let mut other = account_body("ls-2002");
+    other["organizer"] = json!("org-2");
+    let res = http
+        .post(app.url("/api/payments/accounts"))
+        .bearer_auth(&organizer)
+        .json(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+
+    // Bad input names the field and creates nothing.
+    let mut bad = account_body("ls 1001!");
+    bad["school"] = json!("");
+    let res = http
+        .post(app.url("/api/payments/accounts"))
+        .bearer_auth(&organizer)
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "account");
+    let res = http
+        .post(app.url("/api/payments/accounts"))
+        .bearer_auth(&organizer)
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // Without a token, 401; a parent of another child sees nothing (404, not 403).
+    let res = http
+        .get(app.url("/api/payments/accounts/ls-1001"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = http
+        .get(app.url("/api/payments/accounts/ls-1001"))
+        .bearer_auth(&stranger)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let res = http
+        .get(app.url("/api/payments/accounts/ls-1001"))
+        .bearer_auth("garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    // Adjustments: only the operator, only with an Idempotency-Key, once per key.
+    let adjust = |amount: &str, key: Option<&str>, token: &str| {
+        let mut req = http
+            .post(app.url("/api/payments/accounts/ls-1001/adjustments"))
+            .bearer_auth(token)
+            .json(&json!({ "amount": amount, "reason": "cash paid at the school office" }));
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        req.send()
+    };
+    assert_eq!(
+        adjust("500.00", Some("k1"), &parent)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        adjust("500.00", None, &operator).await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    let res = adjust("500.005", Some("k0"), &operator).await.unwrap();
+    assert_eq!(
+        res.status(),
+        StatusCode::BAD_REQUEST,
+        "three decimal places are refused, not rounded"
+    );
+    let res = adjust("500.00", Some("k1"), &operator).await.unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let first: Value = res.json().await.unwrap();
+    assert_eq!(first["balance"], "500.00");
+    let res = adjust("500.00", Some("k1"), &operator).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let again: Value = res.json().await.unwrap();
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["movement"], first["movement"]);
+    assert_eq!(
+        again["balance"], "500.00",
+        "a repeated request changes nothing"
+    );
+    let res = adjust("-120.50", Some("k2"), &operator).await.unwrap();
+    let second: Value = res.json().await.unwrap();
+    assert_eq!(second["balance"], "379.50");
+    invariants_hold(&app).await;
+
+    // The parent sees the balance and the history, newest first.
+    let res = http
+        .get(app.url("/api/payments/accounts/ls-1001"))
+        .bearer_auth(&parent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let view: Value = res.json().await.unwrap();
+    assert_eq!(view["balance"], "379.50");
+    let res = http
+        .get(app.url("/api/payments/accounts/ls-1001/movements?per_page=1&page=1"))
+        .bearer_auth(&parent)
+        .send()
+        .await
+        .unwrap();
+    let page: Value = res.json().await.unwrap();
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["items"][0]["amount"], "-120.50");
+    let res = http
+        .get(app.url("/api/payments/accounts/ls-1001/movements?per_page=1000"))
+        .bearer_auth(&parent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+
+    // A reversal undoes the first adjustment, once.
+    let movement = first["movement"].as_str().unwrap();
+    let reversal = |token: &str| {
+        http.post(app.url(&format!("/api/payments/movements/{movement}/reversal")))
+            .bearer_auth(token)
+            .json(&json!({ "reason": "entered by mistake" }))
+            .send()
+    };
+    assert_eq!(
+        reversal(&operator).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        reversal(&operator).await.unwrap().status(),
+        StatusCode::CONFLICT
+    );
+    let view: Value = http
+        .get(app.url("/api/payments/accounts/ls-1001"))
+        .bearer_auth(&parent)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(view["balance"], "-120.50");
+    invariants_hold(&app).await;
+
+    // Every balance change was announced through the outbox.
+    let db = app.context("payments").db.clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let pending = db.read(bus::store::count_pending).await.unwrap();
+        let total: i64 = db
+            .read(|c| {
+                use diesel::prelude::*;
+                bus::store::outbox::table
+                    .count()
+                    .get_result::<i64>(c)
+                    .map_err(storage::StorageError::from)
+            })
+            .await
+            .unwrap();
+        if pending == 0 && total == 3 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "outbox: {pending} pending of {total}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn platform_endpoints_answer() {
+    let app = app().await;
+    let http = reqwest::Client::new();
+    let res = http.get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let ready: Value = res.json().await.unwrap();
+    assert_eq!(ready["checks"]["payments.database"], "ok");
+    let doc: Value = http
+        .get(app.url("/api/docs"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(doc["paths"]["/api/payments/accounts/{account}"].is_object());
+    assert!(doc["paths"]["/health/ready"].is_object());
+    let metrics = http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    let res = http.get(app.url("/api/nothing-here")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(res.headers()["content-type"], "application/problem+json");
+    app.stop().await;
+}
