@@ -205,11 +205,7 @@ impl Settings {
     /// Loads defaults, then every `*.toml` in `config_dir` in name order (if the
     /// directory exists), then the explicit `extra_files`, then the environment.
     pub fn load(config_dir: &Path, extra_files: &[PathBuf]) -> Result<Settings, SettingsError> {
-        Self::load_with_env(
-            config_dir,
-            extra_files,
-            Env::prefixed(ENV_PREFIX).split("__"),
-        )
+        Self::load_with_env(config_dir, extra_files, environment())
     }
 
     /// Defaults plus the given files only, ignoring the environment (tests).
@@ -341,6 +337,17 @@ impl Settings {
     pub fn is_distributed(&self) -> bool {
         self.bus.backend == BusBackend::Rabbitmq || !self.storage.database_url.is_empty()
     }
+}
+
+/// `PORTAL_…` variables, less those that are not configuration keys: the
+/// location of the configuration itself and the test harness's own.
+fn environment() -> Env {
+    Env::prefixed(ENV_PREFIX)
+        .filter(|key| {
+            let key = key.as_str().to_ascii_lowercase();
+            key != "config_dir" && !key.starts_with("test_")
+        })
+        .split("__")
 }
 
 /// Files in the config directory that name a profile (`distributed.toml`) are only

@@ -1,0 +1,291 @@
+//! The real `portal` binary, started as a user starts it: from a clean directory
+//! (embedded mode), or as one service of the distributed set-up on PostgreSQL and
+//! RabbitMQ. It must answer /health/ready, serve the API with a token minted by
+//! `portal token`, and stop gracefully on SIGTERM.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use storage::testing::{distributed, test_database_url, unique_name};
+
+const BIN: &str = env!("CARGO_BIN_EXE_portal");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Portal {
+    child: Child,
+    base: String,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+}
+
+impl Portal {
+    /// `portal serve` in a fresh directory, with the stores of the test mode.
+    fn start() -> Portal {
+        let dir = std::env::temp_dir().join(unique_name("portal-bin"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let mut env = vec![
+            (
+                "PORTAL_CONFIG_DIR".to_string(),
+                repo().join("deploy/config").display().to_string(),
+            ),
+            (
+                "PORTAL_CALENDAR__DIR".to_string(),
+                repo().join("deploy/calendar").display().to_string(),
+            ),
+            ("PORTAL_HTTP__BIND".to_string(), format!("127.0.0.1:{port}")),
+        ];
+        let mut args = vec!["serve".to_string()];
+        if distributed() {
+            // One service as its own process, as docker-compose runs it; tokens are
+            // verified against a JWKS file, as in production.
+            let keys = dir.join("data/keys");
+            auth::LocalSigner::load_or_create(&keys).unwrap();
+            args.extend(["--service", "payments", "--config"].map(String::from));
+            args.push(
+                repo()
+                    .join("deploy/config/distributed.toml")
+                    .display()
+                    .to_string(),
+            );
+            env.extend([
+                (
+                    "PORTAL_STORAGE__DATABASE_URL".to_string(),
+                    test_database_url(),
+                ),
+                (
+                    "PORTAL_SERVICES__PAYMENTS__SCHEMA".to_string(),
+                    unique_name("t_bin"),
+                ),
+                (
+                    "PORTAL_BUS__AMQP_URL".to_string(),
+                    std::env::var("PORTAL_TEST_AMQP_URL")
+                        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+                ),
+                (
+                    "PORTAL_AUTH__JWKS_PATH".to_string(),
+                    keys.join("jwks.json").display().to_string(),
+                ),
+                (
+                    "PORTAL_STORAGE__DATA_DIR".to_string(),
+                    dir.join("data").display().to_string(),
+                ),
+                ("PORTAL_HTTP__BIND".to_string(), format!("127.0.0.1:{port}")),
+            ]);
+        }
+        let child = Command::new(BIN)
+            .args(&args)
+            .current_dir(&dir)
+            .envs(env.clone())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Portal {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+            env,
+            args,
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        let mut all: Vec<String> = Vec::new();
+        // The same configuration as the server, for the CLI commands.
+        if let Some(pos) = self.args.iter().position(|a| a == "--config") {
+            all.push("--config".into());
+            all.push(self.args[pos + 1].clone());
+        }
+        all.extend(args.iter().map(|s| s.to_string()));
+        Command::new(BIN)
+            .args(&all)
+            .current_dir(&self.dir)
+            .envs(self.env.clone())
+            .output()
+            .unwrap()
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("portal exited early with {status}");
+            }
+            if let Ok(res) = reqwest::get(format!("{}/health/ready", self.base)).await {
+                if res.status() == 200 {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "portal never became ready");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// SIGTERM, then the process must exit on its own, successfully.
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "portal exited with {status} after SIGTERM"
+                );
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "portal did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Portal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn data_dir(p: &Path) -> PathBuf {
+    p.join("data")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_serves_from_a_clean_directory_and_stops_gracefully() {
+    let mut portal = Portal::start();
+    portal.wait_ready().await;
+    let http = reqwest::Client::new();
+
+    let ready: Value = http
+        .get(format!("{}/health/ready", portal.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    let live = http
+        .get(format!("{}/health/live", portal.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    if !distributed() {
+        assert!(
+            data_dir(&portal.dir).join("payments.db").is_file(),
+            "SQLite file under ./data"
+        );
+        assert_eq!(ready["checks"]["bus.memory"], "ok");
+    } else {
+        assert_eq!(ready["checks"]["bus.rabbitmq"], "ok");
+    }
+
+    // `portal token` mints a token the server accepts.
+    let out = portal.cli(&["token", "--role", "operator_admin", "--subject", "op-1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let operator = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let out = portal.cli(&["token", "--role", "chef", "--subject", "x"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chef"),
+        "the error names the bad role"
+    );
+
+    let res = http
+        .post(format!("{}/api/payments/accounts", portal.base))
+        .bearer_auth(&operator)
+        .json(&json!({
+            "account": "ls-1", "student_name": "Петрова Анна", "school": "s1", "class_name": "1Б",
+            "municipality": "tyumen", "organizer": "org-1"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = http
+        .get(format!("{}/api/payments/accounts/ls-1", portal.base))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    let account: Value = res.json().await.unwrap();
+    assert_eq!(account["balance"], "0.00");
+
+    let docs: Value = http
+        .get(format!("{}/api/docs", portal.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(docs["openapi"].as_str().unwrap().starts_with("3."));
+
+    let out = portal.cli(&["dlq", "list"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no dead letters"));
+    let out = portal.cli(&["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("payments: migrations applied"));
+
+    portal.terminate();
+}
+
+#[test]
+fn a_bad_configuration_value_stops_start_up_naming_the_key() {
+    let out = Command::new(BIN)
+        .args(["serve"])
+        .current_dir(repo())
+        .env("PORTAL_BUS__PREFETCH", "many")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bus.prefetch"), "{err}");
+
+    let out = Command::new(BIN)
+        .args(["serve", "--service", "kitchen"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown service `kitchen`"));
+}
