@@ -233,13 +233,20 @@ async fn request_reply_round_trip_and_timeout() {
     bus::spawn_responder(&server.sb, opts, Arc::new(responder), cancel.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let req = Envelope::json(
+    let mut req = Envelope::json(
         &format!("{prefix}.double.v1"),
         "test.Double.v1",
         &serde_json::json!({ "n": 21 }),
     )
     .unwrap();
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    req.headers.insert("traceparent".into(), traceparent.into());
     let reply = bus.request(req, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        reply.headers.get("traceparent").map(String::as_str),
+        Some(traceparent),
+        "trace context crosses the bus both ways"
+    );
     let v: serde_json::Value = serde_json::from_str(&reply.payload).unwrap();
     assert_eq!(v["double"], 42);
 

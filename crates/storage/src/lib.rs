@@ -234,7 +234,11 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let db = self.clone();
+        // The caller's span goes along, so work done inside (events written to the
+        // outbox, logs) belongs to the request's trace.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
             let mut conn = db.conn()?;
             f(&mut conn)
         })
@@ -251,9 +255,13 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let db = self.clone();
-        tokio::task::spawn_blocking(move || db.write_blocking(f))
-            .await
-            .map_err(|e| E::from(StorageError::Task(e.to_string())))?
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            db.write_blocking(f)
+        })
+        .await
+        .map_err(|e| E::from(StorageError::Task(e.to_string())))?
     }
 
     /// The blocking form of [`Db::write`].

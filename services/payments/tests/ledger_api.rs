@@ -298,3 +298,57 @@ async fn platform_endpoints_answer() {
     assert_eq!(res.headers()["content-type"], "application/problem+json");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_context_flows_from_http_into_the_outbox() {
+    let _guard = telemetry::init(&telemetry::TelemetryConfig {
+        service_name: "payments-test".into(),
+        log_format: telemetry::LogFormat::Pretty,
+        log_filter: "warn".into(),
+        otlp_endpoint: String::new(),
+    })
+    .unwrap();
+    let app = app().await;
+    let http = reqwest::Client::new();
+    let organizer = app.token("org-user", &[Role::MealOrganizer], |r| {
+        r.organizers = vec!["org-1".into()]
+    });
+    let operator = app.token("op-1", &[Role::OperatorAdmin], |_| {});
+    http.post(app.url("/api/payments/accounts"))
+        .bearer_auth(&organizer)
+        .json(&account_body("ls-7"))
+        .send()
+        .await
+        .unwrap();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let res = http
+        .post(app.url("/api/payments/accounts/ls-7/adjustments"))
+        .bearer_auth(&operator)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .header("Idempotency-Key", "t1")
+        .json(&json!({ "amount": "10.00", "reason": "test" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let headers: Vec<String> = app
+        .context("payments")
+        .db
+        .read(|c| {
+            use diesel::prelude::*;
+            bus::store::outbox::table
+                .select(bus::store::outbox::headers)
+                .load::<String>(c)
+                .map_err(storage::StorageError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(headers.len(), 1);
+    let headers: Value = serde_json::from_str(&headers[0]).unwrap();
+    let traceparent = headers["traceparent"].as_str().unwrap_or_default();
+    assert!(
+        traceparent.contains(trace_id),
+        "the event carries the caller's trace: {headers}"
+    );
+    app.stop().await;
+}
