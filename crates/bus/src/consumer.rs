@@ -52,7 +52,10 @@ enum Outcome {
     Failed(HandlerError),
 }
 
-/// Runs `handler` over `messages` in one transaction, each in a savepoint.
+/// Runs `handler` over `messages` in one transaction. The fast path runs every new
+/// message's handler in one savepoint and records them in the inbox with one
+/// statement; if any handler fails, that savepoint is rolled back and the batch is
+/// run again one savepoint per message, so only the failing ones fail.
 fn process_batch(
     sb: &ServiceBus,
     consumer: &str,
@@ -60,30 +63,86 @@ fn process_batch(
     messages: &[Envelope],
 ) -> Result<Vec<Outcome>, HandlerError> {
     sb.db.write_blocking(|conn| {
+        let ids: Vec<&str> = messages
+            .iter()
+            .map(|m| m.id.as_str())
+            .filter(|id| !id.is_empty())
+            .collect();
+        let seen = store::inbox_seen(conn, consumer, &ids)?;
+        let mut fresh: Vec<&Envelope> = Vec::new();
+        let mut in_batch = std::collections::HashSet::new();
+        for m in messages {
+            // The same id twice in one batch (a redelivery racing the original)
+            // counts as a duplicate the second time.
+            if !m.id.is_empty() && !seen.contains(&m.id) && in_batch.insert(m.id.as_str()) {
+                fresh.push(m);
+            }
+        }
+        let fast = conn.transaction::<(), HandlerError, _>(|c| {
+            for message in &fresh {
+                run_handler(c, consumer, handler, message)?;
+            }
+            let fresh_ids: Vec<&str> = fresh.iter().map(|m| m.id.as_str()).collect();
+            store::record_inbox_all(c, consumer, &fresh_ids)?;
+            Ok(())
+        });
+        if fast.is_ok() {
+            let mut counted = std::collections::HashSet::new();
+            return Ok(messages
+                .iter()
+                .map(|m| {
+                    if m.id.is_empty() {
+                        Outcome::Failed(HandlerError::Permanent("message has no id".into()))
+                    } else if !seen.contains(&m.id) && counted.insert(m.id.as_str()) {
+                        Outcome::Done
+                    } else {
+                        Outcome::Duplicate
+                    }
+                })
+                .collect());
+        }
         let mut outcomes = Vec::with_capacity(messages.len());
         for message in messages {
-            let span = tracing::info_span!("consume", consumer, message_id = %message.id, kind = %message.kind);
-            telemetry::adopt_trace_headers(&span, message.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let _entered = span.enter();
             if message.id.is_empty() {
-                outcomes.push(Outcome::Failed(HandlerError::Permanent("message has no id".into())));
+                outcomes.push(Outcome::Failed(HandlerError::Permanent(
+                    "message has no id".into(),
+                )));
                 continue;
             }
             let result = conn.transaction::<Outcome, HandlerError, _>(|c| {
                 // Checked before the insert: a failed insert would poison a
-                // PostgreSQL transaction, a check-then-insert race between replicas
+                // PostgreSQL transaction; a check-then-insert race between replicas
                 // ends in a unique violation, a retry, and then this check.
                 if store::inbox_contains(c, consumer, &message.id)? {
                     return Ok(Outcome::Duplicate);
                 }
                 store::record_inbox(c, consumer, &message.id)?;
-                handler.handle(c, message)?;
+                run_handler(c, consumer, handler, message)?;
                 Ok(Outcome::Done)
             });
             outcomes.push(result.unwrap_or_else(Outcome::Failed));
         }
         Ok(outcomes)
     })
+}
+
+fn run_handler(
+    conn: &mut storage::DbConnection,
+    consumer: &str,
+    handler: &dyn Handler,
+    message: &Envelope,
+) -> Result<(), HandlerError> {
+    let span =
+        tracing::info_span!("consume", consumer, message_id = %message.id, kind = %message.kind);
+    telemetry::adopt_trace_headers(
+        &span,
+        message
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    let _entered = span.enter();
+    handler.handle(conn, message)
 }
 
 /// Where a failed message goes next.
@@ -355,6 +414,8 @@ async fn rabbit_session(
                 continue;
             }
         };
+        let mut settled_all = true;
+        let mut unsettled = Vec::new();
         for ((delivery, message), outcome) in batch.iter().zip(messages).zip(outcomes) {
             count(opts, &outcome);
             let settled = match outcome {
@@ -380,20 +441,47 @@ async fn rabbit_session(
                     }
                 },
             };
-            let acked = if settled {
-                delivery.acker.ack(BasicAckOptions::default()).await
-            } else {
-                delivery
-                    .acker
-                    .nack(BasicNackOptions {
-                        requeue: true,
-                        ..Default::default()
-                    })
-                    .await
-            };
-            // A lost ack means redelivery, which the inbox absorbs.
-            acked.map_err(|e| crate::BusError::Unavailable(e.to_string()))?;
+            settled_all &= settled;
+            if !settled {
+                unsettled.push(delivery);
+            }
         }
+        // A lost ack means redelivery, which the inbox absorbs.
+        let acked = if settled_all {
+            // One frame for the whole batch: every earlier delivery on this
+            // channel is settled already.
+            match batch.last() {
+                Some(last) => last
+                    .acker
+                    .ack(BasicAckOptions { multiple: true })
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            }
+        } else {
+            let mut result = Ok(());
+            for delivery in &batch {
+                let r = if unsettled
+                    .iter()
+                    .any(|u| u.delivery_tag == delivery.delivery_tag)
+                {
+                    delivery
+                        .acker
+                        .nack(BasicNackOptions {
+                            requeue: true,
+                            ..Default::default()
+                        })
+                        .await
+                } else {
+                    delivery.acker.ack(BasicAckOptions::default()).await
+                };
+                if let Err(e) = r {
+                    result = Err(e);
+                }
+            }
+            result.map(|_| ())
+        };
+        acked.map_err(|e| crate::BusError::Unavailable(e.to_string()))?;
     }
 }
 

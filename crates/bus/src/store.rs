@@ -100,17 +100,29 @@ impl OutboxRow {
 /// Writes `message` to the outbox. Call it inside the transaction that makes the
 /// state change the message announces: both commit or neither does.
 pub fn enqueue(conn: &mut DbConnection, message: &Envelope) -> Result<(), StorageError> {
-    diesel::insert_into(outbox::table)
-        .values(NewOutboxRow {
-            message_id: &message.id,
-            topic: &message.topic,
-            kind: &message.kind,
-            payload: &message.payload,
-            headers: serde_json::to_string(&message.headers).unwrap_or_else(|_| "{}".into()),
-            destination: message.destination.as_deref(),
-            created_at: storage::now_naive(),
-        })
-        .execute(conn)?;
+    enqueue_all(conn, std::slice::from_ref(message))
+}
+
+/// Writes several messages to the outbox in one statement per 500 rows.
+pub fn enqueue_all(conn: &mut DbConnection, messages: &[Envelope]) -> Result<(), StorageError> {
+    let now = storage::now_naive();
+    for chunk in messages.chunks(500) {
+        let rows: Vec<NewOutboxRow<'_>> = chunk
+            .iter()
+            .map(|message| NewOutboxRow {
+                message_id: &message.id,
+                topic: &message.topic,
+                kind: &message.kind,
+                payload: &message.payload,
+                headers: serde_json::to_string(&message.headers).unwrap_or_else(|_| "{}".into()),
+                destination: message.destination.as_deref(),
+                created_at: now,
+            })
+            .collect();
+        storage::per_backend!(conn, |c| diesel::insert_into(outbox::table)
+            .values(&rows)
+            .execute(c))?;
+    }
     Ok(())
 }
 
@@ -157,6 +169,49 @@ pub fn inbox_contains(
         .count()
         .get_result(conn)?;
     Ok(n > 0)
+}
+
+/// Which of `message_ids` `consumer` has processed already.
+pub fn inbox_seen(
+    conn: &mut DbConnection,
+    consumer: &str,
+    message_ids: &[&str],
+) -> Result<std::collections::HashSet<String>, StorageError> {
+    let mut seen = std::collections::HashSet::new();
+    for chunk in message_ids.chunks(500) {
+        let found: Vec<String> = inbox::table
+            .filter(inbox::consumer.eq(consumer))
+            .filter(inbox::message_id.eq_any(chunk))
+            .select(inbox::message_id)
+            .load(conn)?;
+        seen.extend(found);
+    }
+    Ok(seen)
+}
+
+/// Records several processed messages in one statement per 500 rows.
+pub fn record_inbox_all(
+    conn: &mut DbConnection,
+    consumer: &str,
+    message_ids: &[&str],
+) -> Result<(), StorageError> {
+    let now = storage::now_naive();
+    for chunk in message_ids.chunks(500) {
+        let rows: Vec<_> = chunk
+            .iter()
+            .map(|id| {
+                (
+                    inbox::consumer.eq(consumer),
+                    inbox::message_id.eq(*id),
+                    inbox::processed_at.eq(now),
+                )
+            })
+            .collect();
+        storage::per_backend!(conn, |c| diesel::insert_into(inbox::table)
+            .values(&rows)
+            .execute(c))?;
+    }
+    Ok(())
 }
 
 /// Records that `consumer` has processed `message_id`. `Ok(false)` means it had

@@ -317,3 +317,15 @@ pub fn now_naive() -> chrono::NaiveDateTime {
 }
 
 pub mod testing;
+
+/// Runs the same diesel code on the concrete connection of either back end, for
+/// the few statements `MultiConnection` cannot express (multi-row inserts).
+#[macro_export]
+macro_rules! per_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::DbConnection::Pg($c) => $body,
+            $crate::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
