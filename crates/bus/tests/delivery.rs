@@ -5,8 +5,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use bus::{Bus, Envelope, HandlerError};
@@ -56,13 +57,18 @@ async fn each_message_takes_effect_once_even_when_delivered_twice() {
 /// Fails the first `fail_times` deliveries of every message, then succeeds.
 struct Flaky {
     fail_times: u32,
-    calls: AtomicU32,
+    /// (message id, attempt) pairs the handler saw: a batch's fast pass and its
+    /// per-message pass may both run one attempt, which counts once.
+    attempts: Mutex<BTreeSet<(String, u32)>>,
     permanent: bool,
 }
 
 impl bus::Handler for Flaky {
     fn handle(&self, conn: &mut DbConnection, message: &Envelope) -> Result<(), HandlerError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.attempts
+            .lock()
+            .unwrap()
+            .insert((message.id.clone(), message.attempt));
         if self.permanent {
             return Err(HandlerError::Permanent("body is not a thing".into()));
         }
@@ -85,7 +91,7 @@ async fn transient_failures_are_retried_with_backoff() {
     let prefix = topic_prefix();
     let flaky = Arc::new(Flaky {
         fail_times: 2,
-        calls: AtomicU32::new(0),
+        attempts: Mutex::default(),
         permanent: false,
     });
     let cancel = start(
@@ -102,7 +108,7 @@ async fn transient_failures_are_retried_with_backoff() {
     .await;
     assert_eq!(effect_counts(&consumer), (5, 5));
     assert_eq!(
-        flaky.calls.load(Ordering::SeqCst),
+        flaky.attempts.lock().unwrap().len(),
         15,
         "two failed attempts and one success each"
     );
@@ -123,7 +129,7 @@ async fn exhausted_messages_are_dead_lettered_and_replayable() {
     // Always fails: after max_attempts (3) the message is parked.
     let flaky = Arc::new(Flaky {
         fail_times: u32::MAX,
-        calls: AtomicU32::new(0),
+        attempts: Mutex::default(),
         permanent: false,
     });
     let mut opts = queue_for(&prefix, "stubborn");
@@ -138,7 +144,11 @@ async fn exhausted_messages_are_dead_lettered_and_replayable() {
             == 2
     })
     .await;
-    assert_eq!(flaky.calls.load(Ordering::SeqCst), 6, "three attempts each");
+    assert_eq!(
+        flaky.attempts.lock().unwrap().len(),
+        6,
+        "three attempts each"
+    );
     let letters = bus::store::list_dead_letters(&mut db.conn().unwrap(), false).unwrap();
     assert!(
         letters[0].error.contains("after 3 attempts"),
@@ -153,7 +163,7 @@ async fn exhausted_messages_are_dead_lettered_and_replayable() {
     // The operator fixes the cause (now the handler succeeds) and replays one.
     let cured = Arc::new(Flaky {
         fail_times: 0,
-        calls: AtomicU32::new(0),
+        attempts: Mutex::default(),
         permanent: false,
     });
     let cancel = start(&consumer, &consumer, opts, cured).await;
@@ -187,7 +197,7 @@ async fn permanent_failures_skip_the_retries() {
     let prefix = topic_prefix();
     let bad = Arc::new(Flaky {
         fail_times: 0,
-        calls: AtomicU32::new(0),
+        attempts: Mutex::default(),
         permanent: true,
     });
     let cancel = start(
@@ -206,7 +216,7 @@ async fn permanent_failures_skip_the_retries() {
             == 1
     })
     .await;
-    assert_eq!(bad.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(bad.attempts.lock().unwrap().len(), 1);
     cancel.cancel();
     drop_queue(&settings, &format!("{prefix}.strict")).await;
 }
@@ -280,4 +290,47 @@ async fn request_reply_round_trip_and_timeout() {
     );
     cancel.cancel();
     drop_queue(&settings, &format!("{prefix}.doubler")).await;
+}
+
+/// Refuses, for good, only the message whose body has `n == 3`.
+struct PickyAboutThree;
+
+impl bus::Handler for PickyAboutThree {
+    fn handle(&self, conn: &mut DbConnection, message: &Envelope) -> Result<(), HandlerError> {
+        let body: serde_json::Value = message.decode()?;
+        if body["n"] == 3 {
+            return Err(HandlerError::Permanent("three is not accepted".into()));
+        }
+        RecordEffect.handle(conn, message)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_message_does_not_undo_its_batch() {
+    let settings = bus_settings();
+    let bus = Bus::connect(&settings).await.unwrap();
+    let producer = side("producer", &bus, &settings).await;
+    let consumer = side("consumer", &bus, &settings).await;
+    let prefix = topic_prefix();
+    let mut opts = queue_for(&prefix, "picky");
+    opts.concurrency = 1;
+    // All ten are committed before the consumer starts, so they arrive as one batch.
+    enqueue(&producer, &prefix, 0, 10, 10).await;
+    let cancel = start(&producer, &consumer, opts, Arc::new(PickyAboutThree)).await;
+    wait_for("9 effects", Duration::from_secs(30), || {
+        effect_counts(&consumer).0 == 9
+    })
+    .await;
+    let db = consumer.test_db.db.clone();
+    wait_for("the dead letter", Duration::from_secs(30), || {
+        bus::store::list_dead_letters(&mut db.conn().unwrap(), false)
+            .unwrap()
+            .len()
+            == 1
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(effect_counts(&consumer), (9, 9));
+    cancel.cancel();
+    drop_queue(&settings, &format!("{prefix}.picky")).await;
 }
