@@ -30,7 +30,9 @@ pub struct QueueDef {
 pub fn topology() -> Vec<QueueDef> {
     let mut all = Vec::new();
     all.extend_from_slice(payments::QUEUES);
+    all.push(meals::DEBITS_QUEUE);
     all
 }
 
+pub mod meals;
 pub mod payments;

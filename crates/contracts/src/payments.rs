@@ -1,5 +1,6 @@
 //! Messages the payments service consumes and publishes.
 
+use primitives::Money;
 use serde::{Deserialize, Serialize};
 
 use crate::{Contract, QueueDef};
@@ -12,12 +13,31 @@ pub const QUEUES: &[QueueDef] = &[];
 pub struct BalanceChanged {
     /// Лицевой счёт: the student's personal account id.
     pub account: String,
-    /// Balance after the movement, rubles with kopecks as a decimal string.
-    pub balance: String,
+    /// Balance after the movement.
+    pub balance: Money,
     pub movement_id: String,
 }
 
 impl Contract for BalanceChanged {
     const TOPIC: &'static str = "payments.balance.changed.v1";
     const KIND: &'static str = "payments.BalanceChanged.v1";
+}
+
+/// The outcome of a meal debit: written off, or refused (and why).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebitResult {
+    /// The `DebitRequested::key` this answers.
+    pub key: String,
+    pub account: String,
+    pub accepted: bool,
+    /// Why a debit was refused (the credit limit, an unknown account).
+    pub reason: Option<String>,
+    /// Balance after the debit (or unchanged, when refused).
+    pub balance: Money,
+    pub movement_id: Option<String>,
+}
+
+impl Contract for DebitResult {
+    const TOPIC: &'static str = "payments.debit.result.v1";
+    const KIND: &'static str = "payments.DebitResult.v1";
 }

@@ -5,6 +5,7 @@
 use platform::{Service, ServiceContext};
 
 pub mod api;
+pub mod consumers;
 pub mod domain;
 pub mod store;
 
@@ -25,6 +26,18 @@ impl Service for PaymentsService {
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
-        <api::PaymentsApi as utoipa::OpenApi>::openapi()
+        let mut doc = <api::PaymentsApi as utoipa::OpenApi>::openapi();
+        doc.merge(<api::banking::BankingApi as utoipa::OpenApi>::openapi());
+        doc
+    }
+
+    fn start(
+        &self,
+        ctx: &ServiceContext,
+        cancel: platform::tokio_util::sync::CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        tasks.extend(consumers::spawn(ctx, cancel.clone()));
+        tasks
     }
 }

@@ -1,6 +1,8 @@
 //! REST handlers of the payments service: parse, authorize, call the domain and
 //! the store, map errors to problem+json.
 
+pub mod banking;
+
 use actix_web::{web, HttpRequest, HttpResponse};
 use platform::{Caller, Problem, Role, ServiceContext};
 use primitives::Money;
@@ -70,18 +72,27 @@ impl actix_web::ResponseError for ApiError {
 }
 
 pub fn routes(ctx: &ServiceContext, cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/api/payments")
-            .app_data(web::Data::new(ctx.clone()))
-            .route("/accounts", web::post().to(open_account))
-            .route("/accounts/{account}", web::get().to(get_account))
-            .route(
-                "/accounts/{account}/movements",
-                web::get().to(account_movements),
-            )
-            .route("/accounts/{account}/adjustments", web::post().to(adjust))
-            .route("/movements/{movement}/reversal", web::post().to(reverse)),
-    );
+    // actix hands a request to the first scope whose prefix matches, so the more
+    // specific scopes (`/api/payments/banks`, …) are registered before the general
+    // `/api/payments` one, whose routes are added last.
+    cfg.service(banking::scope(ctx));
+    // Resources, not a scope: a scope on `/api/payments` would swallow every
+    // longer path. The context is attached per resource, since every service of
+    // the process has a `ServiceContext` of its own.
+    let data = web::Data::new(ctx.clone());
+    let resource = |path: &str| web::resource(path).app_data(data.clone());
+    cfg.service(resource("/api/payments/accounts").route(web::post().to(open_account)))
+        .service(resource("/api/payments/accounts/{account}").route(web::get().to(get_account)))
+        .service(
+            resource("/api/payments/accounts/{account}/movements")
+                .route(web::get().to(account_movements)),
+        )
+        .service(
+            resource("/api/payments/accounts/{account}/adjustments").route(web::post().to(adjust)),
+        )
+        .service(
+            resource("/api/payments/movements/{movement}/reversal").route(web::post().to(reverse)),
+        );
 }
 
 #[derive(utoipa::OpenApi)]

@@ -53,6 +53,10 @@ pub enum MovementKind {
     Adjustment,
     /// The reversal of an earlier movement.
     Reversal,
+    /// A day's meal written off after the day closed.
+    MealDebit,
+    /// A bank's online payment (cash desk, terminal, internet bank).
+    BankPayment,
 }
 
 impl MovementKind {
@@ -60,6 +64,8 @@ impl MovementKind {
         match self {
             MovementKind::Adjustment => "adjustment",
             MovementKind::Reversal => "reversal",
+            MovementKind::MealDebit => "meal_debit",
+            MovementKind::BankPayment => "bank_payment",
         }
     }
 }

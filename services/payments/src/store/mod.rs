@@ -136,6 +136,48 @@ pub fn open_account(conn: &mut DbConnection, account: &NewAccount) -> Result<(),
     Ok(())
 }
 
+/// The ledger account ids of the system counterparties, one per owner.
+pub mod system {
+    /// What parents paid towards an organizer's meals.
+    pub fn settlement(organizer: &str) -> String {
+        format!("settlement:{organizer}")
+    }
+    /// Money received through a bank and not yet settled.
+    pub fn clearing(bank: &str) -> String {
+        format!("clearing:{bank}")
+    }
+    /// The budget's share (ПЧВР reimbursement) in a municipality.
+    pub fn budget(municipality: &str) -> String {
+        format!("budget:{municipality}")
+    }
+}
+
+/// Opens a system account (settlement, clearing, budget) if it does not exist.
+pub fn ensure_system_account(
+    conn: &mut DbConnection,
+    id: &str,
+    kind: AccountKind,
+) -> Result<(), StoreError> {
+    if find_account(conn, id)?.is_some() {
+        return Ok(());
+    }
+    open_account(
+        conn,
+        &NewAccount {
+            id: id.to_string(),
+            kind: kind.as_str().to_string(),
+            purpose: "system".into(),
+            student_name: String::new(),
+            school: String::new(),
+            class_name: String::new(),
+            municipality: String::new(),
+            organizer: String::new(),
+            active: 1,
+            created_at: storage::now_naive(),
+        },
+    )
+}
+
 pub fn find_account(conn: &mut DbConnection, id: &str) -> Result<Option<AccountRow>, StoreError> {
     Ok(accounts::table
         .find(id)
@@ -219,7 +261,7 @@ pub fn post(
         if account.and_then(|a| a.kind()) == Some(AccountKind::Personal) {
             let event = contracts::payments::BalanceChanged {
                 account: p.account.clone(),
-                balance: balance(conn, &p.account)?.to_string(),
+                balance: balance(conn, &p.account)?,
                 movement_id: movement_id.clone(),
             };
             let envelope = bus::Envelope::json(
@@ -235,6 +277,36 @@ pub fn post(
         movement_id,
         duplicate: false,
     })
+}
+
+/// Locks `account`'s balance row for a debit of `amount` and says whether the
+/// balance may go that low: `balance − amount ≥ −credit_limit`. The row stays
+/// locked until the transaction ends, so concurrent debits of one account are
+/// judged one after the other, each on the balance the previous one left.
+pub fn lock_for_debit(
+    conn: &mut DbConnection,
+    account: &str,
+    amount: Money,
+    credit_limit: Money,
+) -> Result<bool, StoreError> {
+    let floor = -(credit_limit.kopecks());
+    let n = diesel::update(
+        balances::table
+            .filter(balances::account_id.eq(account))
+            .filter((balances::balance_kopecks - amount.kopecks()).ge(floor)),
+    )
+    .set(balances::balance_kopecks.eq(balances::balance_kopecks))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// The movement posted under `key`, if any.
+pub fn movement_by_key(conn: &mut DbConnection, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(movements::table
+        .filter(movements::idempotency_key.eq(key))
+        .select(movements::id)
+        .first(conn)
+        .optional()?)
 }
 
 pub fn postings_of(conn: &mut DbConnection, movement_id: &str) -> Result<Vec<Posting>, StoreError> {
@@ -338,3 +410,5 @@ pub fn check_invariants(conn: &mut DbConnection) -> Result<Vec<String>, StoreErr
     }
     Ok(problems)
 }
+
+pub mod banking;

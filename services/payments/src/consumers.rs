@@ -1,0 +1,138 @@
+//! What the payments service consumes from the bus.
+
+use std::sync::Arc;
+
+use bus::{ConsumerOptions, QueueSpec};
+use platform::tokio_util::sync::CancellationToken;
+use platform::ServiceContext;
+use tokio::task::JoinHandle;
+
+use crate::domain::debits;
+
+/// Starts every consumer of the service.
+pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
+    let def = contracts::meals::DEBITS_QUEUE;
+    let opts = ConsumerOptions::new(
+        "payments.meal-debits",
+        QueueSpec::new(def.queue, def.bindings),
+    );
+    bus::spawn_consumer(&ctx.bus, opts, Arc::new(MealDebitHandler), cancel)
+}
+
+/// Writes off meal debits (idempotent by the debit's key) and answers each with
+/// a `DebitResult` event.
+pub struct MealDebitHandler;
+
+impl bus::Handler for MealDebitHandler {
+    fn handle(
+        &self,
+        conn: &mut storage::DbConnection,
+        message: &bus::Envelope,
+    ) -> Result<(), bus::HandlerError> {
+        use contracts::meals::DebitRequested;
+        use contracts::payments::DebitResult;
+        use contracts::Contract;
+
+        let request: DebitRequested = message.decode()?;
+        let result = write_off(conn, &request)?;
+        if let Some(reason) = &result.reason {
+            tracing::warn!(key = %request.key, account = %request.account, reason, "meal debit refused");
+        }
+        let event = bus::Envelope::json(DebitResult::TOPIC, DebitResult::KIND, &result)
+            .map_err(|e| bus::HandlerError::Permanent(e.to_string()))?;
+        bus::store::enqueue(conn, &event)?;
+        Ok(())
+    }
+}
+
+fn write_off(
+    conn: &mut storage::DbConnection,
+    request: &contracts::meals::DebitRequested,
+) -> Result<contracts::payments::DebitResult, bus::HandlerError> {
+    use crate::domain::ledger::AccountKind;
+    use crate::store::{self, system};
+
+    let key = format!("meal-debit:{}", request.key);
+    let refused = |reason: String, balance: primitives::Money| contracts::payments::DebitResult {
+        key: request.key.clone(),
+        account: request.account.clone(),
+        accepted: false,
+        reason: Some(reason),
+        balance,
+        movement_id: None,
+    };
+    let to_handler = |e: store::StoreError| bus::HandlerError::Transient(e.to_string());
+
+    // A repeat of a debit already written off answers with the first result.
+    if let Some(movement_id) = store::movement_by_key(conn, &key).map_err(to_handler)? {
+        let balance = store::balance(conn, &request.account).map_err(to_handler)?;
+        return Ok(contracts::payments::DebitResult {
+            key: request.key.clone(),
+            account: request.account.clone(),
+            accepted: true,
+            reason: None,
+            balance,
+            movement_id: Some(movement_id),
+        });
+    }
+    let Some(account) = store::find_account(conn, &request.account).map_err(to_handler)? else {
+        return Ok(refused(
+            debits::Refusal::UnknownAccount(request.account.clone()).to_string(),
+            primitives::Money::ZERO,
+        ));
+    };
+    let balance = store::balance(conn, &account.id).map_err(to_handler)?;
+    if account.active != 1 || account.kind() != Some(AccountKind::Personal) {
+        return Ok(refused(
+            debits::Refusal::Inactive(account.id.clone()).to_string(),
+            balance,
+        ));
+    }
+    if let Err(refusal) = debits::check(balance, request.amount, request.credit_limit) {
+        return Ok(refused(refusal.to_string(), balance));
+    }
+    // The check above read a balance that may be stale; this one locks the row.
+    if !store::lock_for_debit(conn, &account.id, request.amount, request.credit_limit)
+        .map_err(to_handler)?
+    {
+        let now = store::balance(conn, &account.id).map_err(to_handler)?;
+        let refusal = debits::Refusal::OverCreditLimit {
+            balance: now,
+            amount: request.amount,
+            limit: request.credit_limit,
+        };
+        return Ok(refused(refusal.to_string(), now));
+    }
+    let settlement = system::settlement(&request.organizer);
+    let budget = system::budget(&request.municipality);
+    store::ensure_system_account(conn, &settlement, AccountKind::OrganizerSettlement)
+        .map_err(to_handler)?;
+    store::ensure_system_account(conn, &budget, AccountKind::Budget).map_err(to_handler)?;
+    let reason = format!("{} {} meal", request.date, request.meal_time);
+    let movement = debits::movement(
+        &account.id,
+        &settlement,
+        &budget,
+        request.amount,
+        request.reimbursed,
+        &reason,
+    )
+    .map_err(|e| bus::HandlerError::Permanent(e.to_string()))?;
+    let movement_id = match movement {
+        Some(m) => Some(
+            store::post(conn, &m, &key, None)
+                .map_err(to_handler)?
+                .movement_id,
+        ),
+        None => None,
+    };
+    let balance = store::balance(conn, &account.id).map_err(to_handler)?;
+    Ok(contracts::payments::DebitResult {
+        key: request.key.clone(),
+        account: account.id,
+        accepted: true,
+        reason: None,
+        balance,
+        movement_id,
+    })
+}

@@ -1,0 +1,94 @@
+//! Banks' online payments.
+
+use diesel::prelude::*;
+use storage::DbConnection;
+
+use super::StoreError;
+
+diesel::table! {
+    bank_payments (id) {
+        id -> Text,
+        bank -> Text,
+        txn_id -> Text,
+        account -> Text,
+        amount_kopecks -> BigInt,
+        txn_at -> Timestamp,
+        accepted_at -> Timestamp,
+        banking_day -> Date,
+        movement_id -> Text,
+        status -> Text,
+        cancelled_at -> Nullable<Timestamp>,
+    }
+}
+
+pub const ACCEPTED: &str = "accepted";
+pub const CANCELLED: &str = "cancelled";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = bank_payments)]
+pub struct BankPaymentRow {
+    pub id: String,
+    pub bank: String,
+    pub txn_id: String,
+    pub account: String,
+    pub amount_kopecks: i64,
+    pub txn_at: chrono::NaiveDateTime,
+    pub accepted_at: chrono::NaiveDateTime,
+    pub banking_day: chrono::NaiveDate,
+    pub movement_id: String,
+    pub status: String,
+    pub cancelled_at: Option<chrono::NaiveDateTime>,
+}
+
+pub fn find(
+    conn: &mut DbConnection,
+    bank: &str,
+    txn_id: &str,
+) -> Result<Option<BankPaymentRow>, StoreError> {
+    Ok(bank_payments::table
+        .filter(bank_payments::bank.eq(bank))
+        .filter(bank_payments::txn_id.eq(txn_id))
+        .select(BankPaymentRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert(conn: &mut DbConnection, row: &BankPaymentRow) -> Result<(), StoreError> {
+    diesel::insert_into(bank_payments::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Marks an accepted payment cancelled; `false` if it was not accepted any more.
+pub fn mark_cancelled(
+    conn: &mut DbConnection,
+    id: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        bank_payments::table
+            .filter(bank_payments::id.eq(id))
+            .filter(bank_payments::status.eq(ACCEPTED)),
+    )
+    .set((
+        bank_payments::status.eq(CANCELLED),
+        bank_payments::cancelled_at.eq(Some(at)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// One bank's payments of one banking day, in the order accepted.
+pub fn of_day(
+    conn: &mut DbConnection,
+    bank: &str,
+    day: chrono::NaiveDate,
+) -> Result<Vec<BankPaymentRow>, StoreError> {
+    Ok(bank_payments::table
+        .filter(bank_payments::bank.eq(bank))
+        .filter(bank_payments::banking_day.eq(day))
+        .order(bank_payments::accepted_at)
+        .select(BankPaymentRow::as_select())
+        .load(conn)?)
+}
