@@ -57,6 +57,27 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Payment registries of the banks.
+    Registry {
+        #[command(subcommand)]
+        command: RegistryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RegistryCommand {
+    /// Import a bank's registry file (CSV in Windows-1251 or XML), with a progress bar.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        bank: String,
+        /// The registry's day, YYYY-MM-DD (required for CSV).
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// csv or xml; by default from the file's extension.
+        #[arg(long)]
+        format: Option<String>,
+    },
 }
 
 #[derive(clap::Args)]
@@ -136,6 +157,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Migrate { services } => migrate(&settings, &services),
         Command::Token(args) => token(&settings, args),
         Command::Dlq { command } => dlq(&settings, command),
+        Command::Registry { command } => registry(&settings, command),
     }
 }
 
@@ -291,4 +313,93 @@ fn dlq(settings: &settings::Settings, command: DlqCommand) -> Result<(), String>
             Ok(())
         }
     }
+}
+
+fn registry(settings: &settings::Settings, command: RegistryCommand) -> Result<(), String> {
+    use std::sync::atomic::Ordering;
+    let RegistryCommand::Import {
+        file,
+        bank,
+        date,
+        format,
+    } = command;
+    let format = match format
+        .as_deref()
+        .or_else(|| file.extension().and_then(|e| e.to_str()))
+    {
+        Some(f) if f.eq_ignore_ascii_case("xml") => payments::registry::Format::Xml,
+        Some(f) if f.eq_ignore_ascii_case("csv") || f.eq_ignore_ascii_case("txt") => {
+            payments::registry::Format::Csv
+        }
+        other => {
+            return Err(format!(
+                "--format: csv or xml, got {}",
+                other.unwrap_or("nothing")
+            ))
+        }
+    };
+    let size = std::fs::metadata(&file)
+        .map_err(|e| format!("{}: {e}", file.display()))?
+        .len();
+    let db = platform::app::open_db(settings, "payments").map_err(|e| e.to_string())?;
+    db.migrate(&platform::app::migration_sets(&payments::PaymentsService))
+        .map_err(|e| e.to_string())?;
+    let request = payments::registry::ImportRequest {
+        format,
+        bank,
+        date,
+        file_name: file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        uploaded_by: format!(
+            "cli:{}",
+            std::env::var("USER").unwrap_or_else(|_| "operator".into())
+        ),
+    };
+    let progress = std::sync::Arc::new(payments::registry::Progress::default());
+    let bar = indicatif::ProgressBar::new(size * 2);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:12} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> "),
+    );
+    let watcher = {
+        let (progress, bar) = (progress.clone(), bar.clone());
+        std::thread::spawn(move || loop {
+            let pass = progress.pass.load(Ordering::Relaxed);
+            let done = progress.bytes.load(Ordering::Relaxed);
+            bar.set_message(if pass <= 1 { "checking" } else { "reconciling" });
+            bar.set_position(if pass <= 1 { done } else { size + done });
+            if bar.is_finished() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        })
+    };
+    let result = payments::registry::import(&db, chrono::Utc::now(), &file, &request, &progress);
+    bar.finish_and_clear();
+    let _ = watcher.join();
+    let imported = result.map_err(|e| e.to_string())?;
+    let r = &imported.registry;
+    if imported.already_imported {
+        println!(
+            "this registry was imported before ({}); nothing changed",
+            r.id
+        );
+    }
+    println!(
+        "registry {} of bank {} for {}: {} lines, {}",
+        r.id,
+        r.bank,
+        r.registry_date,
+        r.lines_total,
+        primitives::Money::from_kopecks(r.amount_total_kopecks)
+    );
+    for (outcome, n) in r.outcome_counts() {
+        println!("  {outcome:<22} {n}");
+    }
+    Ok(())
 }

@@ -251,6 +251,53 @@ async fn portal_serves_from_a_clean_directory_and_stops_gracefully() {
         .unwrap();
     assert!(docs["openapi"].as_str().unwrap().starts_with("3."));
 
+    // A registry imported by the operator from the command line, twice.
+    let registry = portal.dir.join("sber-20260914.csv");
+    let text = "T1;ls-1;100,00;14.09.2026 10:01:00;Петров\r\nT2;ls-404;40.00;14.09.2026 11:00:00;Неизвестный\r\nИТОГО;2;140.00\r\n";
+    std::fs::write(&registry, encoding_rs::WINDOWS_1251.encode(text).0).unwrap();
+    let path = registry.display().to_string();
+    let out = portal.cli(&[
+        "registry",
+        "import",
+        &path,
+        "--bank",
+        "sber",
+        "--date",
+        "2026-09-14",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(printed.contains("2 lines, 140.00"), "{printed}");
+    assert!(
+        printed.contains("credited") && printed.contains("unknown_account"),
+        "{printed}"
+    );
+    let out = portal.cli(&[
+        "registry",
+        "import",
+        &path,
+        "--bank",
+        "sber",
+        "--date",
+        "2026-09-14",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("imported before"));
+    let res = http
+        .get(format!("{}/api/payments/accounts/ls-1", portal.base))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    let account: Value = res.json().await.unwrap();
+    assert_eq!(
+        account["balance"], "100.00",
+        "the cash-desk payment was credited"
+    );
+
     let out = portal.cli(&["dlq", "list"]);
     assert!(
         out.status.success(),

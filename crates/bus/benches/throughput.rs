@@ -206,8 +206,14 @@ async fn full_path(
         };
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut opts = ConsumerOptions::new("bench", spec.clone());
-    opts.batch = 256;
-    opts.concurrency = 4;
+    opts.batch = std::env::var("BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    opts.concurrency = std::env::var("BENCH_CONSUMERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
     bus::spawn_consumer(&consumer, opts, Arc::new(handler), cancel.clone());
     bus::spawn_relay(&producer, cancel.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -293,6 +299,10 @@ fn main() {
     settings.backend = settings::BusBackend::Rabbitmq;
     settings.amqp_url = amqp.clone();
     settings.relay_batch = 500;
+    settings.prefetch = std::env::var("BENCH_PREFETCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
     settings.relay_poll_ms = 20;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

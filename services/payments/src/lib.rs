@@ -4,9 +4,11 @@
 
 use platform::{Service, ServiceContext};
 
+pub mod acquiring;
 pub mod api;
 pub mod consumers;
 pub mod domain;
+pub mod registry;
 pub mod store;
 
 /// The payments service descriptor.
@@ -28,6 +30,9 @@ impl Service for PaymentsService {
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         let mut doc = <api::PaymentsApi as utoipa::OpenApi>::openapi();
         doc.merge(<api::banking::BankingApi as utoipa::OpenApi>::openapi());
+        doc.merge(<api::registries::RegistriesApi as utoipa::OpenApi>::openapi());
+        doc.merge(<api::charges::ChargesApi as utoipa::OpenApi>::openapi());
+        doc.merge(<api::acquiring::AcquiringApi as utoipa::OpenApi>::openapi());
         doc
     }
 
@@ -38,6 +43,7 @@ impl Service for PaymentsService {
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let mut tasks = Vec::new();
         tasks.extend(consumers::spawn(ctx, cancel.clone()));
+        tasks.push(acquiring::spawn_poller(ctx.clone(), cancel.clone()));
         tasks
     }
 }

@@ -43,7 +43,7 @@ async fn send(app: &TestApp, request: &DebitRequested) {
         .await
         .unwrap();
     // The in-process bus confirms when the consumer committed; RabbitMQ when queued.
-    let _ = confirms;
+    confirms.await.unwrap();
 }
 
 async fn results(app: &TestApp) -> Vec<DebitResult> {

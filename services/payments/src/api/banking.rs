@@ -253,6 +253,7 @@ async fn pay(
                 movement_id: posted.movement_id,
                 status: bank_store::ACCEPTED.into(),
                 cancelled_at: None,
+                registry_id: None,
             };
             bank_store::insert(conn, &row)?;
             Ok(BankAnswer {

@@ -1,7 +1,10 @@
 //! REST handlers of the payments service: parse, authorize, call the domain and
 //! the store, map errors to problem+json.
 
+pub mod acquiring;
 pub mod banking;
+pub mod charges;
+pub mod registries;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use platform::{Caller, Problem, Role, ServiceContext};
@@ -76,6 +79,9 @@ pub fn routes(ctx: &ServiceContext, cfg: &mut web::ServiceConfig) {
     // specific scopes (`/api/payments/banks`, …) are registered before the general
     // `/api/payments` one, whose routes are added last.
     cfg.service(banking::scope(ctx));
+    cfg.service(registries::scope(ctx));
+    cfg.service(charges::scope(ctx));
+    cfg.service(acquiring::services(ctx));
     // Resources, not a scope: a scope on `/api/payments` would swallow every
     // longer path. The context is attached per resource, since every service of
     // the process has a `ServiceContext` of its own.

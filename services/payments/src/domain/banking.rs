@@ -64,7 +64,7 @@ pub fn min_payment() -> Money {
 }
 
 pub fn max_payment() -> Money {
-    Money::from_kopecks(30_000_00)
+    Money::from_kopecks(3_000_000)
 }
 
 /// The account number format banks send: what personal account ids look like.

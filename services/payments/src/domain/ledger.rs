@@ -57,6 +57,10 @@ pub enum MovementKind {
     MealDebit,
     /// A bank's online payment (cash desk, terminal, internet bank).
     BankPayment,
+    /// A parent's card top-up through the organizer's acquiring bank.
+    TopUp,
+    /// A refund of a card top-up to the payer's card.
+    Refund,
 }
 
 impl MovementKind {
@@ -66,6 +70,8 @@ impl MovementKind {
             MovementKind::Reversal => "reversal",
             MovementKind::MealDebit => "meal_debit",
             MovementKind::BankPayment => "bank_payment",
+            MovementKind::TopUp => "top_up",
+            MovementKind::Refund => "refund",
         }
     }
 }

@@ -2,5 +2,7 @@
 
 pub mod access;
 pub mod banking;
+pub mod charges;
 pub mod debits;
 pub mod ledger;
+pub mod registry;

@@ -18,6 +18,7 @@ diesel::table! {
         movement_id -> Text,
         status -> Text,
         cancelled_at -> Nullable<Timestamp>,
+        registry_id -> Nullable<Text>,
     }
 }
 
@@ -38,6 +39,8 @@ pub struct BankPaymentRow {
     pub movement_id: String,
     pub status: String,
     pub cancelled_at: Option<chrono::NaiveDateTime>,
+    /// The registry that confirmed it, once one did.
+    pub registry_id: Option<String>,
 }
 
 pub fn find(

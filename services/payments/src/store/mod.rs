@@ -411,4 +411,7 @@ pub fn check_invariants(conn: &mut DbConnection) -> Result<Vec<String>, StoreErr
     Ok(problems)
 }
 
+pub mod acquiring;
 pub mod banking;
+pub mod charges;
+pub mod registry;

@@ -1,0 +1,456 @@
+//! Importing a payment registry: a first streaming pass parses every line and
+//! checks the totals (nothing is written if anything is wrong), a second
+//! streaming pass reconciles the lines in transactions of [`CHUNK`] lines that
+//! also record how far they got, so an interrupted import resumes where it stopped
+//! and a repeated one changes nothing. Memory stays constant whatever the size of
+//! the file.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufReader, Read};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use primitives::Money;
+use sha2::Digest;
+use storage::Db;
+
+use crate::domain::ledger::{AccountKind, Movement, MovementKind, SUSPENSE};
+use crate::domain::registry::{self, FormatError, Line, Outcome, Posted, Tally, Totals};
+use crate::store::banking::{self as bank_store, BankPaymentRow};
+use crate::store::registry::{self as reg_store, ItemRow, RegistryRow};
+use crate::store::{self, system, StoreError};
+
+mod reader;
+pub mod report;
+
+/// Lines reconciled in one transaction.
+pub const CHUNK: usize = 1000;
+
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Xml,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Xml => "xml",
+        }
+    }
+}
+
+/// What to import.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    pub format: Format,
+    /// The bank that sent the registry.
+    pub bank: String,
+    /// The registry's day; required for CSV, checked against the XML's `date`.
+    pub date: Option<chrono::NaiveDate>,
+    pub file_name: String,
+    pub uploaded_by: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{0}")]
+    Format(#[from] FormatError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("a different registry of bank {bank} for {date} was imported already ({other})")]
+    OtherRegistryForDay {
+        bank: String,
+        date: chrono::NaiveDate,
+        other: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot read the file: {0}")]
+    Io(String),
+}
+
+impl From<storage::StorageError> for ImportError {
+    fn from(e: storage::StorageError) -> Self {
+        ImportError::Store(StoreError::Storage(e))
+    }
+}
+
+impl From<diesel::result::Error> for ImportError {
+    fn from(e: diesel::result::Error) -> Self {
+        ImportError::Store(StoreError::from(e))
+    }
+}
+
+/// How far an import got, for a progress bar.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Bytes of the file read in the current pass.
+    pub bytes: AtomicU64,
+    /// 1 while checking, 2 while reconciling.
+    pub pass: AtomicU64,
+}
+
+/// The result of an import.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Imported {
+    pub registry: RegistryRow,
+    /// The same file had been imported before: nothing changed now.
+    pub already_imported: bool,
+}
+
+/// The registry's id: SHA-256 of its bytes.
+pub fn file_id(path: &Path) -> Result<String, ImportError> {
+    let mut file = std::fs::File::open(path).map_err(|e| ImportError::Io(e.to_string()))?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0_u8; 64 * 1024];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| ImportError::Io(e.to_string()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Counts bytes as they are read.
+struct Counting<R> {
+    inner: R,
+    progress: Arc<Progress>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+fn open(path: &Path, progress: &Arc<Progress>) -> Result<impl Read, ImportError> {
+    let file = std::fs::File::open(path).map_err(|e| ImportError::Io(e.to_string()))?;
+    progress.bytes.store(0, Ordering::Relaxed);
+    Ok(Counting {
+        inner: BufReader::with_capacity(256 * 1024, file),
+        progress: progress.clone(),
+    })
+}
+
+/// Imports the registry at `path` (blocking: run it on a blocking thread).
+pub fn import(
+    db: &Db,
+    now: chrono::DateTime<chrono::Utc>,
+    path: &Path,
+    request: &ImportRequest,
+    progress: &Arc<Progress>,
+) -> Result<Imported, ImportError> {
+    let id = file_id(path)?;
+    {
+        let mut conn = db.conn()?;
+        if let Some(existing) = reg_store::find(&mut conn, &id)? {
+            if existing.status == reg_store::DONE {
+                return Ok(Imported {
+                    registry: existing,
+                    already_imported: true,
+                });
+            }
+        }
+    }
+
+    // Pass 1: the whole file must parse and agree with its totals line.
+    progress.pass.store(1, Ordering::Relaxed);
+    let mut tally = Tally::default();
+    let header = reader::read(open(path, progress)?, request.format, &mut |line: Line| {
+        tally.add(&line);
+        Ok(())
+    })?;
+    let totals: Totals = tally.check(header.totals)?;
+    let date = match (request.date, header.date) {
+        (Some(asked), Some(stated)) if asked != stated => {
+            return Err(ImportError::Invalid(format!(
+                "date: the registry is for {stated}, the upload says {asked}"
+            )));
+        }
+        (Some(d), _) | (None, Some(d)) => d,
+        (None, None) => {
+            return Err(ImportError::Invalid(
+                "date: a CSV registry needs the registry date".into(),
+            ))
+        }
+    };
+    if let Some(bank) = &header.bank {
+        if bank != &request.bank {
+            return Err(ImportError::Invalid(format!(
+                "bank: the registry is from bank {bank}, not {}",
+                request.bank
+            )));
+        }
+    }
+
+    let row = RegistryRow {
+        id: id.clone(),
+        bank: request.bank.clone(),
+        registry_date: date,
+        format: request.format.as_str().into(),
+        file_name: request.file_name.clone(),
+        lines_total: i64::try_from(totals.count).unwrap_or(i64::MAX),
+        amount_total_kopecks: totals.amount.kopecks(),
+        status: reg_store::PROCESSING.into(),
+        processed_lines: 0,
+        counts: "{}".into(),
+        uploaded_by: request.uploaded_by.clone(),
+        uploaded_at: now.naive_utc(),
+        finished_at: None,
+    };
+    let resume_after = db.write_blocking(|conn| -> Result<i64, ImportError> {
+        if let Some(other) = reg_store::other_for_day(conn, &request.bank, date, &id)? {
+            return Err(ImportError::OtherRegistryForDay {
+                bank: request.bank.clone(),
+                date,
+                other,
+            });
+        }
+        match reg_store::find(conn, &id)? {
+            Some(existing) => Ok(existing.processed_lines),
+            None => {
+                reg_store::insert(conn, &row)?;
+                Ok(0)
+            }
+        }
+    })?;
+
+    // Pass 2: reconcile, CHUNK lines per transaction.
+    progress.pass.store(2, Ordering::Relaxed);
+    let mut chunk: Vec<Line> = Vec::with_capacity(CHUNK);
+    let skip = u64::try_from(resume_after).unwrap_or(0);
+    reader::read(open(path, progress)?, request.format, &mut |line: Line| {
+        if line.number <= skip {
+            return Ok(());
+        }
+        chunk.push(line);
+        if chunk.len() == CHUNK {
+            reconcile_chunk(db, &id, &request.bank, now, &chunk)
+                .map_err(|e| FormatError::Unreadable(e.to_string()))?;
+            chunk.clear();
+        }
+        Ok(())
+    })?;
+    if !chunk.is_empty() {
+        reconcile_chunk(db, &id, &request.bank, now, &chunk)?;
+    }
+
+    // Online payments of the day the registry does not mention.
+    let registry = db.write_blocking(|conn| -> Result<RegistryRow, ImportError> {
+        let missing = reg_store::unconfirmed_of_day(conn, &request.bank, date)?;
+        let items: Vec<ItemRow> = missing
+            .iter()
+            .map(|(txn, account, kopecks, paid_at)| ItemRow {
+                id: 0,
+                registry_id: id.clone(),
+                line_no: 0,
+                txn_id: txn.clone(),
+                account: account.clone(),
+                outcome: Outcome::MissingFromRegistry.as_str().into(),
+                amount_kopecks: 0,
+                posted_kopecks: Some(*kopecks),
+                paid_at: Some(*paid_at),
+                note: format!(
+                    "posted online for {} on {date} but not in the registry",
+                    Money::from_kopecks(*kopecks)
+                ),
+            })
+            .collect();
+        reg_store::insert_items(conn, &items)?;
+        let processed = resume_after.max(i64::try_from(totals.count).unwrap_or(i64::MAX));
+        reg_store::advance(
+            conn,
+            &id,
+            processed,
+            &[(Outcome::MissingFromRegistry, items.len() as i64)],
+        )?;
+        reg_store::finish(conn, &id, now.naive_utc())?;
+        reg_store::find(conn, &id)?.ok_or_else(|| ImportError::Invalid("registry vanished".into()))
+    })?;
+    Ok(Imported {
+        registry,
+        already_imported: false,
+    })
+}
+
+/// Reconciles one chunk of lines in one transaction.
+fn reconcile_chunk(
+    db: &Db,
+    registry: &str,
+    bank: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    lines: &[Line],
+) -> Result<(), ImportError> {
+    db.write_blocking(|conn| -> Result<(), ImportError> {
+        let txn_ids: Vec<&str> = lines.iter().map(|l| l.txn_id.as_str()).collect();
+        let accounts: Vec<&str> = lines.iter().map(|l| l.account.as_str()).collect();
+        let posted = reg_store::posted(conn, bank, &txn_ids)?;
+        let earlier_items = reg_store::items_for(conn, registry, &txn_ids)?;
+        let existing = reg_store::existing_accounts(conn, &accounts)?;
+        let mut seen: HashSet<&str> = HashSet::new();
+        // Online payments this registry mentions (matched or with another amount).
+        let mut matched: Vec<&str> = Vec::new();
+        let mut items: Vec<ItemRow> = Vec::new();
+        let mut counts: HashMap<Outcome, i64> = HashMap::new();
+        let clearing = system::clearing(bank);
+        store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
+
+        for line in lines {
+            let state =
+                if !seen.insert(line.txn_id.as_str()) || earlier_items.contains(&line.txn_id) {
+                    Posted::InThisRegistry
+                } else {
+                    match posted.get(&line.txn_id) {
+                        Some((_, Some(by))) if by == registry => Posted::InThisRegistry,
+                        Some((kopecks, _)) => Posted::Online(Money::from_kopecks(*kopecks)),
+                        None => Posted::No,
+                    }
+                };
+            let outcome = registry::classify(line.amount, state, existing.contains(&line.account));
+            *counts.entry(outcome).or_default() += 1;
+            let item = |note: String, posted_kopecks: Option<i64>| ItemRow {
+                id: 0,
+                registry_id: registry.to_string(),
+                line_no: i64::try_from(line.number).unwrap_or(i64::MAX),
+                txn_id: line.txn_id.clone(),
+                account: line.account.clone(),
+                outcome: outcome.as_str().into(),
+                amount_kopecks: line.amount.kopecks(),
+                posted_kopecks,
+                paid_at: Some(line.paid_at),
+                note,
+            };
+            match outcome {
+                Outcome::Matched => matched.push(line.txn_id.as_str()),
+                Outcome::Credited => {
+                    let movement = Movement::transfer(
+                        MovementKind::BankPayment,
+                        &clearing,
+                        &line.account,
+                        line.amount,
+                        &format!(
+                            "payment {} through bank {bank}, from its registry",
+                            line.txn_id
+                        ),
+                        &format!("bank:{bank}"),
+                    )
+                    .map_err(|e| ImportError::Invalid(e.to_string()))?;
+                    // The same key as an online `pay`: a late online repeat is a duplicate.
+                    let posted_now = store::post(
+                        conn,
+                        &movement,
+                        &format!("bank:{bank}:{}", line.txn_id),
+                        None,
+                    )?;
+                    bank_store::insert(
+                        conn,
+                        &BankPaymentRow {
+                            id: uuid::Uuid::now_v7().to_string(),
+                            bank: bank.to_string(),
+                            txn_id: line.txn_id.clone(),
+                            account: line.account.clone(),
+                            amount_kopecks: line.amount.kopecks(),
+                            txn_at: line.paid_at,
+                            accepted_at: now.naive_utc(),
+                            banking_day: line
+                                .paid_at
+                                .and_utc()
+                                .with_timezone(&calendar::TYUMEN)
+                                .date_naive(),
+                            movement_id: posted_now.movement_id,
+                            status: bank_store::ACCEPTED.into(),
+                            cancelled_at: None,
+                            registry_id: Some(registry.to_string()),
+                        },
+                    )?;
+                    items.push(item(
+                        "not posted online: credited from the registry".into(),
+                        None,
+                    ));
+                }
+                Outcome::AmountDiffers => {
+                    // In the registry, so not "missing" from it; the item keeps the difference.
+                    matched.push(line.txn_id.as_str());
+                    let posted_kopecks = posted.get(&line.txn_id).map(|(k, _)| *k);
+                    let note = format!(
+                        "the registry says {}, {} was posted online",
+                        line.amount,
+                        Money::from_kopecks(posted_kopecks.unwrap_or(0))
+                    );
+                    items.push(item(note, posted_kopecks));
+                }
+                Outcome::UnknownAccount => {
+                    let movement = Movement::transfer(
+                        MovementKind::BankPayment,
+                        &clearing,
+                        SUSPENSE,
+                        line.amount,
+                        &format!(
+                            "payment {} through bank {bank} for unknown account {}",
+                            line.txn_id, line.account
+                        ),
+                        &format!("bank:{bank}"),
+                    )
+                    .map_err(|e| ImportError::Invalid(e.to_string()))?;
+                    store::post(
+                        conn,
+                        &movement,
+                        &format!("registry-unknown:{bank}:{}", line.txn_id),
+                        None,
+                    )?;
+                    items.push(item(
+                        format!(
+                            "no personal account {}: the money waits on suspense",
+                            line.account
+                        ),
+                        None,
+                    ));
+                }
+                Outcome::DuplicateLine => items.push(item(
+                    "this transaction appears earlier in the registry".into(),
+                    None,
+                )),
+                Outcome::MissingFromRegistry => {}
+            }
+        }
+        reg_store::confirm(conn, bank, registry, &matched)?;
+        reg_store::insert_items(conn, &items)?;
+        let last = lines
+            .last()
+            .map(|l| i64::try_from(l.number).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        let counts: Vec<(Outcome, i64)> = counts.into_iter().collect();
+        reg_store::advance(conn, registry, last, &counts)?;
+        Ok(())
+    })
+}
+
+pub use reader::Header;
+
+/// Parses a registry without touching the database (used by the benchmark as
+/// the floor of an import, and by tests).
+pub fn parse_only(path: &Path, format: Format) -> Result<(Header, Tally), ImportError> {
+    let progress = Arc::new(Progress::default());
+    let mut tally = Tally::default();
+    let header = reader::read(open(path, &progress)?, format, &mut |line: Line| {
+        tally.add(&line);
+        Ok(())
+    })?;
+    Ok((header, tally))
+}

@@ -1,0 +1,428 @@
+//! Tables and queries of internet acquiring: per-organizer bank settings,
+//! top-up orders and their refunds. Status changes and refund reservations are
+//! single guarded UPDATEs, so concurrent callers serialise on the row and the
+//! loser sees zero rows changed instead of a lost update.
+
+use diesel::prelude::*;
+use storage::DbConnection;
+
+use super::StoreError;
+
+diesel::table! {
+    acquiring_organizers (organizer) {
+        organizer -> Text,
+        base_url -> Text,
+        merchant_login -> Text,
+        merchant_password -> Text,
+        callback_secret -> Text,
+        top_up_limit_kopecks -> BigInt,
+        updated_by -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    acquiring_orders (id) {
+        id -> Text,
+        idempotency_key -> Text,
+        account_id -> Text,
+        organizer -> Text,
+        parent -> Text,
+        amount_kopecks -> BigInt,
+        bank_order_id -> Nullable<Text>,
+        payment_url -> Nullable<Text>,
+        status -> Text,
+        status_rank -> Integer,
+        refund_reserved_kopecks -> BigInt,
+        refunded_kopecks -> BigInt,
+        credit_movement -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        polled_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    acquiring_refunds (id) {
+        id -> Text,
+        order_id -> Text,
+        idempotency_key -> Text,
+        amount_kopecks -> BigInt,
+        reason -> Text,
+        author -> Text,
+        status -> Text,
+        movement_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+/// An organizer's acquiring bank and merchant credentials.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = acquiring_organizers)]
+pub struct OrganizerAcquiring {
+    pub organizer: String,
+    pub base_url: String,
+    pub merchant_login: String,
+    pub merchant_password: String,
+    pub callback_secret: String,
+    pub top_up_limit_kopecks: i64,
+    pub updated_by: String,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+pub fn find_config(
+    conn: &mut DbConnection,
+    organizer: &str,
+) -> Result<Option<OrganizerAcquiring>, StoreError> {
+    Ok(acquiring_organizers::table
+        .find(organizer)
+        .select(OrganizerAcquiring::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Replaces the organizer's settings, or creates them.
+pub fn save_config(conn: &mut DbConnection, config: &OrganizerAcquiring) -> Result<(), StoreError> {
+    let updated = diesel::update(acquiring_organizers::table.find(&config.organizer))
+        .set(config)
+        .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(acquiring_organizers::table)
+            .values(config)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A top-up order.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = acquiring_orders)]
+pub struct OrderRow {
+    pub id: String,
+    pub idempotency_key: String,
+    pub account_id: String,
+    pub organizer: String,
+    pub parent: String,
+    pub amount_kopecks: i64,
+    pub bank_order_id: Option<String>,
+    pub payment_url: Option<String>,
+    pub status: String,
+    pub status_rank: i32,
+    pub refund_reserved_kopecks: i64,
+    pub refunded_kopecks: i64,
+    pub credit_movement: Option<String>,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+    pub polled_at: Option<chrono::NaiveDateTime>,
+}
+
+pub fn find_order(conn: &mut DbConnection, id: &str) -> Result<Option<OrderRow>, StoreError> {
+    Ok(acquiring_orders::table
+        .find(id)
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_order_by_key(
+    conn: &mut DbConnection,
+    key: &str,
+) -> Result<Option<OrderRow>, StoreError> {
+    Ok(acquiring_orders::table
+        .filter(acquiring_orders::idempotency_key.eq(key))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert_order(conn: &mut DbConnection, order: &OrderRow) -> Result<(), StoreError> {
+    diesel::insert_into(acquiring_orders::table)
+        .values(order)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records the bank's answer to the registration of an order still being
+/// registered; returns the rows changed (0: it was not in that state).
+pub fn mark_registered(
+    conn: &mut DbConnection,
+    id: &str,
+    registering: &str,
+    created: (&str, i32),
+    bank_order_id: &str,
+    payment_url: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        acquiring_orders::table
+            .find(id)
+            .filter(acquiring_orders::status.eq(registering)),
+    )
+    .set((
+        acquiring_orders::bank_order_id.eq(bank_order_id),
+        acquiring_orders::payment_url.eq(payment_url),
+        acquiring_orders::status.eq(created.0),
+        acquiring_orders::status_rank.eq(created.1),
+        acquiring_orders::updated_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
+/// Forgets an order whose registration the bank refused, so the parent may
+/// repeat the request with the same key.
+pub fn delete_unregistered(
+    conn: &mut DbConnection,
+    id: &str,
+    registering: &str,
+) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        acquiring_orders::table
+            .find(id)
+            .filter(acquiring_orders::status.eq(registering))
+            .filter(acquiring_orders::bank_order_id.is_null()),
+    )
+    .execute(conn)?)
+}
+
+/// Moves the order to `status` only if that ranks above its current status;
+/// returns the rows changed. In PostgreSQL a concurrent update waits for the row
+/// lock and then re-checks the guard, so exactly one caller wins a transition.
+pub fn advance_status(
+    conn: &mut DbConnection,
+    id: &str,
+    status: &str,
+    rank: i32,
+    now: chrono::NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        acquiring_orders::table
+            .find(id)
+            .filter(acquiring_orders::status_rank.lt(rank))
+            .filter(acquiring_orders::bank_order_id.is_not_null()),
+    )
+    .set((
+        acquiring_orders::status.eq(status),
+        acquiring_orders::status_rank.eq(rank),
+        acquiring_orders::updated_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
+pub fn set_credit_movement(
+    conn: &mut DbConnection,
+    id: &str,
+    movement: &str,
+) -> Result<(), StoreError> {
+    diesel::update(acquiring_orders::table.find(id))
+        .set(acquiring_orders::credit_movement.eq(movement))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Orders the bank has not finished with, registered at or before `created_before`
+/// and not asked about since `polled_before`, oldest first.
+pub fn orders_to_poll(
+    conn: &mut DbConnection,
+    final_rank: i32,
+    created_after: chrono::NaiveDateTime,
+    created_before: chrono::NaiveDateTime,
+    polled_before: chrono::NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<OrderRow>, StoreError> {
+    Ok(acquiring_orders::table
+        .filter(acquiring_orders::status_rank.lt(final_rank))
+        .filter(acquiring_orders::bank_order_id.is_not_null())
+        .filter(acquiring_orders::created_at.gt(created_after))
+        .filter(acquiring_orders::created_at.le(created_before))
+        .filter(
+            acquiring_orders::polled_at
+                .is_null()
+                .or(acquiring_orders::polled_at.le(polled_before)),
+        )
+        .order(acquiring_orders::created_at)
+        .limit(limit)
+        .select(OrderRow::as_select())
+        .load(conn)?)
+}
+
+pub fn mark_polled(
+    conn: &mut DbConnection,
+    id: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<(), StoreError> {
+    diesel::update(acquiring_orders::table.find(id))
+        .set(acquiring_orders::polled_at.eq(Some(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Reserves `kopecks` of a paid order for a refund if that much is still
+/// refundable; returns the rows changed (0: not paid, or not that much left).
+pub fn reserve_refund(
+    conn: &mut DbConnection,
+    id: &str,
+    paid_status: &str,
+    kopecks: i64,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        acquiring_orders::table
+            .find(id)
+            .filter(acquiring_orders::status.eq(paid_status))
+            .filter(
+                acquiring_orders::amount_kopecks
+                    .ge(acquiring_orders::refund_reserved_kopecks + kopecks),
+            ),
+    )
+    .set(
+        acquiring_orders::refund_reserved_kopecks
+            .eq(acquiring_orders::refund_reserved_kopecks + kopecks),
+    )
+    .execute(conn)?)
+}
+
+/// Gives back a reservation whose refund the bank refused.
+pub fn release_refund(conn: &mut DbConnection, id: &str, kopecks: i64) -> Result<(), StoreError> {
+    diesel::update(acquiring_orders::table.find(id))
+        .set(
+            acquiring_orders::refund_reserved_kopecks
+                .eq(acquiring_orders::refund_reserved_kopecks - kopecks),
+        )
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Counts a confirmed refund; when everything paid has been refunded the order
+/// moves to `refunded` (guarded by its rank like every status change).
+pub fn add_refunded(
+    conn: &mut DbConnection,
+    id: &str,
+    kopecks: i64,
+    refunded: (&str, i32),
+    now: chrono::NaiveDateTime,
+) -> Result<(), StoreError> {
+    diesel::update(acquiring_orders::table.find(id))
+        .set((
+            acquiring_orders::refunded_kopecks.eq(acquiring_orders::refunded_kopecks + kopecks),
+            acquiring_orders::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    diesel::update(
+        acquiring_orders::table
+            .find(id)
+            .filter(acquiring_orders::refunded_kopecks.eq(acquiring_orders::amount_kopecks))
+            .filter(acquiring_orders::status_rank.lt(refunded.1)),
+    )
+    .set((
+        acquiring_orders::status.eq(refunded.0),
+        acquiring_orders::status_rank.eq(refunded.1),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// A refund of (part of) a paid order.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = acquiring_refunds)]
+pub struct RefundRow {
+    pub id: String,
+    pub order_id: String,
+    pub idempotency_key: String,
+    pub amount_kopecks: i64,
+    pub reason: String,
+    pub author: String,
+    pub status: String,
+    pub movement_id: Option<String>,
+    pub created_at: chrono::NaiveDateTime,
+    pub updated_at: chrono::NaiveDateTime,
+}
+
+pub fn find_refund_by_key(
+    conn: &mut DbConnection,
+    key: &str,
+) -> Result<Option<RefundRow>, StoreError> {
+    Ok(acquiring_refunds::table
+        .filter(acquiring_refunds::idempotency_key.eq(key))
+        .select(RefundRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert_refund(conn: &mut DbConnection, refund: &RefundRow) -> Result<(), StoreError> {
+    diesel::insert_into(acquiring_refunds::table)
+        .values(refund)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Marks a pending refund done; returns the rows changed (0: someone else did).
+pub fn complete_refund(
+    conn: &mut DbConnection,
+    id: &str,
+    pending: &str,
+    done: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        acquiring_refunds::table
+            .find(id)
+            .filter(acquiring_refunds::status.eq(pending)),
+    )
+    .set((
+        acquiring_refunds::status.eq(done),
+        acquiring_refunds::updated_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
+/// Takes a pending refund for one more attempt if nobody has since `seen`;
+/// returns the rows changed.
+pub fn claim_refund(
+    conn: &mut DbConnection,
+    id: &str,
+    pending: &str,
+    seen: chrono::NaiveDateTime,
+    now: chrono::NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        acquiring_refunds::table
+            .find(id)
+            .filter(acquiring_refunds::status.eq(pending))
+            .filter(acquiring_refunds::updated_at.eq(seen)),
+    )
+    .set(acquiring_refunds::updated_at.eq(now))
+    .execute(conn)?)
+}
+
+pub fn set_refund_movement(
+    conn: &mut DbConnection,
+    id: &str,
+    movement: &str,
+) -> Result<(), StoreError> {
+    diesel::update(acquiring_refunds::table.find(id))
+        .set(acquiring_refunds::movement_id.eq(Some(movement)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Forgets a pending refund the bank refused; returns the rows changed.
+pub fn delete_pending_refund(
+    conn: &mut DbConnection,
+    id: &str,
+    pending: &str,
+) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        acquiring_refunds::table
+            .find(id)
+            .filter(acquiring_refunds::status.eq(pending)),
+    )
+    .execute(conn)?)
+}
+
+pub fn refunds_of(conn: &mut DbConnection, order: &str) -> Result<Vec<RefundRow>, StoreError> {
+    Ok(acquiring_refunds::table
+        .filter(acquiring_refunds::order_id.eq(order))
+        .order(acquiring_refunds::created_at)
+        .select(RefundRow::as_select())
+        .load(conn)?)
+}

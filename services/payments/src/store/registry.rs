@@ -1,0 +1,279 @@
+//! Registries and their reconciliation items.
+
+use diesel::prelude::*;
+use storage::DbConnection;
+
+use super::banking::bank_payments;
+use super::StoreError;
+use crate::domain::registry::Outcome;
+
+diesel::table! {
+    registries (id) {
+        id -> Text,
+        bank -> Text,
+        registry_date -> Date,
+        format -> Text,
+        file_name -> Text,
+        lines_total -> BigInt,
+        amount_total_kopecks -> BigInt,
+        status -> Text,
+        processed_lines -> BigInt,
+        counts -> Text,
+        uploaded_by -> Text,
+        uploaded_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    registry_items (id) {
+        id -> BigInt,
+        registry_id -> Text,
+        line_no -> BigInt,
+        txn_id -> Text,
+        account -> Text,
+        outcome -> Text,
+        amount_kopecks -> BigInt,
+        posted_kopecks -> Nullable<BigInt>,
+        paid_at -> Nullable<Timestamp>,
+        note -> Text,
+    }
+}
+
+use super::accounts;
+
+diesel::allow_tables_to_appear_in_same_query!(registry_items, accounts);
+
+pub const PROCESSING: &str = "processing";
+pub const DONE: &str = "done";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, serde::Serialize)]
+#[diesel(table_name = registries)]
+pub struct RegistryRow {
+    pub id: String,
+    pub bank: String,
+    pub registry_date: chrono::NaiveDate,
+    pub format: String,
+    pub file_name: String,
+    pub lines_total: i64,
+    pub amount_total_kopecks: i64,
+    pub status: String,
+    pub processed_lines: i64,
+    /// Lines per outcome, a JSON object.
+    pub counts: String,
+    pub uploaded_by: String,
+    pub uploaded_at: chrono::NaiveDateTime,
+    pub finished_at: Option<chrono::NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = registry_items)]
+pub struct ItemRow {
+    #[diesel(skip_insertion)]
+    pub id: i64,
+    pub registry_id: String,
+    pub line_no: i64,
+    pub txn_id: String,
+    pub account: String,
+    pub outcome: String,
+    pub amount_kopecks: i64,
+    pub posted_kopecks: Option<i64>,
+    pub paid_at: Option<chrono::NaiveDateTime>,
+    pub note: String,
+}
+
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<RegistryRow>, StoreError> {
+    Ok(registries::table
+        .find(id)
+        .select(RegistryRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Another finished registry of the same bank and day (a different file).
+pub fn other_for_day(
+    conn: &mut DbConnection,
+    bank: &str,
+    day: chrono::NaiveDate,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(registries::table
+        .filter(registries::bank.eq(bank))
+        .filter(registries::registry_date.eq(day))
+        .filter(registries::id.ne(id))
+        .select(registries::id)
+        .first(conn)
+        .optional()?)
+}
+
+pub fn insert(conn: &mut DbConnection, row: &RegistryRow) -> Result<(), StoreError> {
+    diesel::insert_into(registries::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+impl RegistryRow {
+    /// Lines per outcome.
+    pub fn outcome_counts(&self) -> std::collections::BTreeMap<String, i64> {
+        serde_json::from_str(&self.counts).unwrap_or_default()
+    }
+}
+
+/// Adds a chunk's counts and moves the resume point.
+pub fn advance(
+    conn: &mut DbConnection,
+    id: &str,
+    processed: i64,
+    counts: &[(Outcome, i64)],
+) -> Result<(), StoreError> {
+    let current: String = registries::table
+        .find(id)
+        .select(registries::counts)
+        .first(conn)?;
+    let mut all: std::collections::BTreeMap<String, i64> =
+        serde_json::from_str(&current).unwrap_or_default();
+    for (outcome, n) in counts {
+        *all.entry(outcome.as_str().to_string()).or_default() += n;
+    }
+    diesel::update(registries::table.find(id))
+        .set((
+            registries::processed_lines.eq(processed),
+            registries::counts.eq(serde_json::to_string(&all).unwrap_or_else(|_| "{}".into())),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn finish(
+    conn: &mut DbConnection,
+    id: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<(), StoreError> {
+    diesel::update(registries::table.find(id))
+        .set((
+            registries::status.eq(DONE),
+            registries::finished_at.eq(Some(at)),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn insert_items(conn: &mut DbConnection, items: &[ItemRow]) -> Result<(), StoreError> {
+    for chunk in items.chunks(500) {
+        storage::per_backend!(conn, |c| diesel::insert_into(registry_items::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Txn ids of this registry that already have an item (seen in an earlier chunk).
+pub fn items_for(
+    conn: &mut DbConnection,
+    registry: &str,
+    txn_ids: &[&str],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    Ok(registry_items::table
+        .filter(registry_items::registry_id.eq(registry))
+        .filter(registry_items::txn_id.eq_any(txn_ids))
+        .select(registry_items::txn_id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Online payments of `bank` among `txn_ids`: txn → (amount, registry that confirmed it).
+pub fn posted(
+    conn: &mut DbConnection,
+    bank: &str,
+    txn_ids: &[&str],
+) -> Result<std::collections::HashMap<String, (i64, Option<String>)>, StoreError> {
+    let rows: Vec<(String, i64, Option<String>)> = bank_payments::table
+        .filter(bank_payments::bank.eq(bank))
+        .filter(bank_payments::txn_id.eq_any(txn_ids))
+        .filter(bank_payments::status.eq(super::banking::ACCEPTED))
+        .select((
+            bank_payments::txn_id,
+            bank_payments::amount_kopecks,
+            bank_payments::registry_id,
+        ))
+        .load(conn)?;
+    Ok(rows.into_iter().map(|(t, a, r)| (t, (a, r))).collect())
+}
+
+pub fn confirm(
+    conn: &mut DbConnection,
+    bank: &str,
+    registry: &str,
+    txn_ids: &[&str],
+) -> Result<(), StoreError> {
+    for chunk in txn_ids.chunks(500) {
+        diesel::update(
+            bank_payments::table
+                .filter(bank_payments::bank.eq(bank))
+                .filter(bank_payments::txn_id.eq_any(chunk)),
+        )
+        .set(bank_payments::registry_id.eq(Some(registry)))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Online payments of the registry's day that no registry confirmed.
+pub fn unconfirmed_of_day(
+    conn: &mut DbConnection,
+    bank: &str,
+    day: chrono::NaiveDate,
+) -> Result<Vec<(String, String, i64, chrono::NaiveDateTime)>, StoreError> {
+    Ok(bank_payments::table
+        .filter(bank_payments::bank.eq(bank))
+        .filter(bank_payments::banking_day.eq(day))
+        .filter(bank_payments::status.eq(super::banking::ACCEPTED))
+        .filter(bank_payments::registry_id.is_null())
+        .order(bank_payments::accepted_at)
+        .select((
+            bank_payments::txn_id,
+            bank_payments::account,
+            bank_payments::amount_kopecks,
+            bank_payments::txn_at,
+        ))
+        .load(conn)?)
+}
+
+/// Personal, active accounts among `ids`.
+pub fn existing_accounts(
+    conn: &mut DbConnection,
+    ids: &[&str],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    use super::accounts;
+    Ok(accounts::table
+        .filter(accounts::id.eq_any(ids))
+        .filter(accounts::kind.eq("personal"))
+        .filter(accounts::active.eq(1))
+        .select(accounts::id)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// A registry's items, optionally only those of accounts under `organizers`.
+pub fn items(
+    conn: &mut DbConnection,
+    registry: &str,
+    organizers: Option<&[String]>,
+) -> Result<Vec<ItemRow>, StoreError> {
+    use super::accounts;
+    let mut query = registry_items::table
+        .filter(registry_items::registry_id.eq(registry))
+        .order((registry_items::line_no, registry_items::id))
+        .select(ItemRow::as_select())
+        .into_boxed();
+    if let Some(orgs) = organizers {
+        let their_accounts = accounts::table
+            .filter(accounts::organizer.eq_any(orgs.to_vec()))
+            .select(accounts::id);
+        query = query.filter(registry_items::account.eq_any(their_accounts));
+    }
+    Ok(query.load(conn)?)
+}

@@ -1,0 +1,321 @@
+//! A bank's daily registry over real HTTP: totals checked before anything
+//! changes, every line reconciled against the online payments, cash-desk payments
+//! of earlier days credited, mismatches reported (CSV and XLSX), and the same
+//! file twice changing nothing. In the current test mode.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use auth::Role;
+use platform::testing::TestApp;
+use primitives::Money;
+use serde_json::{json, Value};
+
+fn m(s: &str) -> Money {
+    Money::parse(s).unwrap()
+}
+
+async fn app() -> TestApp {
+    let clock = calendar::FixedClock::at_local(
+        chrono::NaiveDate::from_ymd_opt(2026, 9, 11)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap(),
+    );
+    TestApp::spawn(vec![Arc::new(payments::PaymentsService)], clock).await
+}
+
+async fn balance(app: &TestApp, account: &str) -> Money {
+    let account = account.to_string();
+    app.context("payments")
+        .db
+        .read(move |c| payments::store::balance(c, &account))
+        .await
+        .unwrap()
+}
+
+fn cp1251(text: &str) -> Vec<u8> {
+    let (bytes, _, unmappable) = encoding_rs::WINDOWS_1251.encode(text);
+    assert!(!unmappable);
+    bytes.into_owned()
+}
+
+async fn upload(app: &TestApp, token: &str, query: &str, body: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(app.url(&format!("/api/payments/registries?{query}")))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn setup(app: &TestApp) -> String {
+    let http = reqwest::Client::new();
+    let organizer = app.token("org", &[Role::MealOrganizer], |r| {
+        r.organizers = vec!["org-1".into()]
+    });
+    let other_org = app.token("org2", &[Role::MealOrganizer], |r| {
+        r.organizers = vec!["org-2".into()]
+    });
+    for (id, token, org) in [
+        ("ls-1", &organizer, "org-1"),
+        ("ls-2", &organizer, "org-1"),
+        ("ls-3", &other_org, "org-2"),
+    ] {
+        let res = http
+            .post(app.url("/api/payments/accounts"))
+            .bearer_auth(token)
+            .json(&json!({ "account": id, "student_name": "Орлова Дарья", "school": "s", "class_name": "5Б",
+                           "municipality": "tyumen", "organizer": org }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let bank = app.token("gw", &[Role::Bank], |r| r.banks = vec!["sber".into()]);
+    let pay = |txn: &str, account: &str, amount: &str| {
+        http.post(app.url("/api/payments/banks/pay"))
+            .bearer_auth(&bank)
+            .json(&json!({ "account": account, "amount": amount, "txn_id": txn, "txn_at": "2026-09-11T11:00:00+05:00" }))
+            .send()
+    };
+    // Online payment three days before the registry's day, confirmed by it.
+    assert_eq!(
+        pay("T4", "ls-2", "60.00")
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["code"],
+        0
+    );
+    app.clock.advance(chrono::Duration::days(3));
+    for (txn, account, amount) in [
+        ("T1", "ls-1", "100.00"),
+        ("T2", "ls-2", "200.00"),
+        ("T3", "ls-1", "50.00"),
+    ] {
+        assert_eq!(
+            pay(txn, account, amount)
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()["code"],
+            0
+        );
+    }
+    bank
+}
+
+const REGISTRY: &str = "T1;ls-1;100,00;14.09.2026 10:01:00;Орлов Иван\r\n\
+T2;ls-2;250.00;14.09.2026 10:02:00;Орлов Иван\r\n\
+T9;ls-3;300.00;10.09.2026 16:30:00;касса школы 5\r\n\
+T10;ls-999;40.00;14.09.2026 11:00:00;Неизвестный\r\n\
+T1;ls-1;100.00;14.09.2026 10:01:00;Орлов Иван\r\n\
+T4;ls-2;60.00;11.09.2026 11:00:00;Орлов Иван\r\n\
+ИТОГО;6;850.00\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_reconciles_reports_and_is_idempotent() {
+    let app = app().await;
+    let bank = setup(&app).await;
+    let before = (
+        balance(&app, "ls-1").await,
+        balance(&app, "ls-2").await,
+        balance(&app, "ls-3").await,
+    );
+    assert_eq!(before, (m("150.00"), m("260.00"), m("0.00")));
+
+    // A wrong total refuses the whole registry and changes nothing.
+    let wrong = REGISTRY.replace("ИТОГО;6;850.00", "ИТОГО;6;851.00");
+    let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&wrong)).await;
+    assert_eq!(res.status(), 422);
+    let problem: Value = res.json().await.unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("says 6 payments for 851.00, the lines hold 6 for 850.00"),
+        "{problem}"
+    );
+    assert_eq!(balance(&app, "ls-3").await, m("0.00"));
+    // A bad line names its number.
+    let bad = REGISTRY.replace("T10;ls-999;40.00", "T10;ls-999;4O.00");
+    let problem: Value = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&bad))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 4: amount `4O.00`"),
+        "{problem}"
+    );
+
+    let res = upload(
+        &app,
+        &bank,
+        "format=csv&date=2026-09-14&file_name=sber-20260914.csv",
+        cp1251(REGISTRY),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let summary: Value = res.json().await.unwrap();
+    assert_eq!(summary["lines"], 6);
+    assert_eq!(summary["total"], "850.00");
+    let o = &summary["outcomes"];
+    assert_eq!(
+        (
+            o["matched"].as_i64(),
+            o["amount_differs"].as_i64(),
+            o["credited"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(
+        (
+            o["unknown_account"].as_i64(),
+            o["duplicate_line"].as_i64(),
+            o["missing_from_registry"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
+    // The cash-desk payment of 10.09 is credited; the amount that differs moves nothing.
+    assert_eq!(balance(&app, "ls-3").await, m("300.00"));
+    assert_eq!(balance(&app, "ls-2").await, m("260.00"));
+    assert_eq!(balance(&app, "suspense").await, m("40.00"));
+
+    // The same file again: nothing changes.
+    let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(REGISTRY)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["already_imported"], true);
+    assert_eq!(balance(&app, "ls-3").await, m("300.00"));
+    assert_eq!(balance(&app, "suspense").await, m("40.00"));
+    // A different file for the same bank and day is a conflict.
+    let other = REGISTRY.replace("касса школы 5", "касса школы 6");
+    assert_eq!(
+        upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&other))
+            .await
+            .status(),
+        409
+    );
+
+    // The online payment the bank later repeats is a duplicate of the registry's credit.
+    let again: Value = reqwest::Client::new()
+        .post(app.url("/api/payments/banks/pay"))
+        .bearer_auth(&bank)
+        .json(&json!({ "account": "ls-3", "amount": "300.00", "txn_id": "T9", "txn_at": "2026-09-10T16:30:00+05:00" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["result"], "DUPLICATE");
+
+    // Reports: the operator sees every line, the organizer only its accounts'.
+    let id = summary["id"].as_str().unwrap();
+    let operator = app.token("op", &[Role::OperatorAdmin], |_| {});
+    let csv = reqwest::Client::new()
+        .get(app.url(&format!("/api/payments/registries/{id}/report?format=csv")))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        "T2;ls-2;сумма расходится",
+        "T10;ls-999;неизвестный счёт",
+        "T3;ls-1;нет в реестре",
+        "T9;ls-3;зачислено по реестру",
+        "5;T1;ls-1;повтор строки",
+    ] {
+        assert!(csv.contains(expected), "missing {expected:?} in\n{csv}");
+    }
+    let org1 = app.token("org", &[Role::MealOrganizer], |r| {
+        r.organizers = vec!["org-1".into()]
+    });
+    let theirs = reqwest::Client::new()
+        .get(app.url(&format!("/api/payments/registries/{id}/report")))
+        .bearer_auth(&org1)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        theirs.contains("T2;ls-2") && !theirs.contains("ls-999") && !theirs.contains("ls-3"),
+        "{theirs}"
+    );
+    let res = reqwest::Client::new()
+        .get(app.url(&format!("/api/payments/registries/{id}/report?format=xlsx")))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let bytes = res.bytes().await.unwrap();
+    assert!(bytes.starts_with(b"PK"), "an XLSX is a zip");
+    let parent = app.token("p", &[Role::Parent], |r| r.children = vec!["ls-1".into()]);
+    let res = reqwest::Client::new()
+        .get(app.url(&format!("/api/payments/registries/{id}")))
+        .bearer_auth(&parent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+
+    let problems = app
+        .context("payments")
+        .db
+        .read(payments::store::check_invariants)
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn xml_registry_is_accepted_and_checked() {
+    let app = app().await;
+    let bank = setup(&app).await;
+    let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
+<PaymentRegistry xmlns="urn:tyumen:portal:payments:registry:1" bank="sber" date="2026-09-14">
+  <Payment txnId="T1" account="ls-1" amount="100.00" paidAt="2026-09-14T10:01:00+05:00" payer="Орлов И."/>
+  <Payment txnId="T2" account="ls-2" amount="200.00" paidAt="2026-09-14T10:02:00+05:00"/>
+  <Payment txnId="T3" account="ls-1" amount="50.00" paidAt="2026-09-14T10:03:00+05:00"/>
+  <Totals count="3" amount="350.00"/>
+</PaymentRegistry>"#;
+    let res = upload(&app, &bank, "format=xml", xml.as_bytes().to_vec()).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let summary: Value = upload(&app, &bank, "format=xml", xml.as_bytes().to_vec())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["already_imported"], true);
+    assert_eq!(summary["outcomes"]["matched"], 3);
+    let wrong_bank = xml
+        .replace("bank=\"sber\"", "bank=\"vtb\"")
+        .replace("T3", "T33");
+    let res = upload(&app, &bank, "format=xml", wrong_bank.into_bytes()).await;
+    assert_eq!(res.status(), 400);
+    let missing = xml.replace(" amount=\"50.00\"", "");
+    let res = upload(
+        &app,
+        &bank,
+        "format=xml&date=2026-09-15",
+        missing.into_bytes(),
+    )
+    .await;
+    assert_eq!(res.status(), 422);
+    app.stop().await;
+}
