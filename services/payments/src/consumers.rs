@@ -16,12 +16,17 @@ pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<
         "payments.meal-debits",
         QueueSpec::new(def.queue, def.bindings),
     );
-    bus::spawn_consumer(&ctx.bus, opts, Arc::new(MealDebitHandler), cancel)
+    let handler = MealDebitHandler {
+        clock: ctx.clock.clone(),
+    };
+    bus::spawn_consumer(&ctx.bus, opts, Arc::new(handler), cancel)
 }
 
 /// Writes off meal debits (idempotent by the debit's key) and answers each with
 /// a `DebitResult` event.
-pub struct MealDebitHandler;
+pub struct MealDebitHandler {
+    pub clock: Arc<dyn calendar::Clock>,
+}
 
 impl bus::Handler for MealDebitHandler {
     fn handle(
@@ -34,7 +39,7 @@ impl bus::Handler for MealDebitHandler {
         use contracts::Contract;
 
         let request: DebitRequested = message.decode()?;
-        let result = write_off(conn, &request)?;
+        let result = write_off(conn, &request, self.clock.now().naive_utc())?;
         if let Some(reason) = &result.reason {
             tracing::warn!(key = %request.key, account = %request.account, reason, "meal debit refused");
         }
@@ -48,6 +53,7 @@ impl bus::Handler for MealDebitHandler {
 fn write_off(
     conn: &mut storage::DbConnection,
     request: &contracts::meals::DebitRequested,
+    at: chrono::NaiveDateTime,
 ) -> Result<contracts::payments::DebitResult, bus::HandlerError> {
     use crate::domain::ledger::AccountKind;
     use crate::store::{self, system};
@@ -120,7 +126,7 @@ fn write_off(
     .map_err(|e| bus::HandlerError::Permanent(e.to_string()))?;
     let movement_id = match movement {
         Some(m) => Some(
-            store::post(conn, &m, &key, None)
+            store::post(conn, &m, &key, None, at)
                 .map_err(to_handler)?
                 .movement_id,
         ),

@@ -8,6 +8,7 @@ pub mod acquiring;
 pub mod api;
 pub mod consumers;
 pub mod domain;
+pub mod export;
 pub mod registry;
 pub mod store;
 
@@ -31,6 +32,7 @@ impl Service for PaymentsService {
         let mut doc = <api::PaymentsApi as utoipa::OpenApi>::openapi();
         doc.merge(<api::banking::BankingApi as utoipa::OpenApi>::openapi());
         doc.merge(<api::registries::RegistriesApi as utoipa::OpenApi>::openapi());
+        doc.merge(<api::reports::ReportsApi as utoipa::OpenApi>::openapi());
         doc.merge(<api::charges::ChargesApi as utoipa::OpenApi>::openapi());
         doc.merge(<api::acquiring::AcquiringApi as utoipa::OpenApi>::openapi());
         doc

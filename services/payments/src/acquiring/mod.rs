@@ -570,7 +570,7 @@ async fn apply(
                     &format!("acquiring:{}", row.organizer),
                 )
                 .map_err(|e| AcquiringError::Ledger(e.to_string()))?;
-                let posted = store::post(conn, &movement, &credit_key(&row.id), None)?;
+                let posted = store::post(conn, &movement, &credit_key(&row.id), None, at)?;
                 db::set_credit_movement(conn, &row.id, &posted.movement_id)?;
                 credited = !posted.duplicate;
             }
@@ -878,6 +878,7 @@ async fn finish_refund(
                     &movement,
                     &format!("acquiring-refund:{}", refund.id),
                     None,
+                    at,
                 )?;
                 db::set_refund_movement(conn, &refund.id, &result.movement_id)?;
                 let refunded = OrderStatus::Refunded;

@@ -240,6 +240,7 @@ async fn pay(
                 &movement,
                 &format!("bank:{bank}:{}", req.txn_id),
                 None,
+                now.naive_utc(),
             )?;
             let row = BankPaymentRow {
                 id: uuid::Uuid::now_v7().to_string(),
@@ -336,6 +337,7 @@ async fn cancel(
                 &movement,
                 &format!("bank-cancel:{bank}:{txn}"),
                 Some(&payment.movement_id),
+                now.naive_utc(),
             )?;
             bank_store::mark_cancelled(conn, &payment.id, now.naive_utc())?;
             Ok(BankAnswer {

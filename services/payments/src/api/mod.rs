@@ -5,6 +5,7 @@ pub mod acquiring;
 pub mod banking;
 pub mod charges;
 pub mod registries;
+pub mod reports;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use platform::{Caller, Problem, Role, ServiceContext};
@@ -80,6 +81,7 @@ pub fn routes(ctx: &ServiceContext, cfg: &mut web::ServiceConfig) {
     // `/api/payments` one, whose routes are added last.
     cfg.service(banking::scope(ctx));
     cfg.service(registries::scope(ctx));
+    cfg.service(reports::scope(ctx));
     cfg.service(charges::scope(ctx));
     cfg.service(acquiring::services(ctx));
     // Resources, not a scope: a scope on `/api/payments` would swallow every
@@ -438,10 +440,11 @@ async fn adjust(
             e.to_string(),
         )
     })?;
+    let at = ctx.clock.now().naive_utc();
     let (posted, balance) = ctx
         .db
         .write(move |conn| {
-            let posted = store::post(conn, &movement, &key, None)?;
+            let posted = store::post(conn, &movement, &key, None, at)?;
             let balance = store::balance(conn, &account)?;
             Ok::<_, StoreError>((posted, balance))
         })
@@ -483,6 +486,7 @@ async fn reverse(
         return Err(Problem::invalid("reason", "must not be empty").into());
     }
     let author = caller.subject.clone();
+    let at = ctx.clock.now().naive_utc();
     let posted = ctx
         .db
         .write(move |conn| {
@@ -500,6 +504,7 @@ async fn reverse(
                 &movement,
                 &format!("reversal:{original}"),
                 Some(&original),
+                at,
             )
         })
         .await?;

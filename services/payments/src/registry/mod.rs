@@ -357,6 +357,7 @@ fn reconcile_chunk(
                         &movement,
                         &format!("bank:{bank}:{}", line.txn_id),
                         None,
+                        now.naive_utc(),
                     )?;
                     bank_store::insert(
                         conn,
@@ -413,6 +414,7 @@ fn reconcile_chunk(
                         &movement,
                         &format!("registry-unknown:{bank}:{}", line.txn_id),
                         None,
+                        now.naive_utc(),
                     )?;
                     items.push(item(
                         format!(

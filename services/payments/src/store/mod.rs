@@ -208,11 +208,13 @@ pub struct Posted {
 /// Posts a balanced movement once per `key`: postings, balances, and (for
 /// personal accounts) a `BalanceChanged` event in the outbox, all in the caller's
 /// transaction.
+/// `at` is the business time of the movement, from the service's clock.
 pub fn post(
     conn: &mut DbConnection,
     movement: &Movement,
     key: &str,
     reverses: Option<&str>,
+    at: chrono::NaiveDateTime,
 ) -> Result<Posted, StoreError> {
     let existing: Option<String> = movements::table
         .filter(movements::idempotency_key.eq(key))
@@ -239,7 +241,7 @@ pub fn post(
             movements::reason.eq(&movement.reason),
             movements::author.eq(&movement.author),
             movements::reverses.eq(reverses),
-            movements::created_at.eq(storage::now_naive()),
+            movements::created_at.eq(at),
         ))
         .execute(conn)?;
     for p in &movement.postings {
@@ -415,3 +417,4 @@ pub mod acquiring;
 pub mod banking;
 pub mod charges;
 pub mod registry;
+pub mod reports;
