@@ -21,7 +21,8 @@ impl Cell {
     }
 }
 
-fn csv_field(s: &str) -> String {
+/// A CSV field, quoted when it holds a separator, a quote or a line break.
+pub fn csv_field(s: &str) -> String {
     if s.contains([';', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

@@ -9,7 +9,7 @@ use primitives::Money;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::ApiError;
+use super::{tyumen, ApiError};
 use crate::domain::banking::{self, ResultCode};
 use crate::domain::ledger::{AccountKind, Movement, MovementKind};
 use crate::store::banking::{self as bank_store, BankPaymentRow};
@@ -107,13 +107,6 @@ fn bank_of(caller: &Caller) -> Result<String, Problem> {
             "the token must name exactly one bank in `banks`",
         )),
     }
-}
-
-fn tyumen(ts: chrono::NaiveDateTime) -> String {
-    ts.and_utc()
-        .with_timezone(&calendar::TYUMEN)
-        .format("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
 }
 
 /// Does the account exist, and whose is it.

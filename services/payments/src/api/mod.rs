@@ -309,7 +309,41 @@ pub struct MovementPage {
     pub items: Vec<MovementLine>,
 }
 
-fn tyumen(ts: chrono::NaiveDateTime) -> String {
+/// A file the browser saves under `file_name`.
+pub(crate) fn download(content_type: &str, file_name: &str, body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{file_name}\""),
+        ))
+        .body(body)
+}
+
+/// A table as a download: XLSX when `format` is `xlsx`, else CSV.
+pub(crate) fn file_response(
+    format: &str,
+    name: &str,
+    headings: &[&str],
+    rows: &[Vec<crate::export::Cell>],
+) -> Result<HttpResponse, ApiError> {
+    if format == "xlsx" {
+        let bytes = crate::export::xlsx("Отчёт", headings, rows).map_err(Problem::internal)?;
+        return Ok(download(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            &format!("{name}.xlsx"),
+            bytes,
+        ));
+    }
+    Ok(download(
+        "text/csv; charset=utf-8",
+        &format!("{name}.csv"),
+        crate::export::csv(headings, rows).into_bytes(),
+    ))
+}
+
+/// A stored UTC timestamp as Tyumen local time with its offset, for answers.
+pub(crate) fn tyumen(ts: chrono::NaiveDateTime) -> String {
     ts.and_utc()
         .with_timezone(&calendar::TYUMEN)
         .format("%Y-%m-%dT%H:%M:%S%:z")

@@ -238,21 +238,20 @@ async fn report(
         "reconciliation-{}-{}",
         registry.bank, registry.registry_date
     );
-    if format == "xlsx" {
-        let bytes = registry::report::xlsx(&registry, &items).map_err(Problem::internal)?;
-        return Ok(HttpResponse::Ok()
-            .content_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-            .insert_header((
-                "Content-Disposition",
-                format!("attachment; filename=\"{name}.xlsx\""),
-            ))
-            .body(bytes));
-    }
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{name}.csv\""),
-        ))
-        .body(registry::report::csv(&registry, &items)))
+    let (content_type, body) = if format == "xlsx" {
+        (
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            registry::report::xlsx(&registry, &items).map_err(Problem::internal)?,
+        )
+    } else {
+        (
+            "text/csv; charset=utf-8",
+            registry::report::csv(&registry, &items).into_bytes(),
+        )
+    };
+    Ok(super::download(
+        content_type,
+        &format!("{name}.{format}"),
+        body,
+    ))
 }

@@ -9,8 +9,8 @@ use primitives::Money;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::ApiError;
-use crate::export::{self, Cell};
+use super::{file_response, ApiError};
+use crate::export::Cell;
 use crate::store::reports::{self, Filter};
 
 pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
@@ -82,31 +82,6 @@ pub struct BalancesPage {
     #[schema(value_type = String)]
     pub sum: Money,
     pub items: Vec<BalanceRow>,
-}
-
-fn file_response(
-    format: &str,
-    name: &str,
-    headings: &[&str],
-    rows: &[Vec<Cell>],
-) -> Result<HttpResponse, ApiError> {
-    if format == "xlsx" {
-        let bytes = export::xlsx("Отчёт", headings, rows).map_err(Problem::internal)?;
-        return Ok(HttpResponse::Ok()
-            .content_type("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-            .insert_header((
-                "Content-Disposition",
-                format!("attachment; filename=\"{name}.xlsx\""),
-            ))
-            .body(bytes));
-    }
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{name}.csv\""),
-        ))
-        .body(export::csv(headings, rows)))
 }
 
 /// Balances of personal accounts, by school, class and name.

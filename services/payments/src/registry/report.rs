@@ -6,6 +6,7 @@
 use primitives::Money;
 
 use crate::domain::registry::Outcome;
+use crate::export::csv_field;
 use crate::store::registry::{ItemRow, RegistryRow};
 
 const HEADINGS: [&str; 8] = [
@@ -70,14 +71,6 @@ fn summary_lines(registry: &RegistryRow) -> Vec<(String, String)> {
         ));
     }
     lines
-}
-
-fn csv_field(s: &str) -> String {
-    if s.contains([';', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
 }
 
 pub fn csv(registry: &RegistryRow, items: &[ItemRow]) -> String {
