@@ -109,10 +109,10 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Setup {
         let sql = match (self.backend, &self.schema) {
             (Backend::Postgres, Some(schema)) => format!("SET search_path TO \"{schema}\""),
             (Backend::Postgres, None) => String::new(),
-            // WAL lets readers run beside the one writer; busy_timeout makes a second
-            // process wait instead of failing.
-            (Backend::Sqlite, _) => "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 15000; \
-                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;"
+            // busy_timeout first: a second process (or the CLI) waits instead of
+            // failing. WAL is set once when the pool opens; it stays in the file.
+            (Backend::Sqlite, _) => "PRAGMA busy_timeout = 15000; PRAGMA foreign_keys = ON; \
+                 PRAGMA synchronous = NORMAL;"
                 .to_string(),
         };
         if sql.is_empty() {
@@ -173,6 +173,12 @@ impl Db {
                         })?;
                     }
                 }
+                // WAL lets readers run beside the one writer. Switching needs the
+                // file to itself, so it happens once here, before the pool opens its
+                // connections all at once.
+                let mut conn = SqliteConnection::establish(path)
+                    .map_err(|e| StorageError::Pool(format!("cannot open {path}: {e}")))?;
+                conn.batch_execute("PRAGMA busy_timeout = 15000; PRAGMA journal_mode = WAL;")?;
                 (path.clone(), Backend::Sqlite, None)
             }
         };
