@@ -67,9 +67,17 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, String> {
     if !config.otlp_endpoint.is_empty() {
         use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
         let endpoint = format!("{}/v1/traces", config.otlp_endpoint.trim_end_matches('/'));
+        // The SDK's batch processor exports from a thread of its own, outside any
+        // Tokio runtime, so the client is reqwest's blocking one — built on a
+        // plain thread, since building it inside a runtime is not allowed.
+        let client = std::thread::spawn(reqwest::blocking::Client::new)
+            .join()
+            .map_err(|_| {
+                "key `telemetry.otlp_endpoint`: cannot build the HTTP client".to_string()
+            })?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
-            .with_http_client(reqwest::Client::new())
+            .with_http_client(client)
             .with_endpoint(endpoint)
             .build()
             .map_err(|e| format!("key `telemetry.otlp_endpoint`: {e}"))?;
