@@ -244,6 +244,7 @@ pub fn post(
             movements::created_at.eq(at),
         ))
         .execute(conn)?;
+    let mut per_account: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
     for p in &movement.postings {
         diesel::insert_into(postings::table)
             .values((
@@ -252,10 +253,14 @@ pub fn post(
                 postings::amount_kopecks.eq(p.amount.kopecks()),
             ))
             .execute(conn)?;
-        // An increment in the database, not read-modify-write: concurrent
-        // movements on one account serialise on the row lock and lose nothing.
-        diesel::update(balances::table.find(&p.account))
-            .set(balances::balance_kopecks.eq(balances::balance_kopecks + p.amount.kopecks()))
+        *per_account.entry(p.account.as_str()).or_default() += p.amount.kopecks();
+    }
+    // Increments in the database, not read-modify-write: concurrent movements on
+    // one account serialise on its row lock and lose nothing. The rows are locked
+    // in account order, so two opposite transfers cannot deadlock.
+    for (account, delta) in per_account {
+        diesel::update(balances::table.find(account))
+            .set(balances::balance_kopecks.eq(balances::balance_kopecks + delta))
             .execute(conn)?;
     }
     for p in &movement.postings {
