@@ -319,3 +319,44 @@ async fn xml_registry_is_accepted_and_checked() {
     assert_eq!(res.status(), 422);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_are_recognised_across_chunks() {
+    let app = app().await;
+    let bank = setup(&app).await;
+    // 1,200 lines: more than one chunk. Two lines come back in the second chunk:
+    // one whose account is unknown, one credited in the first chunk.
+    let mut text = String::new();
+    let mut total = Money::ZERO;
+    for i in 1..=1200 {
+        let line = match i {
+            10 | 1150 => "U1;ls-999;5.00;13.09.2026 09:00:00;x".to_string(),
+            20 | 1190 => "C20;ls-3;1.00;13.09.2026 09:00:00;x".to_string(),
+            _ => format!("C{i};ls-3;1.00;13.09.2026 09:00:00;x"),
+        };
+        total += Money::parse(line.split(';').nth(2).unwrap()).unwrap();
+        text.push_str(&line);
+        text.push_str("\r\n");
+    }
+    text.push_str(&format!("ИТОГО;1200;{total}\r\n"));
+    let res = upload(&app, &bank, "format=csv&date=2026-09-13", cp1251(&text)).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let summary: Value = upload(&app, &bank, "format=csv&date=2026-09-13", cp1251(&text))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["outcomes"]["duplicate_line"], 2, "{summary}");
+    assert_eq!(summary["outcomes"]["unknown_account"], 1);
+    assert_eq!(summary["outcomes"]["credited"], 1197);
+    assert_eq!(balance(&app, "ls-3").await, m("1197.00"));
+    assert_eq!(balance(&app, "suspense").await, m("5.00"));
+    let problems = app
+        .context("payments")
+        .db
+        .read(payments::store::check_invariants)
+        .await
+        .unwrap();
+    assert!(problems.is_empty(), "{problems:?}");
+    app.stop().await;
+}

@@ -289,6 +289,11 @@ pub fn import(
     })
 }
 
+/// The key of the suspense movement of a line whose account is unknown.
+fn unknown_key(bank: &str, txn_id: &str) -> String {
+    format!("registry-unknown:{bank}:{txn_id}")
+}
+
 /// Reconciles one chunk of lines in one transaction.
 fn reconcile_chunk(
     db: &Db,
@@ -301,7 +306,6 @@ fn reconcile_chunk(
         let txn_ids: Vec<&str> = lines.iter().map(|l| l.txn_id.as_str()).collect();
         let accounts: Vec<&str> = lines.iter().map(|l| l.account.as_str()).collect();
         let posted = reg_store::posted(conn, bank, &txn_ids)?;
-        let earlier_items = reg_store::items_for(conn, registry, &txn_ids)?;
         let existing = reg_store::existing_accounts(conn, &accounts)?;
         let mut seen: HashSet<&str> = HashSet::new();
         // Online payments this registry mentions (matched or with another amount).
@@ -312,16 +316,25 @@ fn reconcile_chunk(
         store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
 
         for line in lines {
-            let state =
-                if !seen.insert(line.txn_id.as_str()) || earlier_items.contains(&line.txn_id) {
-                    Posted::InThisRegistry
-                } else {
-                    match posted.get(&line.txn_id) {
-                        Some((_, Some(by))) if by == registry => Posted::InThisRegistry,
-                        Some((kopecks, _)) => Posted::Online(Money::from_kopecks(*kopecks)),
-                        None => Posted::No,
+            // An earlier line of this registry left its mark: matched, credited and
+            // amount-differs lines on the bank payment (`registry_id`), unknown-account
+            // lines as their suspense movement. Looking for earlier report items
+            // instead made the import quadratic.
+            let state = if !seen.insert(line.txn_id.as_str()) {
+                Posted::InThisRegistry
+            } else {
+                match posted.get(&line.txn_id) {
+                    Some((_, Some(by))) if by == registry => Posted::InThisRegistry,
+                    Some((kopecks, _)) => Posted::Online(Money::from_kopecks(*kopecks)),
+                    None if !existing.contains(&line.account)
+                        && store::movement_by_key(conn, &unknown_key(bank, &line.txn_id))?
+                            .is_some() =>
+                    {
+                        Posted::InThisRegistry
                     }
-                };
+                    None => Posted::No,
+                }
+            };
             let outcome = registry::classify(line.amount, state, existing.contains(&line.account));
             *counts.entry(outcome).or_default() += 1;
             let item = |note: String, posted_kopecks: Option<i64>| ItemRow {
@@ -412,7 +425,7 @@ fn reconcile_chunk(
                     store::post(
                         conn,
                         &movement,
-                        &format!("registry-unknown:{bank}:{}", line.txn_id),
+                        &unknown_key(bank, &line.txn_id),
                         None,
                         now.naive_utc(),
                     )?;

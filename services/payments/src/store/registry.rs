@@ -168,21 +168,6 @@ pub fn insert_items(conn: &mut DbConnection, items: &[ItemRow]) -> Result<(), St
     Ok(())
 }
 
-/// Txn ids of this registry that already have an item (seen in an earlier chunk).
-pub fn items_for(
-    conn: &mut DbConnection,
-    registry: &str,
-    txn_ids: &[&str],
-) -> Result<std::collections::HashSet<String>, StoreError> {
-    Ok(registry_items::table
-        .filter(registry_items::registry_id.eq(registry))
-        .filter(registry_items::txn_id.eq_any(txn_ids))
-        .select(registry_items::txn_id)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect())
-}
-
 /// Online payments of `bank` among `txn_ids`: txn → (amount, registry that confirmed it).
 pub fn posted(
     conn: &mut DbConnection,
