@@ -488,13 +488,12 @@ pub struct Applied {
     pub credited: bool,
 }
 
-/// Asks the bank about the order and records what it says: a status of a
-/// higher rank replaces the stored one, and the move to `deposited` credits the
-/// account in the same transaction.
-pub async fn confirm(ctx: &ServiceContext, order_id: &str) -> Result<Applied, AcquiringError> {
-    let id = order_id.to_string();
-    let (order, config) = ctx
-        .db
+/// An order and its organizer's acquiring configuration.
+async fn order_and_config(
+    ctx: &ServiceContext,
+    id: String,
+) -> Result<(OrderRow, OrganizerAcquiring), AcquiringError> {
+    ctx.db
         .read(move |conn| {
             let order = db::find_order(conn, &id)?
                 .ok_or_else(|| AcquiringError::UnknownOrder(id.clone()))?;
@@ -502,7 +501,15 @@ pub async fn confirm(ctx: &ServiceContext, order_id: &str) -> Result<Applied, Ac
                 .ok_or_else(|| AcquiringError::NotConfigured(order.organizer.clone()))?;
             Ok::<_, AcquiringError>((order, config))
         })
-        .await?;
+        .await
+}
+
+/// Asks the bank about the order and records what it says: a status of a
+/// higher rank replaces the stored one, and the move to `deposited` credits the
+/// account in the same transaction.
+pub async fn confirm(ctx: &ServiceContext, order_id: &str) -> Result<Applied, AcquiringError> {
+    let id = order_id.to_string();
+    let (order, config) = order_and_config(ctx, id).await?;
     let Some(bank_order_id) = order.bank_order_id.clone() else {
         return Ok(Applied {
             order_id: order.id.clone(),
@@ -704,16 +711,7 @@ pub async fn refund(
     request: RefundRequest,
 ) -> Result<Refunded, AcquiringError> {
     let id = request.order_id.clone();
-    let (order, config) = ctx
-        .db
-        .read(move |conn| {
-            let order = db::find_order(conn, &id)?
-                .ok_or_else(|| AcquiringError::UnknownOrder(id.clone()))?;
-            let config = db::find_config(conn, &order.organizer)?
-                .ok_or_else(|| AcquiringError::NotConfigured(order.organizer.clone()))?;
-            Ok::<_, AcquiringError>((order, config))
-        })
-        .await?;
+    let (order, config) = order_and_config(ctx, id).await?;
     let Some(bank_order_id) = order.bank_order_id.clone() else {
         return Err(AcquiringError::NotRefundable {
             order: order.id,

@@ -99,7 +99,7 @@ fn answer(result: ResultCode, message: impl Into<String>) -> BankAnswer {
 }
 
 /// The one bank the caller acts for.
-fn bank_of(caller: &Caller) -> Result<String, Problem> {
+pub(crate) fn bank_of(caller: &Caller) -> Result<String, Problem> {
     caller.require(&[Role::Bank])?;
     match caller.banks.iter().collect::<Vec<_>>().as_slice() {
         [only] => Ok((*only).clone()),
@@ -119,7 +119,7 @@ async fn check(
 ) -> Result<HttpResponse, ApiError> {
     bank_of(&caller)?;
     let account = body.into_inner().account;
-    if !banking::account_format_ok(&account) {
+    if !crate::domain::ledger::is_account_id(&account) {
         return Ok(HttpResponse::Ok().json(answer(
             ResultCode::AccountFormatWrong,
             "the account number is not in the expected format",
@@ -179,7 +179,7 @@ async fn pay(
     if req.txn_id.trim().is_empty() || req.txn_id.len() > 64 {
         return Err(Problem::invalid("txn_id", "1–64 characters").into());
     }
-    if !banking::account_format_ok(&req.account) {
+    if !crate::domain::ledger::is_account_id(&req.account) {
         return Ok(HttpResponse::Ok().json(answer(
             ResultCode::AccountFormatWrong,
             "the account number is not in the expected format",

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::access;
-use crate::domain::ledger::{AccountKind, Movement, MovementKind, SUSPENSE};
+use crate::domain::ledger::{is_account_id, AccountKind, Movement, MovementKind, SUSPENSE};
 use crate::store::{self, NewAccount, StoreError};
 
 impl From<StoreError> for ApiError {
@@ -150,12 +150,7 @@ pub struct AccountView {
 }
 
 fn valid_account_id(field: &str, id: &str) -> Result<(), Problem> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.');
-    if ok {
+    if is_account_id(id) {
         Ok(())
     } else {
         Err(Problem::invalid(

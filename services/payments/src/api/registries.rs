@@ -117,14 +117,7 @@ async fn upload(
             .clone()
             .ok_or_else(|| Problem::invalid("bank", "name the bank whose registry this is"))?
     } else {
-        match caller.banks.iter().collect::<Vec<_>>().as_slice() {
-            [only] => (*only).clone(),
-            _ => {
-                return Err(
-                    Problem::forbidden("the token must name exactly one bank in `banks`").into(),
-                )
-            }
-        }
+        super::banking::bank_of(&caller)?
     };
     // The file goes to disk first: the import reads it twice, in constant memory.
     let dir = ctx.settings.storage.data_dir.join("uploads");

@@ -67,15 +67,6 @@ pub fn max_payment() -> Money {
     Money::from_kopecks(3_000_000)
 }
 
-/// The account number format banks send: what personal account ids look like.
-pub fn account_format_ok(account: &str) -> bool {
-    !account.is_empty()
-        && account.len() <= 64
-        && account
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-}
-
 /// Checks the amount of a `pay`.
 pub fn check_amount(amount: Money) -> Result<(), ResultCode> {
     if amount < min_payment() {
