@@ -4,5 +4,8 @@ use std::sync::Arc;
 
 /// Every service of the platform, in start-up order.
 pub fn services() -> Vec<Arc<dyn platform::Service>> {
-    vec![Arc::new(payments::PaymentsService)]
+    vec![
+        Arc::new(payments::PaymentsService),
+        Arc::new(meals::MealsService),
+    ]
 }

@@ -31,8 +31,11 @@ pub fn topology() -> Vec<QueueDef> {
     let mut all = Vec::new();
     all.extend_from_slice(payments::QUEUES);
     all.push(meals::DEBITS_QUEUE);
+    all.push(meals::ACCOUNTS_QUEUE);
+    all.extend_from_slice(meals::QUEUES);
     all
 }
 
 pub mod meals;
 pub mod payments;
+pub mod school;

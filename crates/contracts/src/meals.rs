@@ -38,3 +38,48 @@ impl Contract for DebitRequested {
     const TOPIC: &'static str = "meals.debit.requested.v1";
     const KIND: &'static str = "meals.DebitRequested.v1";
 }
+
+/// Where payments takes the students' accounts the meals service opens.
+pub const ACCOUNTS_QUEUE: QueueDef = QueueDef {
+    queue: "payments.meal-accounts",
+    bindings: &[<AccountOpened as Contract>::TOPIC],
+    consumer: "payments",
+};
+
+/// Where the meals service takes its balances and debit results from payments,
+/// and the attendance marks from the Electronic school.
+pub const QUEUES: &[QueueDef] = &[
+    QueueDef {
+        queue: "meals.balances",
+        bindings: &[<crate::payments::BalanceChanged as Contract>::TOPIC],
+        consumer: "meals",
+    },
+    QueueDef {
+        queue: "meals.debit-results",
+        bindings: &[<crate::payments::DebitResult as Contract>::TOPIC],
+        consumer: "meals",
+    },
+    QueueDef {
+        queue: "meals.attendance",
+        bindings: &[<crate::school::AttendanceMarked as Contract>::TOPIC],
+        consumer: "meals",
+    },
+];
+
+/// A student's personal account (лицевой счёт) in the meal module, for payments to
+/// open (or to move to another organizer). Sent again whenever the school's
+/// organizer link changes; opening an account that exists changes nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountOpened {
+    pub account: String,
+    pub student_name: String,
+    pub school: String,
+    pub class_name: String,
+    pub municipality: String,
+    pub organizer: String,
+}
+
+impl Contract for AccountOpened {
+    const TOPIC: &'static str = "meals.account.opened.v1";
+    const KIND: &'static str = "meals.AccountOpened.v1";
+}

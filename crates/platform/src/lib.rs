@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod app;
 pub mod caller;
+pub mod export;
 pub mod problem;
 pub mod testing;
 

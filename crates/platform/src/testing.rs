@@ -34,6 +34,7 @@ pub fn test_settings(data_dir: &std::path::Path) -> settings::Settings {
     s.bus.retry_delays_ms = vec![100, 300];
     s.bus.max_attempts = 3;
     s.bus.relay_poll_ms = 50;
+    s.meals.close_poll_ms = 100;
     if distributed() {
         s.storage.database_url = test_database_url();
         s.bus.backend = settings::BusBackend::Rabbitmq;

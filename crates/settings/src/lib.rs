@@ -22,6 +22,9 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub telemetry: TelemetrySettings,
     pub calendar: CalendarSettings,
+    /// The meals service's day close.
+    #[serde(default)]
+    pub meals: MealsSettings,
     /// Per-service overrides, keyed by service name.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceSettings>,
@@ -119,6 +122,28 @@ pub struct CalendarSettings {
     pub dir: PathBuf,
 }
 
+/// When and how the meals service closes a school day.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MealsSettings {
+    /// Tyumen local time at which a school day closes and the write-off starts, `HH:MM`.
+    pub close_at: String,
+    /// How often the closer looks for days to close (and catches up after downtime).
+    pub close_poll_ms: u64,
+    /// How many days back the closer catches up after downtime.
+    pub catch_up_days: u32,
+}
+
+impl Default for MealsSettings {
+    fn default() -> Self {
+        MealsSettings {
+            close_at: "23:00".into(),
+            close_poll_ms: 30_000,
+            catch_up_days: 31,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
@@ -173,6 +198,7 @@ impl Default for Settings {
             calendar: CalendarSettings {
                 dir: PathBuf::from("deploy/calendar"),
             },
+            meals: MealsSettings::default(),
             services: BTreeMap::new(),
         }
     }
@@ -291,6 +317,15 @@ impl Settings {
         }
         if self.bus.relay_batch <= 0 {
             return bad("bus.relay_batch", "must be positive".into());
+        }
+        if chrono::NaiveTime::parse_from_str(&self.meals.close_at, "%H:%M").is_err() {
+            return bad(
+                "meals.close_at",
+                format!("`{}` is not HH:MM", self.meals.close_at),
+            );
+        }
+        if self.meals.close_poll_ms == 0 {
+            return bad("meals.close_poll_ms", "must be positive".into());
         }
         for (name, svc) in &self.services {
             if let Some(url) = &svc.database_url {

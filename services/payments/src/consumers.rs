@@ -19,7 +19,76 @@ pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<
     let handler = MealDebitHandler {
         clock: ctx.clock.clone(),
     };
-    bus::spawn_consumer(&ctx.bus, opts, Arc::new(handler), cancel)
+    let mut tasks = bus::spawn_consumer(&ctx.bus, opts, Arc::new(handler), cancel.clone());
+    let def = contracts::meals::ACCOUNTS_QUEUE;
+    let opts = ConsumerOptions::new(
+        "payments.meal-accounts",
+        QueueSpec::new(def.queue, def.bindings),
+    );
+    tasks.extend(bus::spawn_consumer(
+        &ctx.bus,
+        opts,
+        Arc::new(AccountOpenedHandler {
+            clock: ctx.clock.clone(),
+        }),
+        cancel,
+    ));
+    tasks
+}
+
+/// Opens the personal accounts the meals service registers; a student already
+/// known gets the school, class and organizer the meals service sent last.
+pub struct AccountOpenedHandler {
+    pub clock: Arc<dyn calendar::Clock>,
+}
+
+impl bus::Handler for AccountOpenedHandler {
+    fn handle(
+        &self,
+        conn: &mut storage::DbConnection,
+        message: &bus::Envelope,
+    ) -> Result<(), bus::HandlerError> {
+        use crate::domain::ledger::{is_account_id, AccountKind};
+        use crate::store::{self, NewAccount};
+        let opened: contracts::meals::AccountOpened = message.decode()?;
+        if !is_account_id(&opened.account) {
+            return Err(bus::HandlerError::Permanent(format!(
+                "{:?} is not an account id",
+                opened.account
+            )));
+        }
+        let to_handler = |e: store::StoreError| bus::HandlerError::Transient(e.to_string());
+        match store::find_account(conn, &opened.account).map_err(to_handler)? {
+            Some(existing) if existing.kind() != Some(AccountKind::Personal) => Err(
+                bus::HandlerError::Permanent(format!("{} is a system account", opened.account)),
+            ),
+            Some(_) => store::update_account_owner(
+                conn,
+                &opened.account,
+                &opened.student_name,
+                &opened.school,
+                &opened.class_name,
+                &opened.organizer,
+            )
+            .map_err(to_handler),
+            None => store::open_account(
+                conn,
+                &NewAccount {
+                    id: opened.account,
+                    kind: AccountKind::Personal.as_str().into(),
+                    purpose: "meals".into(),
+                    student_name: opened.student_name,
+                    school: opened.school,
+                    class_name: opened.class_name,
+                    municipality: opened.municipality,
+                    organizer: opened.organizer,
+                    active: 1,
+                    created_at: self.clock.now().naive_utc(),
+                },
+            )
+            .map_err(to_handler),
+        }
+    }
 }
 
 /// Writes off meal debits (idempotent by the debit's key) and answers each with

@@ -8,7 +8,7 @@ pub mod acquiring;
 pub mod api;
 pub mod consumers;
 pub mod domain;
-pub mod export;
+pub use platform::export;
 pub mod registry;
 pub mod store;
 

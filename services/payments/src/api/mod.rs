@@ -304,16 +304,7 @@ pub struct MovementPage {
     pub items: Vec<MovementLine>,
 }
 
-/// A file the browser saves under `file_name`.
-pub(crate) fn download(content_type: &str, file_name: &str, body: Vec<u8>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header((
-            "Content-Disposition",
-            format!("attachment; filename=\"{file_name}\""),
-        ))
-        .body(body)
-}
+pub(crate) use platform::export::download;
 
 /// A table as a download: XLSX when `format` is `xlsx`, else CSV.
 pub(crate) fn file_response(
@@ -322,19 +313,9 @@ pub(crate) fn file_response(
     headings: &[&str],
     rows: &[Vec<crate::export::Cell>],
 ) -> Result<HttpResponse, ApiError> {
-    if format == "xlsx" {
-        let bytes = crate::export::xlsx("Отчёт", headings, rows).map_err(Problem::internal)?;
-        return Ok(download(
-            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-            &format!("{name}.xlsx"),
-            bytes,
-        ));
-    }
-    Ok(download(
-        "text/csv; charset=utf-8",
-        &format!("{name}.csv"),
-        crate::export::csv(headings, rows).into_bytes(),
-    ))
+    Ok(platform::export::file_response(
+        format, name, headings, rows,
+    )?)
 }
 
 /// A stored UTC timestamp as Tyumen local time with its offset, for answers.

@@ -136,6 +136,27 @@ pub fn open_account(conn: &mut DbConnection, account: &NewAccount) -> Result<(),
     Ok(())
 }
 
+/// Moves a personal account to the school, class and organizer its student has
+/// now (the meals service owns those facts).
+pub fn update_account_owner(
+    conn: &mut DbConnection,
+    id: &str,
+    student_name: &str,
+    school: &str,
+    class_name: &str,
+    organizer: &str,
+) -> Result<(), StoreError> {
+    diesel::update(accounts::table.find(id))
+        .set((
+            accounts::student_name.eq(student_name),
+            accounts::school.eq(school),
+            accounts::class_name.eq(class_name),
+            accounts::organizer.eq(organizer),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// The ledger account ids of the system counterparties, one per owner.
 pub mod system {
     /// What parents paid towards an organizer's meals.

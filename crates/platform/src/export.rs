@@ -57,19 +57,41 @@ pub fn xlsx(
     headings: &[&str],
     rows: &[Vec<Cell>],
 ) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    xlsx_titled(sheet, &[], headings, rows, &[])
+}
+
+/// A printable sheet: title lines above the table, footer lines (totals,
+/// signatures) below it.
+pub fn xlsx_titled(
+    sheet: &str,
+    title: &[String],
+    headings: &[&str],
+    rows: &[Vec<Cell>],
+    footer: &[String],
+) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
     use rust_xlsxwriter::{Format, Workbook};
     let mut book = Workbook::new();
     let bold = Format::new().set_bold();
     let money = Format::new().set_num_format("# ##0.00");
     let ws = book.add_worksheet();
     ws.set_name(sheet)?;
+    let top = u32::try_from(title.len() + usize::from(!title.is_empty())).unwrap_or(0);
+    for (r, line) in title.iter().enumerate() {
+        let r = u32::try_from(r).unwrap_or(u32::MAX);
+        ws.write_string_with_format(r, 0, line, &bold)?;
+    }
     for (col, h) in headings.iter().enumerate() {
         let col = u16::try_from(col).unwrap_or(u16::MAX);
-        ws.write_string_with_format(0, col, *h, &bold)?;
+        ws.write_string_with_format(top, col, *h, &bold)?;
         ws.set_column_width(col, 22)?;
     }
+    let end = top + 1 + u32::try_from(rows.len()).unwrap_or(u32::MAX - top - 3);
+    for (r, line) in footer.iter().enumerate() {
+        let r = end + 1 + u32::try_from(r).unwrap_or(0);
+        ws.write_string(r, 0, line)?;
+    }
     for (r, row) in rows.iter().enumerate() {
-        let r = u32::try_from(r + 1).unwrap_or(u32::MAX);
+        let r = top + u32::try_from(r + 1).unwrap_or(u32::MAX - top);
         for (c, cell) in row.iter().enumerate() {
             let c = u16::try_from(c).unwrap_or(u16::MAX);
             match cell {
@@ -80,4 +102,35 @@ pub fn xlsx(
         }
     }
     book.save_to_buffer()
+}
+
+pub const XLSX: &str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet";
+
+/// A file the browser saves under `file_name`.
+pub fn download(content_type: &str, file_name: &str, body: Vec<u8>) -> actix_web::HttpResponse {
+    actix_web::HttpResponse::Ok()
+        .content_type(content_type)
+        .insert_header((
+            "Content-Disposition",
+            format!("attachment; filename=\"{file_name}\""),
+        ))
+        .body(body)
+}
+
+/// A table as a download: XLSX when `format` is `xlsx`, else CSV.
+pub fn file_response(
+    format: &str,
+    name: &str,
+    headings: &[&str],
+    rows: &[Vec<Cell>],
+) -> Result<actix_web::HttpResponse, crate::Problem> {
+    if format == "xlsx" {
+        let bytes = xlsx("Отчёт", headings, rows).map_err(crate::Problem::internal)?;
+        return Ok(download(XLSX, &format!("{name}.xlsx"), bytes));
+    }
+    Ok(download(
+        "text/csv; charset=utf-8",
+        &format!("{name}.csv"),
+        csv(headings, rows).into_bytes(),
+    ))
 }

@@ -1,0 +1,179 @@
+//! REST handlers of the meals service: parse, authorize against role and scope,
+//! apply the domain rules, answer problem+json on bad input (changing nothing).
+
+pub mod catalog;
+pub mod orders;
+pub mod reference;
+pub mod reports;
+pub mod requests;
+
+use actix_web::web;
+use chrono::NaiveDate;
+use platform::{Caller, Problem, Role, ServiceContext};
+use primitives::Money;
+
+use crate::store;
+
+pub fn routes(ctx: &ServiceContext, cfg: &mut web::ServiceConfig) {
+    let data = web::Data::new(ctx.clone());
+    reference::routes(&data, cfg);
+    catalog::routes(&data, cfg);
+    orders::routes(&data, cfg);
+    requests::routes(&data, cfg);
+    reports::routes(&data, cfg);
+}
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = <reference::ReferenceApi as utoipa::OpenApi>::openapi();
+    doc.merge(<catalog::CatalogApi as utoipa::OpenApi>::openapi());
+    doc.merge(<orders::OrdersApi as utoipa::OpenApi>::openapi());
+    doc.merge(<requests::RequestsApi as utoipa::OpenApi>::openapi());
+    doc.merge(<reports::ReportsApi as utoipa::OpenApi>::openapi());
+    doc
+}
+
+/// A resource under the service's context.
+pub(crate) fn resource(data: &web::Data<ServiceContext>, path: &str) -> actix_web::Resource {
+    web::resource(path).app_data(data.clone())
+}
+
+/// Ids in paths and bodies: 1–64 latin letters, digits, '-', '_', '.'.
+pub(crate) fn valid_id(field: &str, id: &str) -> Result<(), Problem> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::invalid(
+            field,
+            "1–64 characters: latin letters, digits, '-', '_', '.'",
+        ))
+    }
+}
+
+pub(crate) fn required(field: &str, value: &str) -> Result<(), Problem> {
+    if value.trim().is_empty() {
+        Err(Problem::invalid(field, "must not be empty"))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn date(field: &str, s: &str) -> Result<NaiveDate, Problem> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map_err(|_| Problem::invalid(field, format!("{s:?} is not a date (YYYY-MM-DD)")))
+}
+
+pub(crate) fn non_negative(field: &str, m: Money) -> Result<(), Problem> {
+    if m.kopecks() < 0 {
+        Err(Problem::invalid(field, format!("{m} is negative")))
+    } else {
+        Ok(())
+    }
+}
+
+pub(crate) fn meal_kind(field: &str, kind: &str) -> Result<(), Problem> {
+    if crate::domain::is_meal_kind(kind) {
+        Ok(())
+    } else {
+        Err(Problem::invalid(
+            field,
+            format!("{kind:?} is not one of breakfast, lunch, snack"),
+        ))
+    }
+}
+
+fn forbidden(what: impl Into<String>) -> Problem {
+    Problem::forbidden(what)
+}
+
+/// The caller is the municipality's officer (or the Operator).
+pub(crate) fn require_municipal(caller: &Caller, municipality: &str) -> Result<(), Problem> {
+    caller.require(&[Role::MunicipalOfficer, Role::OperatorAdmin])?;
+    if caller.may_see_municipality(municipality) {
+        Ok(())
+    } else {
+        Err(forbidden(format!(
+            "you do not act for municipality {municipality}"
+        )))
+    }
+}
+
+/// The caller administers the school's meals (or is the Operator).
+pub(crate) fn require_admin(caller: &Caller, school: &store::School) -> Result<(), Problem> {
+    caller.require(&[Role::MealAdmin, Role::OperatorAdmin])?;
+    if caller.may_see_school(&school.id) {
+        Ok(())
+    } else {
+        Err(forbidden(format!(
+            "you do not administer meals of school {}",
+            school.id
+        )))
+    }
+}
+
+pub(crate) fn require_organizer(caller: &Caller, organizer: &str) -> Result<(), Problem> {
+    caller.require(&[Role::MealOrganizer, Role::OperatorAdmin])?;
+    if caller.may_act_for_organizer(organizer) {
+        Ok(())
+    } else {
+        Err(forbidden(format!(
+            "you do not act for organizer {organizer}"
+        )))
+    }
+}
+
+/// Whether the caller may read about `school`: its meal admin, its class
+/// teachers (own classes are checked by the caller), a linked organizer, the
+/// municipality's officer, the Operator.
+pub(crate) fn may_read_school(
+    caller: &Caller,
+    school: &store::School,
+    organizers: &[String],
+) -> bool {
+    caller.has_role(Role::OperatorAdmin)
+        || (caller.has_role(Role::MealAdmin) && caller.may_see_school(&school.id))
+        || (caller.has_role(Role::MunicipalOfficer)
+            && caller.may_see_municipality(&school.municipality))
+        || (caller.has_role(Role::MealOrganizer)
+            && organizers.iter().any(|o| caller.may_act_for_organizer(o)))
+}
+
+pub(crate) async fn load_school(ctx: &ServiceContext, id: &str) -> Result<store::School, Problem> {
+    let id = id.to_string();
+    ctx.db
+        .read(move |c| store::school(c, &id))
+        .await?
+        .ok_or_else(|| Problem::not_found("no such school"))
+}
+
+/// A stored UTC timestamp as Tyumen local time with its offset.
+pub(crate) fn tyumen(ts: chrono::NaiveDateTime) -> String {
+    ts.and_utc()
+        .with_timezone(&calendar::TYUMEN)
+        .format("%Y-%m-%dT%H:%M:%S%:z")
+        .to_string()
+}
+
+/// Tyumen local time now, by the service clock.
+pub(crate) fn local_now(ctx: &ServiceContext) -> chrono::NaiveDateTime {
+    crate::close::local_now(ctx)
+}
+
+/// Masks a full name for people who need to recognise, not identify:
+/// «Иванов Пётр Сергеевич» → «Иванов П. С.».
+pub fn mask_name(full: &str) -> String {
+    let mut parts = full.split_whitespace();
+    let mut out = parts.next().unwrap_or_default().to_string();
+    for p in parts {
+        if let Some(c) = p.chars().next() {
+            out.push(' ');
+            out.push(c);
+            out.push('.');
+        }
+    }
+    out
+}

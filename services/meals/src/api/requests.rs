@@ -1,0 +1,773 @@
+//! Class teachers: attendance marks, today's meal request (заявка на питание)
+//! formed no later than an hour before the meal, exclusion by credit, the
+//! actual confirmation of who ate until 23:00, the printable request. The
+//! organizer's view of today's requests.
+
+use actix_web::{web, HttpResponse};
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use platform::export::Cell;
+use platform::{Caller, Problem, Role, ServiceContext};
+use primitives::Money;
+use serde::{Deserialize, Serialize};
+use storage::DbConnection;
+use utoipa::{IntoParams, ToSchema};
+
+use super::{local_now, resource, tyumen};
+use crate::domain::{self, MealPrice};
+use crate::store::{self, attendance, meal_requests, meal_times, orders, request_lines, students};
+
+pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        resource(data, "/api/meals/classes/{class}/attendance").route(web::post().to(mark)),
+    )
+    .service(
+        resource(data, "/api/meals/classes/{class}/requests")
+            .route(web::post().to(form))
+            .route(web::get().to(class_requests)),
+    )
+    .service(resource(data, "/api/meals/requests/{id}").route(web::get().to(get_request)))
+    .service(resource(data, "/api/meals/requests/{id}/print").route(web::get().to(print)))
+    .service(resource(data, "/api/meals/requests/{id}/actual").route(web::put().to(actual)))
+    .service(
+        resource(data, "/api/meals/organizers/{organizer}/requests")
+            .route(web::get().to(organizer_requests)),
+    );
+}
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(mark, form, class_requests, get_request, print, actual, organizer_requests),
+    components(schemas(Attendance, Mark, FormRequest, RequestView, RequestLineView, Actual)),
+    tags((name = "meals-requests", description = "Attendance, daily meal requests, confirmation of who ate"))
+)]
+pub struct RequestsApi;
+
+fn teacher_of(caller: &Caller, class: &str) -> bool {
+    caller.has_role(Role::OperatorAdmin)
+        || (caller.has_role(Role::ClassTeacher) && caller.may_see_class(class))
+}
+
+async fn load_class(
+    ctx: &ServiceContext,
+    id: &str,
+) -> Result<(store::Class, store::School), Problem> {
+    let id = id.to_string();
+    ctx.db
+        .read(
+            move |c| -> Result<Option<(store::Class, store::School)>, storage::StorageError> {
+                let Some(k) = store::class(c, &id)? else {
+                    return Ok(None);
+                };
+                let Some(s) = store::school(c, &k.school_id)? else {
+                    return Ok(None);
+                };
+                Ok(Some((k, s)))
+            },
+        )
+        .await?
+        .ok_or_else(|| Problem::not_found("no such class"))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Mark {
+    pub account: String,
+    pub present: bool,
+}
+
+/// The first lesson's attendance marks (the Electronic school sends them; they
+/// also come over the bus as `school.attendance.marked.v1`).
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Attendance {
+    pub date: String,
+    pub marks: Vec<Mark>,
+}
+
+#[utoipa::path(post, path = "/api/meals/classes/{class}/attendance", tag = "meals-requests", request_body = Attendance,
+    security(("bearer" = [])), responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem)))]
+async fn mark(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<Attendance>,
+) -> Result<HttpResponse, Problem> {
+    let class = path.into_inner();
+    if !(teacher_of(&caller, &class) || caller.has_role(Role::InformationSystem)) {
+        return Err(Problem::not_found("no such class"));
+    }
+    let (class, _) = load_class(&ctx, &class).await?;
+    let day = super::date("date", &body.date)?;
+    let now = local_now(&ctx);
+    if day != now.date() {
+        return Err(Problem::invalid(
+            "date",
+            format!("attendance is marked for today, {}", now.date()),
+        ));
+    }
+    let marks: Vec<(String, bool)> = body
+        .marks
+        .iter()
+        .map(|m| (m.account.clone(), m.present))
+        .collect();
+    let at = ctx.clock.now().naive_utc();
+    ctx.db
+        .write(move |c| -> Result<(), Problem> {
+            let unknown =
+                crate::consumers::mark_attendance(c, &class.id, day, &marks, "teacher", at)?;
+            if !unknown.is_empty() {
+                // Rolls the whole batch back: nothing is recorded.
+                return Err(Problem::invalid(
+                    "marks",
+                    format!("not in class {}: {}", class.id, unknown.join(", ")),
+                ));
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FormRequest {
+    /// The school's meal time code (e.g. `lunch-1`).
+    pub meal_time: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RequestLineView {
+    pub account: String,
+    pub student: String,
+    pub complex: Option<String>,
+    /// order, default (the «комплекс дня») or none.
+    pub source: String,
+    pub price: MealPrice,
+    #[schema(value_type = String)]
+    pub balance: Money,
+    pub included: bool,
+    /// Why the student is not in the request.
+    pub reason: Option<String>,
+    /// The teacher's confirmation of who ate (absent: as requested).
+    pub ate: Option<bool>,
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RequestView {
+    pub id: String,
+    pub school: String,
+    pub class: String,
+    pub class_name: String,
+    pub date: String,
+    pub meal_time: String,
+    pub meal_kind: String,
+    pub formed_by: String,
+    pub formed_at: String,
+    pub confirmed_at: Option<String>,
+    /// The day closed: nothing changes any more.
+    pub closed: bool,
+    pub included: usize,
+    pub excluded: usize,
+    pub lines: Vec<RequestLineView>,
+}
+
+fn view(c: &mut DbConnection, id: &str) -> Result<Option<RequestView>, storage::StorageError> {
+    let Some(r) = meal_requests::table
+        .find(id)
+        .select(store::MealRequest::as_select())
+        .first(c)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let rows: Vec<(store::RequestLine, String)> = request_lines::table
+        .inner_join(students::table.on(students::account.eq(request_lines::account)))
+        .filter(request_lines::request_id.eq(id))
+        .order(students::full_name)
+        .select((store::RequestLine::as_select(), students::full_name))
+        .load(c)?;
+    let class_name = store::class(c, &r.class_id)?
+        .map(|k| k.name)
+        .unwrap_or_default();
+    let mut lines = Vec::new();
+    for (l, name) in rows {
+        let code = match &l.complex_id {
+            Some(cid) => store::complex(c, cid)?.map(|x| x.code),
+            None => None,
+        };
+        lines.push(RequestLineView {
+            account: l.account,
+            student: name,
+            complex: code,
+            source: l.source,
+            price: MealPrice {
+                price: Money::from_kopecks(l.price_kopecks),
+                reimbursed: Money::from_kopecks(l.reimbursed_kopecks),
+                extras: Money::from_kopecks(l.extras_kopecks),
+                to_pay: Money::from_kopecks(l.to_pay_kopecks),
+            },
+            balance: Money::from_kopecks(l.balance_kopecks),
+            included: l.included == 1,
+            reason: l.reason,
+            ate: l.ate.map(|a| a == 1),
+            category: l.category,
+        });
+    }
+    let included = lines.iter().filter(|l| l.included).count();
+    Ok(Some(RequestView {
+        excluded: lines.len() - included,
+        included,
+        lines,
+        id: r.id,
+        school: r.school_id,
+        class: r.class_id,
+        class_name,
+        date: r.date.to_string(),
+        meal_time: r.meal_time,
+        meal_kind: r.meal_kind,
+        formed_by: r.formed_by,
+        formed_at: tyumen(r.formed_at),
+        confirmed_at: r.confirmed_at.map(tyumen),
+        closed: r.closed == 1,
+    }))
+}
+
+/// Forms the request of `class` for `meal_time` today (the rules in [`domain`]).
+pub fn form_request(
+    c: &mut DbConnection,
+    school: &store::School,
+    class: &store::Class,
+    meal_time: &store::MealTime,
+    day: NaiveDate,
+    who: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<String, Problem> {
+    let exists: i64 = meal_requests::table
+        .filter(meal_requests::class_id.eq(&class.id))
+        .filter(meal_requests::date.eq(day))
+        .filter(meal_requests::meal_time.eq(&meal_time.code))
+        .count()
+        .get_result(c)?;
+    if exists > 0 {
+        return Err(Problem::conflict(
+            "request-exists",
+            format!(
+                "class {} has a request for {day} {} already",
+                class.id, meal_time.code
+            ),
+        ));
+    }
+    let org = store::organizer_of(c, school, class)?.ok_or_else(|| {
+        Problem::conflict(
+            "no-organizer",
+            format!("school {} has no meal organizer yet", school.id),
+        )
+    })?;
+    let kind = meal_time.kind.clone();
+    let pupils: Vec<store::Student> = students::table
+        .filter(students::class_id.eq(&class.id))
+        .filter(students::active.eq(1))
+        .filter(students::home_schooled.eq(0))
+        .order(students::account)
+        .select(store::Student::as_select())
+        .load(c)?;
+    let id = uuid::Uuid::now_v7().to_string();
+    diesel::insert_into(meal_requests::table)
+        .values(&store::MealRequest {
+            id: id.clone(),
+            school_id: school.id.clone(),
+            class_id: class.id.clone(),
+            date: day,
+            meal_time: meal_time.code.clone(),
+            meal_kind: kind.clone(),
+            closed: 0,
+            formed_by: who.to_string(),
+            formed_at: at,
+            confirmed_by: None,
+            confirmed_at: None,
+        })
+        .execute(c)?;
+    let credit = Money::from_kopecks(school.credit_limit_kopecks);
+    let mut lines = Vec::new();
+    for st in pupils.iter().filter(|s| s.eats(&kind)) {
+        let present: Option<i32> = attendance::table
+            .find((&st.account, day))
+            .select(attendance::present)
+            .first(c)
+            .optional()?;
+        let balance = store::balance(c, &st.account)?;
+        let mut line = store::RequestLine {
+            request_id: id.clone(),
+            account: st.account.clone(),
+            complex_id: None,
+            source: "none".into(),
+            price_kopecks: 0,
+            reimbursed_kopecks: 0,
+            extras_kopecks: 0,
+            to_pay_kopecks: 0,
+            balance_kopecks: balance.kopecks(),
+            included: 0,
+            reason: None,
+            ate: None,
+            category: None,
+            funder: None,
+        };
+        match present {
+            Some(1) => {}
+            Some(_) => {
+                line.reason = Some("absent at the first lesson".into());
+                lines.push(line);
+                continue;
+            }
+            None => {
+                line.reason = Some("no attendance mark".into());
+                lines.push(line);
+                continue;
+            }
+        }
+        let order: Option<store::Order> = orders::table
+            .find((&st.account, day, &kind))
+            .select(store::Order::as_select())
+            .first(c)
+            .optional()?;
+        let (complex, extras_json, source) = match order {
+            Some(o) => (
+                o.complex_id
+                    .as_deref()
+                    .map(|id| store::complex(c, id))
+                    .transpose()?
+                    .flatten(),
+                o.extras,
+                "order",
+            ),
+            None => {
+                let default = store::offered(c, school, &org, st, day, &kind)?
+                    .into_iter()
+                    .find(|(_, d)| *d)
+                    .map(|(x, _)| x);
+                (default, "[]".to_string(), "default")
+            }
+        };
+        let Some(complex) = complex else {
+            line.reason = Some("no complex: no order and no «комплекс дня» on the menu".into());
+            lines.push(line);
+            continue;
+        };
+        let extras = store::extras_total(c, &store::extras_of(&extras_json))?;
+        let (price, rate) = store::price_for(c, school, st, Some(&complex), &kind, extras)?;
+        let pending = store::pending(c, &st.account, Some(&id))?;
+        line.complex_id = Some(complex.id);
+        line.source = source.into();
+        line.price_kopecks = price.price.kopecks();
+        line.reimbursed_kopecks = price.reimbursed.kopecks();
+        line.extras_kopecks = price.extras.kopecks();
+        line.to_pay_kopecks = price.to_pay.kopecks();
+        line.category = rate.as_ref().map(|r| r.category.clone());
+        line.funder = rate.map(|r| r.funder);
+        match domain::credit_exclusion(balance, pending, price.to_pay, credit) {
+            Some(reason) => line.reason = Some(reason),
+            None => line.included = 1,
+        }
+        lines.push(line);
+    }
+    for chunk in lines.chunks(500) {
+        storage::per_backend!(c, |cc| diesel::insert_into(request_lines::table)
+            .values(chunk)
+            .execute(cc))?;
+    }
+    Ok(id)
+}
+
+/// Form today's request for the class and a meal time, no later than an hour
+/// before it. Absent students and those whose balance would go below the
+/// credit limit are listed as excluded, with the reason.
+#[utoipa::path(post, path = "/api/meals/classes/{class}/requests", tag = "meals-requests", request_body = FormRequest,
+    security(("bearer" = [])),
+    responses((status = 201, body = RequestView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn form(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<FormRequest>,
+) -> Result<HttpResponse, Problem> {
+    let class = path.into_inner();
+    if !teacher_of(&caller, &class) {
+        return Err(Problem::not_found("no such class"));
+    }
+    let (class, school) = load_class(&ctx, &class).await?;
+    let now = local_now(&ctx);
+    let day = now.date();
+    if !ctx
+        .calendar
+        .is_working_day(day)
+        .map_err(|e| Problem::unprocessable("calendar", "No production calendar", e.to_string()))?
+    {
+        return Err(Problem::invalid(
+            "date",
+            format!("{day} is not a school day"),
+        ));
+    }
+    let code = body.into_inner().meal_time;
+    let who = caller.subject.clone();
+    let at = ctx.clock.now().naive_utc();
+    let id = ctx
+        .db
+        .write(move |c| -> Result<String, Problem> {
+            let mt: store::MealTime = meal_times::table
+                .find((&school.id, &code))
+                .select(store::MealTime::as_select())
+                .first(c)
+                .optional()?
+                .filter(|m| m.shift == class.shift)
+                .ok_or_else(|| Problem::invalid("meal_time", format!("school {} has no meal time {code} for shift {}", school.id, class.shift)))?;
+            let starts = domain::parse_clock(&mt.starts_at).ok_or_else(|| Problem::internal("bad meal time"))?;
+            let deadline = domain::request_deadline(day, starts);
+            if now > deadline {
+                return Err(Problem::conflict(
+                    "request-frozen",
+                    format!("the request for {code} had to be formed by {} (an hour before the meal); the organizer works from what there is", deadline.format("%H:%M")),
+                ));
+            }
+            form_request(c, &school, &class, &mt, day, &who, at)
+        })
+        .await?;
+    let v = ctx
+        .db
+        .read(move |c| view(c, &id))
+        .await?
+        .ok_or_else(|| Problem::internal("request vanished"))?;
+    Ok(HttpResponse::Created().json(v))
+}
+
+/// Whether the caller may see a request: the class's teacher, the school's meal
+/// admin, the organizer serving the school, the municipality's officer.
+async fn visible(
+    ctx: &ServiceContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<(RequestView, store::School), Problem> {
+    let id = id.to_string();
+    let found = ctx
+        .db
+        .read(
+            move |c| -> Result<
+                Option<(RequestView, store::School, Vec<String>)>,
+                storage::StorageError,
+            > {
+                let Some(v) = view(c, &id)? else {
+                    return Ok(None);
+                };
+                let Some(s) = store::school(c, &v.school)? else {
+                    return Ok(None);
+                };
+                let orgs = store::organizers_of_school(c, &s)?;
+                Ok(Some((v, s, orgs)))
+            },
+        )
+        .await?;
+    match found {
+        Some((v, s, orgs))
+            if teacher_of(caller, &v.class) || super::may_read_school(caller, &s, &orgs) =>
+        {
+            Ok((v, s))
+        }
+        _ => Err(Problem::not_found("no such request")),
+    }
+}
+
+#[utoipa::path(get, path = "/api/meals/requests/{id}", tag = "meals-requests", security(("bearer" = [])),
+    responses((status = 200, body = RequestView), (status = 404, body = Problem)))]
+async fn get_request(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let (v, _) = visible(&ctx, &caller, &path).await?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+/// The request as a printable XLSX sheet (class, date, meal time, the students
+/// with complex and amounts, totals, room for signatures).
+#[utoipa::path(get, path = "/api/meals/requests/{id}/print", tag = "meals-requests", security(("bearer" = [])),
+    responses((status = 200, description = "XLSX", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"), (status = 404, body = Problem)))]
+async fn print(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
+    let (v, school) = visible(&ctx, &caller, &path).await?;
+    let title = vec![
+        "Заявка на питание".to_string(),
+        format!("{} — класс {}", school.name, v.class_name),
+        format!(
+            "Дата: {}   Время питания: {} ({})",
+            v.date, v.meal_time, v.meal_kind
+        ),
+        format!("Сформирована: {} ({})", v.formed_at, v.formed_by),
+    ];
+    let headings = [
+        "№",
+        "Лицевой счёт",
+        "Ученик",
+        "Комплекс",
+        "Источник",
+        "Цена",
+        "Возмещение (ПЧВР)",
+        "Доп. меню",
+        "К оплате",
+        "Баланс",
+        "В заявке",
+        "Причина исключения",
+        "Питался",
+    ];
+    let mut rows = Vec::new();
+    let (mut n, mut sum) = (0i64, 0i64);
+    for (i, l) in v.lines.iter().enumerate() {
+        if l.included {
+            n += 1;
+            sum += l.price.to_pay.kopecks();
+        }
+        rows.push(vec![
+            Cell::Int(i64::try_from(i + 1).unwrap_or(0)),
+            Cell::Text(l.account.clone()),
+            Cell::Text(l.student.clone()),
+            Cell::Text(l.complex.clone().unwrap_or_default()),
+            Cell::Text(
+                match l.source.as_str() {
+                    "order" => "заказ",
+                    "default" => "комплекс дня",
+                    _ => "—",
+                }
+                .into(),
+            ),
+            Cell::Money(l.price.price),
+            Cell::Money(l.price.reimbursed),
+            Cell::Money(l.price.extras),
+            Cell::Money(l.price.to_pay),
+            Cell::Money(l.balance),
+            Cell::Text(if l.included { "да" } else { "нет" }.into()),
+            Cell::Text(l.reason.clone().unwrap_or_default()),
+            Cell::Text(
+                match l.ate {
+                    Some(true) => "да",
+                    Some(false) => "нет",
+                    None => "",
+                }
+                .into(),
+            ),
+        ]);
+    }
+    let footer = vec![
+        format!(
+            "Итого в заявке: {n} уч., к оплате {}",
+            Money::from_kopecks(sum)
+        ),
+        "Классный руководитель: ____________________".to_string(),
+        "Представитель организатора питания: ____________________".to_string(),
+    ];
+    let bytes = platform::export::xlsx_titled("Заявка", &title, &headings, &rows, &footer)
+        .map_err(Problem::internal)?;
+    Ok(platform::export::download(
+        platform::export::XLSX,
+        &format!("zayavka-{}-{}-{}.xlsx", v.class, v.date, v.meal_time),
+        bytes,
+    ))
+}
+
+/// Who actually ate: the accounts of the request's students who did.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Actual {
+    pub ate: Vec<String>,
+}
+
+#[utoipa::path(put, path = "/api/meals/requests/{id}/actual", tag = "meals-requests", request_body = Actual, security(("bearer" = [])),
+    responses((status = 200, body = RequestView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+async fn actual(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<Actual>,
+) -> Result<HttpResponse, Problem> {
+    let (v, _) = visible(&ctx, &caller, &path).await?;
+    if !teacher_of(&caller, &v.class) {
+        return Err(Problem::forbidden(
+            "only the class teacher confirms who ate",
+        ));
+    }
+    let day = super::date("date", &v.date)?;
+    let now = local_now(&ctx);
+    let close = domain::close_moment(day, crate::close::close_at(&ctx));
+    if v.closed || now >= close {
+        return Err(Problem::conflict(
+            "day-closed",
+            format!(
+                "the day {day} closed at {}; nothing can change",
+                close.format("%H:%M")
+            ),
+        ));
+    }
+    let known: std::collections::BTreeSet<&str> =
+        v.lines.iter().map(|l| l.account.as_str()).collect();
+    let strangers: Vec<&str> = body
+        .ate
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !known.contains(a))
+        .collect();
+    if !strangers.is_empty() {
+        return Err(Problem::invalid(
+            "ate",
+            format!("not in this request: {}", strangers.join(", ")),
+        ));
+    }
+    let ate: std::collections::BTreeSet<String> = body.into_inner().ate.into_iter().collect();
+    let (id, who, at) = (
+        v.id.clone(),
+        caller.subject.clone(),
+        ctx.clock.now().naive_utc(),
+    );
+    let id2 = id.clone();
+    ctx.db
+        .write(move |c| -> Result<(), Problem> {
+            // The closer may have taken the day meanwhile.
+            let closed: i32 = meal_requests::table
+                .find(&id)
+                .select(meal_requests::closed)
+                .first(c)?;
+            if closed == 1 {
+                return Err(Problem::conflict(
+                    "day-closed",
+                    "the day closed; nothing can change",
+                ));
+            }
+            let lines: Vec<(String, Option<String>)> = request_lines::table
+                .filter(request_lines::request_id.eq(&id))
+                .select((request_lines::account, request_lines::complex_id))
+                .load(c)?;
+            for (account, complex) in lines {
+                let did = ate.contains(&account);
+                if did && complex.is_none() {
+                    return Err(Problem::invalid(
+                        "ate",
+                        format!("{account} has no complex in this request"),
+                    ));
+                }
+                diesel::update(request_lines::table.find((&id, &account)))
+                    .set(request_lines::ate.eq(i32::from(did)))
+                    .execute(c)?;
+            }
+            diesel::update(meal_requests::table.find(&id))
+                .set((
+                    meal_requests::confirmed_by.eq(&who),
+                    meal_requests::confirmed_at.eq(at),
+                ))
+                .execute(c)?;
+            Ok(())
+        })
+        .await?;
+    let v = ctx
+        .db
+        .read(move |c| view(c, &id2))
+        .await?
+        .ok_or_else(|| Problem::internal("request vanished"))?;
+    Ok(HttpResponse::Ok().json(v))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DayQuery {
+    /// `YYYY-MM-DD`; today by default.
+    pub date: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/meals/classes/{class}/requests", tag = "meals-requests", params(DayQuery), security(("bearer" = [])),
+    responses((status = 200, body = [RequestView]), (status = 404, body = Problem)))]
+async fn class_requests(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+    q: web::Query<DayQuery>,
+) -> Result<HttpResponse, Problem> {
+    let class = path.into_inner();
+    if !teacher_of(&caller, &class) {
+        return Err(Problem::not_found("no such class"));
+    }
+    let day = q
+        .date
+        .as_deref()
+        .map(|d| super::date("date", d))
+        .transpose()?
+        .unwrap_or(local_now(&ctx).date());
+    let out = ctx
+        .db
+        .read(
+            move |c| -> Result<Vec<RequestView>, storage::StorageError> {
+                let ids: Vec<String> = meal_requests::table
+                    .filter(meal_requests::class_id.eq(&class))
+                    .filter(meal_requests::date.eq(day))
+                    .order(meal_requests::meal_time)
+                    .select(meal_requests::id)
+                    .load(c)?;
+                let mut out = Vec::new();
+                for id in ids {
+                    out.extend(view(c, &id)?);
+                }
+                Ok(out)
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(out))
+}
+
+/// The organizer's canteen view: today's requests of the schools it serves,
+/// per class.
+#[utoipa::path(get, path = "/api/meals/organizers/{organizer}/requests", tag = "meals-requests", params(DayQuery), security(("bearer" = [])),
+    responses((status = 200, body = [RequestView]), (status = 403, body = Problem)))]
+async fn organizer_requests(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+    q: web::Query<DayQuery>,
+) -> Result<HttpResponse, Problem> {
+    let org = path.into_inner();
+    super::require_organizer(&caller, &org)?;
+    let day = q
+        .date
+        .as_deref()
+        .map(|d| super::date("date", d))
+        .transpose()?
+        .unwrap_or(local_now(&ctx).date());
+    let out = ctx
+        .db
+        .read(
+            move |c| -> Result<Vec<RequestView>, storage::StorageError> {
+                let reqs: Vec<store::MealRequest> = meal_requests::table
+                    .filter(meal_requests::date.eq(day))
+                    .order((
+                        meal_requests::school_id,
+                        meal_requests::class_id,
+                        meal_requests::meal_time,
+                    ))
+                    .select(store::MealRequest::as_select())
+                    .load(c)?;
+                let mut out = Vec::new();
+                for r in reqs {
+                    let (Some(s), Some(k)) = (
+                        store::school(c, &r.school_id)?,
+                        store::class(c, &r.class_id)?,
+                    ) else {
+                        continue;
+                    };
+                    if store::organizer_of(c, &s, &k)?.as_deref() == Some(org.as_str()) {
+                        out.extend(view(c, &r.id)?);
+                    }
+                }
+                Ok(out)
+            },
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(out))
+}

@@ -1,0 +1,249 @@
+//! The day close: at 23:00 Tyumen time every school's day closes exactly once,
+//! its requests freeze for good, and one debit per student per day per meal time
+//! goes to payments (through the outbox, in the same transaction).
+//!
+//! Exactly once: the close of (school, day) is a row whose key is (school, day);
+//! whoever inserts it does the write-off in that transaction, every other replica
+//! (or a re-run) inserts nothing and does nothing. A process that was down at
+//! 23:00 catches up on its next tick, up to `meals.catch_up_days` back.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use contracts::meals::DebitRequested;
+use contracts::Contract;
+use diesel::prelude::*;
+use platform::tokio_util::sync::CancellationToken;
+use platform::ServiceContext;
+use primitives::Money;
+use storage::{DbConnection, StorageError};
+use tokio::task::JoinHandle;
+
+use crate::domain;
+use crate::store::{self, classes, day_closes, meal_requests, request_lines, schools, write_offs};
+
+/// What closing one school's day did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    pub school: String,
+    pub date: NaiveDate,
+    pub debits: usize,
+    pub to_pay: Money,
+    pub reimbursed: Money,
+}
+
+/// Closes `school`'s `date` if nobody has: freezes its requests and writes one
+/// debit per student who ate per meal time into the outbox. `None` when the day
+/// was closed already (by this process, another replica or an earlier run).
+pub fn close_day(
+    conn: &mut DbConnection,
+    school: &store::School,
+    date: NaiveDate,
+    now: NaiveDateTime,
+    late: bool,
+) -> Result<Option<Closed>, StorageError> {
+    let row = store::DayClose {
+        school_id: school.id.clone(),
+        date,
+        closed_at: now,
+        late: i32::from(late),
+        debits: 0,
+        to_pay_kopecks: 0,
+        reimbursed_kopecks: 0,
+    };
+    let inserted = storage::per_backend!(conn, |c| diesel::insert_into(day_closes::table)
+        .values(&row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    let lines: Vec<(store::RequestLine, String, String)> = request_lines::table
+        .inner_join(meal_requests::table.on(meal_requests::id.eq(request_lines::request_id)))
+        .filter(meal_requests::school_id.eq(&school.id))
+        .filter(meal_requests::date.eq(date))
+        .filter(meal_requests::closed.eq(0))
+        .select((
+            store::RequestLine::as_select(),
+            meal_requests::class_id,
+            meal_requests::meal_time,
+        ))
+        .load(conn)?;
+    let class_rows: Vec<store::Class> = classes::table
+        .filter(classes::school_id.eq(&school.id))
+        .select(store::Class::as_select())
+        .load(conn)?;
+    let mut organizer_of_class: HashMap<String, Option<String>> = HashMap::new();
+    for c in &class_rows {
+        organizer_of_class.insert(c.id.clone(), store::organizer_of(conn, school, c)?);
+    }
+    let credit = Money::from_kopecks(school.credit_limit_kopecks);
+    let mut rows = Vec::new();
+    let mut events = Vec::new();
+    let (mut to_pay, mut reimbursed) = (0i64, 0i64);
+    for (line, class_id, meal_time) in lines {
+        let ate = line.ate.unwrap_or(line.included) == 1;
+        if !ate || line.to_pay_kopecks + line.reimbursed_kopecks <= 0 {
+            continue;
+        }
+        let Some(Some(organizer)) = organizer_of_class.get(&class_id).cloned() else {
+            tracing::error!(school = %school.id, class = %class_id, "no organizer linked: nothing to write off to");
+            continue;
+        };
+        let key = domain::debit_key(&line.account, date, &meal_time);
+        let request = DebitRequested {
+            key: key.clone(),
+            account: line.account.clone(),
+            amount: Money::from_kopecks(line.to_pay_kopecks),
+            reimbursed: Money::from_kopecks(line.reimbursed_kopecks),
+            credit_limit: credit,
+            organizer: organizer.clone(),
+            municipality: school.municipality.clone(),
+            date: date.to_string(),
+            meal_time: meal_time.clone(),
+        };
+        let envelope = bus::Envelope::json(DebitRequested::TOPIC, DebitRequested::KIND, &request)
+            .map_err(|e| StorageError::Config(e.to_string()))?
+            .with_id(format!("meal-debit:{key}"));
+        events.push(envelope);
+        to_pay += line.to_pay_kopecks;
+        reimbursed += line.reimbursed_kopecks;
+        rows.push(store::WriteOff {
+            key,
+            account: line.account,
+            school_id: school.id.clone(),
+            class_id,
+            date,
+            meal_time,
+            amount_kopecks: line.to_pay_kopecks,
+            reimbursed_kopecks: line.reimbursed_kopecks,
+            category: line.category,
+            funder: line.funder,
+            organizer,
+            status: "sent".into(),
+            reason: None,
+            created_at: now,
+        });
+    }
+    for chunk in rows.chunks(500) {
+        storage::per_backend!(conn, |c| diesel::insert_into(write_offs::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    bus::store::enqueue_all(conn, &events)?;
+    diesel::update(
+        meal_requests::table
+            .filter(meal_requests::school_id.eq(&school.id))
+            .filter(meal_requests::date.eq(date)),
+    )
+    .set(meal_requests::closed.eq(1))
+    .execute(conn)?;
+    let debits = rows.len();
+    diesel::update(day_closes::table.find((&school.id, date)))
+        .set((
+            day_closes::debits.eq(i32::try_from(debits).unwrap_or(i32::MAX)),
+            day_closes::to_pay_kopecks.eq(to_pay),
+            day_closes::reimbursed_kopecks.eq(reimbursed),
+        ))
+        .execute(conn)?;
+    Ok(Some(Closed {
+        school: school.id.clone(),
+        date,
+        debits,
+        to_pay: Money::from_kopecks(to_pay),
+        reimbursed: Money::from_kopecks(reimbursed),
+    }))
+}
+
+/// The local (Tyumen) time now, by the service's clock.
+pub fn local_now(ctx: &ServiceContext) -> NaiveDateTime {
+    ctx.clock
+        .now()
+        .with_timezone(&calendar::TYUMEN)
+        .naive_local()
+}
+
+pub fn close_at(ctx: &ServiceContext) -> NaiveTime {
+    domain::parse_clock(&ctx.settings.meals.close_at)
+        .unwrap_or_else(|| NaiveTime::from_hms_opt(23, 0, 0).unwrap_or_default())
+}
+
+/// Closes every day whose close moment has passed and that no one closed yet,
+/// for every school; returns what it closed. Safe to run anywhere, any number
+/// of times, on any number of replicas.
+pub fn catch_up(ctx: &ServiceContext) -> Result<Vec<Closed>, StorageError> {
+    let now_local = local_now(ctx);
+    let close_at = close_at(ctx);
+    let latest = domain::latest_closable(now_local, close_at);
+    let horizon = latest - chrono::Duration::days(i64::from(ctx.settings.meals.catch_up_days));
+    let mut conn = ctx.db.conn()?;
+    let all: Vec<store::School> = schools::table
+        .order(schools::id)
+        .select(store::School::as_select())
+        .load(&mut *conn)?;
+    let last: Vec<(String, Option<NaiveDate>)> = day_closes::table
+        .group_by(day_closes::school_id)
+        .select((day_closes::school_id, diesel::dsl::max(day_closes::date)))
+        .load(&mut *conn)?;
+    drop(conn);
+    let last: HashMap<String, NaiveDate> = last
+        .into_iter()
+        .filter_map(|(s, d)| d.map(|d| (s, d)))
+        .collect();
+    let now_utc = ctx.clock.now().naive_utc();
+    let mut closed = Vec::new();
+    for school in all {
+        let created = school
+            .created_at
+            .and_utc()
+            .with_timezone(&calendar::TYUMEN)
+            .date_naive();
+        let mut day = created.max(horizon);
+        if let Some(d) = last.get(&school.id) {
+            day = day.max(*d + chrono::Duration::days(1));
+        }
+        while day <= latest {
+            let late = now_local
+                > domain::close_moment(day, close_at)
+                    + chrono::Duration::milliseconds(
+                        i64::try_from(ctx.settings.meals.close_poll_ms).unwrap_or(0) * 2 + 60_000,
+                    );
+            let school_ref = &school;
+            let result = ctx
+                .db
+                .write_blocking(|conn| close_day(conn, school_ref, day, now_utc, late))?;
+            if let Some(c) = result {
+                tracing::info!(school = %c.school, date = %c.date, debits = c.debits, to_pay = %c.to_pay,
+                    reimbursed = %c.reimbursed, late, "school day closed, write-off sent");
+                closed.push(c);
+            }
+            day += chrono::Duration::days(1);
+        }
+    }
+    if !closed.is_empty() {
+        ctx.bus.wake_relay();
+    }
+    Ok(closed)
+}
+
+/// The closer: runs [`catch_up`] at start and then every `meals.close_poll_ms`.
+pub fn spawn_closer(ctx: ServiceContext, cancel: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let poll = Duration::from_millis(ctx.settings.meals.close_poll_ms);
+        loop {
+            let c = ctx.clone();
+            match tokio::task::spawn_blocking(move || catch_up(&c)).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "day close failed; retrying on the next tick")
+                }
+                Err(e) => tracing::error!(error = %e, "day close task failed"),
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(poll) => {}
+            }
+        }
+    })
+}

@@ -1,0 +1,172 @@
+//! What the meals service consumes: balances and debit results from payments,
+//! attendance marks from the Electronic school.
+
+use std::sync::Arc;
+
+use bus::{ConsumerOptions, HandlerError, QueueSpec};
+use chrono::NaiveDate;
+use diesel::prelude::*;
+use platform::tokio_util::sync::CancellationToken;
+use platform::ServiceContext;
+use storage::DbConnection;
+use tokio::task::JoinHandle;
+
+use crate::store::{self, write_offs};
+
+pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for def in contracts::meals::QUEUES {
+        let handler: Arc<dyn bus::Handler> = match def.queue {
+            "meals.balances" => Arc::new(Balances {
+                clock: ctx.clock.clone(),
+            }),
+            "meals.debit-results" => Arc::new(DebitResults {
+                clock: ctx.clock.clone(),
+            }),
+            "meals.attendance" => Arc::new(Attendance {
+                clock: ctx.clock.clone(),
+            }),
+            other => {
+                tracing::error!(queue = other, "no handler for a meals queue");
+                continue;
+            }
+        };
+        let opts = ConsumerOptions::new(def.queue, QueueSpec::new(def.queue, def.bindings));
+        tasks.extend(bus::spawn_consumer(&ctx.bus, opts, handler, cancel.clone()));
+    }
+    tasks
+}
+
+fn transient(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Transient(e.to_string())
+}
+
+/// Keeps the balances payments reports, for requests and parents' shortfalls.
+struct Balances {
+    clock: Arc<dyn calendar::Clock>,
+}
+
+impl bus::Handler for Balances {
+    fn handle(&self, conn: &mut DbConnection, message: &bus::Envelope) -> Result<(), HandlerError> {
+        let event: contracts::payments::BalanceChanged = message.decode()?;
+        store::record_balance(
+            conn,
+            &event.account,
+            event.balance,
+            &event.movement_id,
+            self.clock.now().naive_utc(),
+        )
+        .map_err(transient)
+    }
+}
+
+/// Marks each write-off accepted or refused, as payments answered.
+struct DebitResults {
+    clock: Arc<dyn calendar::Clock>,
+}
+
+impl bus::Handler for DebitResults {
+    fn handle(&self, conn: &mut DbConnection, message: &bus::Envelope) -> Result<(), HandlerError> {
+        let result: contracts::payments::DebitResult = message.decode()?;
+        let status = if result.accepted {
+            "accepted"
+        } else {
+            "refused"
+        };
+        let n = diesel::update(write_offs::table.find(&result.key))
+            .set((
+                write_offs::status.eq(status),
+                write_offs::reason.eq(&result.reason),
+            ))
+            .execute(conn)
+            .map_err(transient)?;
+        if n == 0 {
+            tracing::debug!(key = %result.key, "debit result for a write-off this service does not know");
+            return Ok(());
+        }
+        if let Some(reason) = &result.reason {
+            tracing::warn!(key = %result.key, reason, "payments refused a meal debit");
+        }
+        if let Some(movement) = &result.movement_id {
+            store::record_balance(
+                conn,
+                &result.account,
+                result.balance,
+                movement,
+                self.clock.now().naive_utc(),
+            )
+            .map_err(transient)?;
+        }
+        Ok(())
+    }
+}
+
+/// Attendance marks of the first lesson, for every meal time of the day.
+struct Attendance {
+    clock: Arc<dyn calendar::Clock>,
+}
+
+impl bus::Handler for Attendance {
+    fn handle(&self, conn: &mut DbConnection, message: &bus::Envelope) -> Result<(), HandlerError> {
+        let event: contracts::school::AttendanceMarked = message.decode()?;
+        let date = NaiveDate::parse_from_str(&event.date, "%Y-%m-%d")
+            .map_err(|e| HandlerError::Permanent(format!("date {:?}: {e}", event.date)))?;
+        let marks: Vec<(String, bool)> = event
+            .marks
+            .into_iter()
+            .map(|m| (m.account, m.present))
+            .collect();
+        let at = self.clock.now().naive_utc();
+        let unknown =
+            mark_attendance(conn, &event.class, date, &marks, "school", at).map_err(transient)?;
+        if !unknown.is_empty() {
+            tracing::warn!(class = %event.class, ?unknown, "attendance for students not in the class, ignored");
+        }
+        Ok(())
+    }
+}
+
+/// Records the marks of students of `class` (the latest mark wins); returns the
+/// accounts that are not in the class, which are left out.
+pub fn mark_attendance(
+    conn: &mut DbConnection,
+    class: &str,
+    date: NaiveDate,
+    marks: &[(String, bool)],
+    source: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<Vec<String>, storage::StorageError> {
+    use store::{attendance, students};
+    let members: std::collections::HashSet<String> = students::table
+        .filter(students::class_id.eq(class))
+        .select(students::account)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    let mut unknown = Vec::new();
+    for (account, present) in marks {
+        if !members.contains(account) {
+            unknown.push(account.clone());
+            continue;
+        }
+        let n = diesel::update(attendance::table.find((account, date)))
+            .set((
+                attendance::present.eq(i32::from(*present)),
+                attendance::source.eq(source),
+                attendance::marked_at.eq(at),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            diesel::insert_into(attendance::table)
+                .values((
+                    attendance::account.eq(account),
+                    attendance::date.eq(date),
+                    attendance::present.eq(i32::from(*present)),
+                    attendance::source.eq(source),
+                    attendance::marked_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(unknown)
+}

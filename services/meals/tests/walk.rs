@@ -1,0 +1,896 @@
+//! Two weeks around the May holidays of 2026 for one school with four students
+//! (three ПЧВР categories and one without, one living on credit), with the meals
+//! and payments services both running and talking over the bus of the current
+//! mode: orders, the lock, the «комплекс дня», the request an hour before the
+//! meal, exclusion by credit, confirmation at 22:59, the close at 23:00, the
+//! write-off to the kopeck landing in payments, a re-run that changes nothing,
+//! and the close caught up after the service was down at 23:00.
+//!
+//! One test in this binary: the services' queues are shared in RabbitMQ.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use auth::Role;
+use chrono::NaiveDate;
+use contracts::Contract;
+use diesel::prelude::*;
+use platform::testing::TestApp;
+use primitives::Money;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+fn at(d: u32, h: u32, mi: u32) -> chrono::DateTime<chrono::Utc> {
+    calendar::local_to_utc(
+        NaiveDate::from_ymd_opt(2026, if d >= 20 { 4 } else { 5 }, d)
+            .unwrap()
+            .and_hms_opt(h, mi, 0)
+            .unwrap(),
+    )
+}
+
+fn m(s: &str) -> Money {
+    Money::parse(s).unwrap()
+}
+
+fn services() -> Vec<Arc<dyn platform::Service>> {
+    vec![
+        Arc::new(payments::PaymentsService),
+        Arc::new(meals::MealsService),
+    ]
+}
+
+struct Ctx {
+    http: reqwest::Client,
+}
+
+impl Ctx {
+    async fn call(
+        &self,
+        app: &TestApp,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = match method {
+            "PUT" => self.http.put(app.url(path)),
+            "POST" => self.http.post(app.url(path)),
+            "DELETE" => self.http.delete(app.url(path)),
+            _ => self.http.get(app.url(path)),
+        }
+        .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+    async fn ok(&self, app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> Value {
+        let (s, v) = self.call(app, method, path, token, Some(body)).await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+}
+
+async fn wait_for<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn payments_balance(app: &TestApp, account: &str) -> Option<Money> {
+    let a = account.to_string();
+    app.context("payments")
+        .db
+        .read(move |c| Ok::<_, storage::StorageError>(payments::store::balance(c, &a).ok()))
+        .await
+        .unwrap()
+}
+
+async fn meals_balance(app: &TestApp, account: &str) -> Option<i64> {
+    let a = account.to_string();
+    app.context("meals")
+        .db
+        .read(move |c| {
+            meals::store::balances::table
+                .find(&a)
+                .select(meals::store::balances::balance_kopecks)
+                .first::<i64>(c)
+                .optional()
+                .map_err(storage::StorageError::from)
+        })
+        .await
+        .unwrap()
+}
+
+async fn write_offs(app: &TestApp, day: NaiveDate) -> Vec<meals::store::WriteOff> {
+    app.context("meals")
+        .db
+        .read(move |c| {
+            meals::store::write_offs::table
+                .filter(meals::store::write_offs::date.eq(day))
+                .order(meals::store::write_offs::account)
+                .select(meals::store::WriteOff::as_select())
+                .load(c)
+                .map_err(storage::StorageError::from)
+        })
+        .await
+        .unwrap()
+}
+
+async fn debit_messages(app: &TestApp) -> i64 {
+    app.context("meals")
+        .db
+        .read(|c| {
+            bus::store::outbox::table
+                .filter(bus::store::outbox::kind.eq(contracts::meals::DebitRequested::KIND))
+                .count()
+                .get_result::<i64>(c)
+                .map_err(storage::StorageError::from)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_weeks_around_the_may_holidays() {
+    let clock = calendar::FixedClock::new(at(27, 9, 0));
+    let app = TestApp::spawn(services(), clock.clone()).await;
+    let t = Ctx {
+        http: reqwest::Client::new(),
+    };
+    let muni = app.token("officer", &[Role::MunicipalOfficer], |r| {
+        r.municipalities = vec!["tyumen".into()]
+    });
+    let admin = app.token("admin", &[Role::MealAdmin], |r| {
+        r.schools = vec!["s1".into()]
+    });
+    let org = app.token("cook", &[Role::MealOrganizer], |r| {
+        r.organizers = vec!["org-1".into()]
+    });
+    let teacher = app.token("teacher", &[Role::ClassTeacher], |r| {
+        r.schools = vec!["s1".into()];
+        r.classes = vec!["4a".into()];
+    });
+    let other_teacher = app.token("teacher-b", &[Role::ClassTeacher], |r| {
+        r.classes = vec!["4b".into()]
+    });
+    let parent = app.token("parent", &[Role::Parent], |r| {
+        r.children = vec!["ls-a".into(), "ls-b".into(), "ls-c".into(), "ls-d".into()]
+    });
+    let stranger = app.token("stranger", &[Role::Parent], |r| {
+        r.children = vec!["ls-x".into()]
+    });
+    let operator = app.token("op", &[Role::OperatorAdmin], |_| {});
+
+    // Dictionaries of the municipality.
+    let d = "/api/meals/municipalities/tyumen";
+    t.ok(
+        &app,
+        "PUT",
+        &format!("{d}/menu-types/standard"),
+        &muni,
+        json!({"name": "Основное"}),
+    )
+    .await;
+    t.ok(
+        &app,
+        "PUT",
+        &format!("{d}/age-categories/7-11"),
+        &muni,
+        json!({"name": "7–11 лет", "min_age": 7, "max_age": 11}),
+    )
+    .await;
+    t.ok(&app, "PUT", &format!("{d}/pchvr-categories/full"), &muni,
+        json!({"name": "Многодетные", "funder": "regional", "kind": "percent", "rates": [{"meal_kind": "lunch", "percent": "100"}]})).await;
+    t.ok(&app, "PUT", &format!("{d}/pchvr-categories/half"), &muni,
+        json!({"name": "Малоимущие", "funder": "municipal", "kind": "percent", "rates": [{"meal_kind": "lunch", "percent": "50"}]})).await;
+    t.ok(&app, "PUT", &format!("{d}/pchvr-categories/fixed"), &muni,
+        json!({"name": "Участники СВО", "funder": "regional", "kind": "fixed", "rates": [{"meal_kind": "lunch", "amount": "80.50"}]})).await;
+    // Someone else's municipality is refused.
+    let (s, _) = t
+        .call(
+            &app,
+            "PUT",
+            "/api/meals/municipalities/ishim/menu-types/x",
+            &muni,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The school, its class, meal times, students and settings.
+    t.ok(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1",
+        &muni,
+        json!({"municipality": "tyumen", "name": "СОШ № 1"}),
+    )
+    .await;
+    t.ok(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/classes/4a",
+        &admin,
+        json!({"name": "4А", "shift": 1}),
+    )
+    .await;
+    t.ok(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/meal-times/lunch-1",
+        &admin,
+        json!({"kind": "lunch", "shift": 1, "starts_at": "12:30"}),
+    )
+    .await;
+    t.ok(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/meal-times/breakfast-1",
+        &admin,
+        json!({"kind": "breakfast", "shift": 1, "starts_at": "09:00"}),
+    )
+    .await;
+    t.ok(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/organizer",
+        &admin,
+        json!({"organizer": "org-1"}),
+    )
+    .await;
+    t.ok(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/credit-limit",
+        &admin,
+        json!({"amount": "100.00"}),
+    )
+    .await;
+    for (acc, name, cat) in [
+        ("ls-a", "Антонов Антон", Some("full")),
+        ("ls-b", "Борисова Бэлла", Some("half")),
+        ("ls-c", "Власов Виктор", Some("fixed")),
+        ("ls-d", "Гусев Глеб", None),
+    ] {
+        t.ok(
+            &app,
+            "PUT",
+            &format!("/api/meals/schools/s1/students/{acc}"),
+            &admin,
+            json!({"class": "4a", "full_name": name, "birth_date": "2016-01-10"}),
+        )
+        .await;
+        t.ok(
+            &app,
+            "PUT",
+            &format!("/api/meals/schools/s1/students/{acc}/settings"),
+            &admin,
+            json!({"category": cat, "meal_kinds": ["lunch"], "menu_type": "standard"}),
+        )
+        .await;
+    }
+    let (s, v) = t
+        .call(
+            &app,
+            "PUT",
+            "/api/meals/schools/s1/students/ls-a/settings",
+            &admin,
+            Some(json!({"category": "nope", "meal_kinds": ["lunch"], "menu_type": "standard"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+
+    // Payments opens the personal accounts it learns about over the bus.
+    for acc in ["ls-a", "ls-b", "ls-c", "ls-d"] {
+        wait_for("the account in payments", || {
+            payments_balance(&app, acc).map(|b| b.is_some())
+        })
+        .await;
+    }
+    for (acc, amount) in [("ls-b", "200.00"), ("ls-c", "50.00"), ("ls-d", "10.00")] {
+        let res = t
+            .http
+            .post(app.url(&format!("/api/payments/accounts/{acc}/adjustments")))
+            .bearer_auth(&operator)
+            .header("Idempotency-Key", format!("seed-{acc}"))
+            .json(&json!({"amount": amount, "reason": "cash at the school office"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let want = m(amount).kopecks();
+        wait_for("the balance in meals", || {
+            meals_balance(&app, acc).map(move |b| b == Some(want))
+        })
+        .await;
+    }
+
+    // The organizer's catalogue and the menus of 12 and 13 May.
+    let o = "/api/meals/organizers/org-1";
+    t.ok(&app, "POST", &format!("{o}/catalog"), &org, json!({
+        "dishes": [
+            {"id": "soup", "name": "Суп куриный", "yield_grams": 250, "price": "40.00", "allergens": ["celery"]},
+            {"id": "cutlet", "name": "Котлета с пюре", "yield_grams": 230, "price": "90.00"},
+            {"id": "fish", "name": "Рыба с рисом", "yield_grams": 230, "price": "110.00", "allergens": ["fish"]}
+        ],
+        "complexes": [
+            {"code": "c1", "name": "Обед №1", "menu_type": "standard", "age_category": "7-11", "meal_kind": "lunch", "price": "150.00", "dishes": ["soup", "cutlet"]},
+            {"code": "c2", "name": "Обед №2", "menu_type": "standard", "age_category": "7-11", "meal_kind": "lunch", "price": "171.15", "dishes": ["soup", "fish"]}
+        ],
+        "extras": [{"id": "juice", "name": "Сок", "kind": "supplement", "price": "25.10"}]
+    })).await;
+    // A bad upload changes nothing: the negative price is named, c3 is not created.
+    let (s, v) = t.call(&app, "POST", &format!("{o}/catalog"), &org, Some(json!({"complexes": [
+        {"code": "c3", "name": "x", "menu_type": "standard", "age_category": "7-11", "meal_kind": "lunch", "price": "10.00", "dishes": ["soup"]},
+        {"code": "c4", "name": "y", "menu_type": "standard", "age_category": "7-11", "meal_kind": "lunch", "price": "-1.00", "dishes": ["soup"]}]}))).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v.to_string().contains("complexes[1].price"), "{v}");
+    let (_, cat) = t
+        .call(&app, "GET", &format!("{o}/catalog"), &org, None)
+        .await;
+    assert_eq!(cat["complexes"].as_array().unwrap().len(), 2);
+    t.ok(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/menus/2026-05-12/lunch",
+        &org,
+        json!({"complexes": ["c1", "c2"], "default": "c1"}),
+    )
+    .await;
+    t.ok(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/menus/2026-05-13/lunch",
+        &org,
+        json!({"complexes": ["c1"], "default": "c1"}),
+    )
+    .await;
+    let (s, _) = t
+        .call(
+            &app,
+            "PUT",
+            "/api/meals/schools/s1/menus/2026-05-12/lunch",
+            &org,
+            Some(json!({"complexes": ["c1", "zz"], "default": "c1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    // 27 April: 12 May is past the two-week window.
+    let order = |acc: &str, day: &str| format!("/api/meals/students/{acc}/orders/{day}/lunch");
+    let (s, v) = t
+        .call(
+            &app,
+            "PUT",
+            &order("ls-b", "2026-05-12"),
+            &parent,
+            Some(json!({"complex": "c2"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v["detail"]
+            .as_str()
+            .unwrap()
+            .contains("outside the ordering window"),
+        "{v}"
+    );
+
+    // 30 April: within the window, before the lock (4 May).
+    clock.set(at(30, 10, 0));
+    let (_, menu) = t
+        .call(
+            &app,
+            "GET",
+            "/api/meals/students/ls-b/menu?from=2026-05-12&to=2026-05-13",
+            &parent,
+            None,
+        )
+        .await;
+    let day12 = &menu[0]["meals"][0];
+    assert_eq!(day12["lock_date"], "2026-05-04");
+    let c2 = day12["complexes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "c2")
+        .unwrap();
+    assert_eq!(
+        c2["price"],
+        json!({"price": "171.15", "reimbursed": "85.58", "extras": "0.00", "to_pay": "85.57"})
+    );
+    assert_eq!(menu[1]["meals"][0]["incomplete"], true);
+    let (_, notices) = t
+        .call(&app, "GET", &format!("{o}/notices"), &org, None)
+        .await;
+    assert_eq!(notices[0]["date"], "2026-05-13", "{notices}");
+    // Someone else's child: as if it did not exist.
+    let (s, _) = t
+        .call(
+            &app,
+            "GET",
+            "/api/meals/students/ls-b/menu",
+            &stranger,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = t
+        .call(
+            &app,
+            "PUT",
+            &order("ls-b", "2026-05-12"),
+            &stranger,
+            Some(json!({"complex": "c2"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let v = t
+        .ok(
+            &app,
+            "PUT",
+            &order("ls-b", "2026-05-12"),
+            &parent,
+            json!({"complex": "c2", "extras": [{"item": "juice"}]}),
+        )
+        .await;
+    assert_eq!(v["orders"][0]["price"]["to_pay"], "110.67");
+    t.ok(
+        &app,
+        "PUT",
+        &order("ls-c", "2026-05-12"),
+        &parent,
+        json!({"complex": "c2"}),
+    )
+    .await;
+    let v = t
+        .ok(
+            &app,
+            "PUT",
+            &order("ls-d", "2026-05-12"),
+            &parent,
+            json!({"complex": "c1"}),
+        )
+        .await;
+    // 150.00 ordered against 10.00 + 100.00 credit: 40.00 short.
+    assert_eq!(v["shortfall"], "40.00", "{v}");
+    // Bad orders change nothing.
+    let (s, v) = t
+        .call(
+            &app,
+            "PUT",
+            &order("ls-a", "2026-05-12"),
+            &parent,
+            Some(json!({"complex": null, "extras": [{"item": "juice"}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(
+        v.to_string().contains("only together with a complex"),
+        "{v}"
+    );
+    let (s, _) = t
+        .call(
+            &app,
+            "PUT",
+            &order("ls-a", "2026-05-12"),
+            &parent,
+            Some(json!({"complex": "c9"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, v) = t
+        .call(
+            &app,
+            "PUT",
+            &order("ls-a", "2026-05-13"),
+            &parent,
+            Some(json!({"complex": "c1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["type"], "urn:problem:menu-incomplete", "{v}");
+    let (s, _) = t
+        .call(
+            &app,
+            "PUT",
+            &order("ls-a", "2026-05-11"),
+            &parent,
+            Some(json!({"complex": "c1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "11 May is a day off");
+    t.ok(
+        &app,
+        "POST",
+        "/api/meals/students/ls-b/orders/confirm",
+        &parent,
+        json!({}),
+    )
+    .await;
+    let (_, proc) = t
+        .call(
+            &app,
+            "GET",
+            &format!("{o}/procurement?from=2026-05-12&to=2026-05-12"),
+            &org,
+            None,
+        )
+        .await;
+    let rows = proc["rows"].as_array().unwrap();
+    let c2row = rows.iter().find(|r| r[3] == "c2").unwrap();
+    assert_eq!(c2row[4], 1, "one confirmed order of c2: {proc}");
+    let c1row = rows.iter().find(|r| r[3] == "c1").unwrap();
+    assert_eq!(
+        c1row[5], 1,
+        "ls-a without an order gets the «комплекс дня»: {proc}"
+    );
+
+    // A complex a parent chose is versioned, not changed in place.
+    let v = t.ok(&app, "PUT", &format!("{o}/complexes/c2"), &org, json!({"name": "Обед №2", "menu_type": "standard",
+        "age_category": "7-11", "meal_kind": "lunch", "price": "180.00", "dishes": ["soup", "fish"]})).await;
+    assert_eq!(v["id"], "c2.v2");
+
+    // 4 May: the lock of 12 May has come (5 working days before, over the holidays).
+    clock.set(at(4, 8, 0));
+    let (s, v) = t
+        .call(
+            &app,
+            "PUT",
+            &order("ls-c", "2026-05-12"),
+            &parent,
+            Some(json!({"complex": "c1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("2026-05-04"), "{v}");
+
+    // 12 May: attendance from the Electronic school over the bus.
+    clock.set(at(12, 8, 0));
+    let marks = contracts::school::AttendanceMarked {
+        school: "s1".into(),
+        class: "4a".into(),
+        date: "2026-05-12".into(),
+        marks: ["ls-a", "ls-b", "ls-c", "ls-d"]
+            .iter()
+            .map(|a| contracts::school::AttendanceMark {
+                account: (*a).into(),
+                present: true,
+            })
+            .collect(),
+    };
+    let env = bus::Envelope::json(
+        contracts::school::AttendanceMarked::TOPIC,
+        contracts::school::AttendanceMarked::KIND,
+        &marks,
+    )
+    .unwrap();
+    app.context("meals")
+        .bus
+        .bus
+        .publish(vec![env])
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    wait_for("attendance", || async {
+        app.context("meals")
+            .db
+            .read(|c| {
+                meals::store::attendance::table
+                    .count()
+                    .get_result::<i64>(c)
+                    .map_err(storage::StorageError::from)
+            })
+            .await
+            .unwrap()
+            == 4
+    })
+    .await;
+
+    // 11:29, an hour and a minute before lunch: the request is formed.
+    clock.set(at(12, 11, 29));
+    let (s, _) = t
+        .call(
+            &app,
+            "POST",
+            "/api/meals/classes/4a/requests",
+            &other_teacher,
+            Some(json!({"meal_time": "lunch-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another class's teacher");
+    let (s, v) = t
+        .call(
+            &app,
+            "POST",
+            "/api/meals/classes/4a/requests",
+            &teacher,
+            Some(json!({"meal_time": "breakfast-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "breakfast froze at 08:00: {v}");
+    let (s, req) = t
+        .call(
+            &app,
+            "POST",
+            "/api/meals/classes/4a/requests",
+            &teacher,
+            Some(json!({"meal_time": "lunch-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{req}");
+    let line = |acc: &str| {
+        req["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["account"] == acc)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(line("ls-a")["source"], "default");
+    assert_eq!(line("ls-a")["price"]["to_pay"], "0.00");
+    assert_eq!(line("ls-b")["price"]["to_pay"], "110.67");
+    assert_eq!(
+        line("ls-b")["complex"],
+        "c2",
+        "the order keeps the version chosen"
+    );
+    assert_eq!(line("ls-c")["price"]["to_pay"], "90.65");
+    assert_eq!(
+        line("ls-c")["included"],
+        true,
+        "50.00 − 90.65 stays within the 100.00 credit"
+    );
+    assert_eq!(line("ls-d")["included"], false);
+    assert!(line("ls-d")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("credit limit"));
+    let (s, _) = t
+        .call(
+            &app,
+            "POST",
+            "/api/meals/classes/4a/requests",
+            &teacher,
+            Some(json!({"meal_time": "lunch-1"})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "a second request for the same class and day"
+    );
+    let id = req["id"].as_str().unwrap().to_string();
+    let xlsx = t
+        .http
+        .get(app.url(&format!("/api/meals/requests/{id}/print")))
+        .bearer_auth(&teacher)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xlsx.status(), 200);
+    assert!(xlsx.bytes().await.unwrap().starts_with(b"PK"));
+    let (_, seen) = t
+        .call(
+            &app,
+            "GET",
+            &format!("{o}/requests?date=2026-05-12"),
+            &org,
+            None,
+        )
+        .await;
+    assert_eq!(seen.as_array().unwrap().len(), 1);
+
+    // 22:59: the teacher confirms who ate; 23:00 the day closes.
+    clock.set(at(12, 22, 59));
+    t.ok(
+        &app,
+        "PUT",
+        &format!("/api/meals/requests/{id}/actual"),
+        &teacher,
+        json!({"ate": ["ls-a", "ls-b", "ls-c"]}),
+    )
+    .await;
+    assert_eq!(debit_messages(&app).await, 0);
+    clock.set(at(12, 23, 0));
+    let day12 = NaiveDate::from_ymd_opt(2026, 5, 12).unwrap();
+    wait_for("the write-off of 12 May", || async {
+        !write_offs(&app, day12).await.is_empty()
+    })
+    .await;
+    let (s, _) = t
+        .call(
+            &app,
+            "PUT",
+            &format!("/api/meals/requests/{id}/actual"),
+            &teacher,
+            Some(json!({"ate": ["ls-a"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "after 23:00 nothing changes");
+    let w = write_offs(&app, day12).await;
+    let amounts: Vec<(&str, i64, i64)> = w
+        .iter()
+        .map(|x| (x.account.as_str(), x.amount_kopecks, x.reimbursed_kopecks))
+        .collect();
+    assert_eq!(
+        amounts,
+        vec![
+            ("ls-a", 0, 150_00),
+            ("ls-b", 110_67, 85_58),
+            ("ls-c", 90_65, 80_50)
+        ]
+    );
+    assert_eq!(w[1].key, "ls-b:2026-05-12:lunch-1");
+    // The debits land in payments, to the kopeck, and come back accepted.
+    wait_for("payments' debits", || async {
+        payments_balance(&app, "ls-b").await == Some(m("89.33"))
+            && payments_balance(&app, "ls-c").await == Some(m("-40.65"))
+    })
+    .await;
+    assert_eq!(payments_balance(&app, "ls-d").await, Some(m("10.00")));
+    wait_for("debit results", || async {
+        write_offs(&app, day12)
+            .await
+            .iter()
+            .all(|x| x.status == "accepted")
+    })
+    .await;
+    wait_for("balances back in meals", || {
+        meals_balance(&app, "ls-c").map(|b| b == Some(-40_65))
+    })
+    .await;
+    let (_, closes) = t
+        .call(
+            &app,
+            "GET",
+            "/api/meals/day-closes?school=s1&date=2026-05-12",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(closes[0]["debits"], 3, "{closes}");
+    assert_eq!(closes[0]["late"], false);
+    assert_eq!(closes[0]["to_pay"], "201.32");
+    let (_, sub) = t
+        .call(
+            &app,
+            "GET",
+            "/api/meals/reports/subsidies?municipality=tyumen&from=2026-05-12&to=2026-05-12",
+            &muni,
+            None,
+        )
+        .await;
+    let sub_rows = sub["rows"].as_array().unwrap();
+    assert!(
+        sub_rows.contains(&json!(["full", "regional", 1, "150.00"])),
+        "{sub}"
+    );
+    assert!(
+        sub_rows.contains(&json!(["half", "municipal", 1, "85.58"])),
+        "{sub}"
+    );
+
+    // A re-run of the close changes nothing.
+    let ctx = app.context("meals").clone();
+    let again = tokio::task::spawn_blocking(move || meals::close::catch_up(&ctx))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(again.is_empty());
+    assert_eq!(debit_messages(&app).await, 3);
+    assert_eq!(write_offs(&app, day12).await.len(), 3);
+
+    // 13 May: the request is formed (everyone on the «комплекс дня»), then the
+    // service is down from 22:00 until 07:00 the next morning.
+    clock.set(at(13, 8, 0));
+    t.ok(&app, "POST", "/api/meals/classes/4a/attendance", &teacher,
+        json!({"date": "2026-05-13", "marks": [{"account": "ls-a", "present": true}, {"account": "ls-b", "present": true}, {"account": "ls-c", "present": true}, {"account": "ls-d", "present": false}]})).await;
+    let (s, _) = t
+        .call(
+            &app,
+            "POST",
+            "/api/meals/classes/4a/attendance",
+            &teacher,
+            Some(json!({"date": "2026-05-13", "marks": [{"account": "ls-zz", "present": true}]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, req13) = t
+        .call(
+            &app,
+            "POST",
+            "/api/meals/classes/4a/requests",
+            &teacher,
+            Some(json!({"meal_time": "lunch-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let line13 = |acc: &str| {
+        req13["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["account"] == acc)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(line13("ls-b")["price"]["to_pay"], "75.00");
+    assert_eq!(
+        line13("ls-c")["included"],
+        false,
+        "−40.65 − 69.50 would pass the credit limit"
+    );
+    assert_eq!(line13("ls-d")["reason"], "absent at the first lesson");
+    clock.set(at(13, 22, 0));
+    let settings = app.settings.clone();
+    let data_dir = app.data_dir.clone();
+    app.running.stop().await;
+    clock.set(at(14, 7, 0));
+    let app = TestApp::spawn_with(services(), clock.clone(), settings).await;
+    let day13 = NaiveDate::from_ymd_opt(2026, 5, 13).unwrap();
+    wait_for("the caught-up close of 13 May", || async {
+        !write_offs(&app, day13).await.is_empty()
+    })
+    .await;
+    let w = write_offs(&app, day13).await;
+    let amounts: Vec<(&str, i64, i64)> = w
+        .iter()
+        .map(|x| (x.account.as_str(), x.amount_kopecks, x.reimbursed_kopecks))
+        .collect();
+    assert_eq!(amounts, vec![("ls-a", 0, 150_00), ("ls-b", 75_00, 75_00)]);
+    wait_for("payments' debit of 13 May", || async {
+        payments_balance(&app, "ls-b").await == Some(m("14.33"))
+    })
+    .await;
+    let admin = app.token("admin", &[Role::MealAdmin], |r| {
+        r.schools = vec!["s1".into()]
+    });
+    let (_, closes) = t
+        .call(
+            &app,
+            "GET",
+            "/api/meals/day-closes?school=s1&date=2026-05-13",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(closes[0]["late"], true, "{closes}");
+    assert_eq!(debit_messages(&app).await, 5);
+    let balances = t
+        .http
+        .get(app.url("/api/meals/reports/balances?school=s1&format=xlsx"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(balances.status(), 200);
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(data_dir);
+}
+
+trait MapFuture: std::future::Future + Sized {
+    fn map<T, F: FnOnce(Self::Output) -> T>(self, f: F) -> impl std::future::Future<Output = T> {
+        async move { f(self.await) }
+    }
+}
+impl<F: std::future::Future> MapFuture for F {}
