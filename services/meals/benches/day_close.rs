@@ -16,7 +16,11 @@
 //! `bash scripts/services.sh`). `BENCH_SCHOOLS` (default 500) and
 //! `BENCH_STUDENTS` per school (default 400) scale it.
 
-#![allow(clippy::unwrap_used, clippy::float_arithmetic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::float_arithmetic,
+    clippy::inconsistent_digit_grouping
+)]
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -8,7 +8,7 @@
 //!
 //! One test in this binary: the services' queues are shared in RabbitMQ.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::inconsistent_digit_grouping)]
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
