@@ -78,6 +78,17 @@ impl Clock for FixedClock {
     }
 }
 
+/// A stored UTC timestamp (the naive form both databases keep) in Tyumen time.
+pub fn in_tyumen(utc: NaiveDateTime) -> DateTime<Tz> {
+    utc.and_utc().with_timezone(&TYUMEN)
+}
+
+/// A stored UTC timestamp as Tyumen time with its offset
+/// (`2026-05-12T23:00:00+05:00`), the form the APIs answer with.
+pub fn tyumen_iso(utc: NaiveDateTime) -> String {
+    in_tyumen(utc).format("%Y-%m-%dT%H:%M:%S%:z").to_string()
+}
+
 /// Converts Tyumen wall-clock time to UTC.
 ///
 /// Tyumen has had a fixed UTC+5 offset since 2014, so every local time maps

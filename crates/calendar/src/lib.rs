@@ -5,5 +5,5 @@
 mod clock;
 mod production;
 
-pub use clock::{local_to_utc, Clock, FixedClock, SystemClock, TYUMEN};
+pub use clock::{in_tyumen, local_to_utc, tyumen_iso, Clock, FixedClock, SystemClock, TYUMEN};
 pub use production::{CalendarError, ProductionCalendar};

@@ -56,6 +56,19 @@ impl Problem {
         self
     }
 
+    /// `Ok` when `id` is a plain identifier ([`primitives::is_plain_id`]),
+    /// else 400 naming `field` and the form it must have.
+    pub fn require_plain_id(field: &str, id: &str) -> Result<(), Problem> {
+        if primitives::is_plain_id(id) {
+            Ok(())
+        } else {
+            Err(Problem::invalid(
+                field,
+                "1–64 characters: latin letters, digits, '-', '_', '.'",
+            ))
+        }
+    }
+
     /// 400 for one invalid field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Problem {
         let message = message.into();

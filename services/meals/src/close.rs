@@ -158,10 +158,7 @@ pub fn close_day(
 
 /// The local (Tyumen) time now, by the service's clock.
 pub fn local_now(ctx: &ServiceContext) -> NaiveDateTime {
-    ctx.clock
-        .now()
-        .with_timezone(&calendar::TYUMEN)
-        .naive_local()
+    ctx.clock.now_local().naive_local()
 }
 
 pub fn close_at(ctx: &ServiceContext) -> NaiveTime {
@@ -194,11 +191,7 @@ pub fn catch_up(ctx: &ServiceContext) -> Result<Vec<Closed>, StorageError> {
     let now_utc = ctx.clock.now().naive_utc();
     let mut closed = Vec::new();
     for school in all {
-        let created = school
-            .created_at
-            .and_utc()
-            .with_timezone(&calendar::TYUMEN)
-            .date_naive();
+        let created = calendar::in_tyumen(school.created_at).date_naive();
         let mut day = created.max(horizon);
         if let Some(d) = last.get(&school.id) {
             day = day.max(*d + chrono::Duration::days(1));

@@ -39,19 +39,7 @@ pub(crate) fn resource(data: &web::Data<ServiceContext>, path: &str) -> actix_we
 
 /// Ids in paths and bodies: 1–64 latin letters, digits, '-', '_', '.'.
 pub(crate) fn valid_id(field: &str, id: &str) -> Result<(), Problem> {
-    let ok = !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Problem::invalid(
-            field,
-            "1–64 characters: latin letters, digits, '-', '_', '.'",
-        ))
-    }
+    Problem::require_plain_id(field, id)
 }
 
 pub(crate) fn required(field: &str, value: &str) -> Result<(), Problem> {
@@ -65,6 +53,36 @@ pub(crate) fn required(field: &str, value: &str) -> Result<(), Problem> {
 pub(crate) fn date(field: &str, s: &str) -> Result<NaiveDate, Problem> {
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .map_err(|_| Problem::invalid(field, format!("{s:?} is not a date (YYYY-MM-DD)")))
+}
+
+/// The days `from`–`to` of a query, each defaulting to its side of `default`;
+/// 400 unless the range runs forwards and spans at most `max_days`.
+pub(crate) fn span(
+    from: Option<&str>,
+    to: Option<&str>,
+    default: (NaiveDate, NaiveDate),
+    max_days: i64,
+) -> Result<(NaiveDate, NaiveDate), Problem> {
+    let from = from
+        .map(|s| date("from", s))
+        .transpose()?
+        .unwrap_or(default.0);
+    let to = to.map(|s| date("to", s)).transpose()?.unwrap_or(default.1);
+    if to < from || (to - from).num_days() > max_days {
+        return Err(Problem::invalid(
+            "to",
+            format!("the range must run forwards and span at most {max_days} days"),
+        ));
+    }
+    Ok((from, to))
+}
+
+/// The next two weeks, the ordering window: tomorrow to 14 days ahead.
+pub(crate) fn next_two_weeks(today: NaiveDate) -> (NaiveDate, NaiveDate) {
+    (
+        today + chrono::Duration::days(1),
+        today + chrono::Duration::days(crate::domain::ORDER_HORIZON_DAYS),
+    )
 }
 
 pub(crate) fn non_negative(field: &str, m: Money) -> Result<(), Problem> {
@@ -150,30 +168,6 @@ pub(crate) async fn load_school(ctx: &ServiceContext, id: &str) -> Result<store:
         .ok_or_else(|| Problem::not_found("no such school"))
 }
 
+pub(crate) use crate::close::local_now;
 /// A stored UTC timestamp as Tyumen local time with its offset.
-pub(crate) fn tyumen(ts: chrono::NaiveDateTime) -> String {
-    ts.and_utc()
-        .with_timezone(&calendar::TYUMEN)
-        .format("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
-}
-
-/// Tyumen local time now, by the service clock.
-pub(crate) fn local_now(ctx: &ServiceContext) -> chrono::NaiveDateTime {
-    crate::close::local_now(ctx)
-}
-
-/// Masks a full name for people who need to recognise, not identify:
-/// «Иванов Пётр Сергеевич» → «Иванов П. С.».
-pub fn mask_name(full: &str) -> String {
-    let mut parts = full.split_whitespace();
-    let mut out = parts.next().unwrap_or_default().to_string();
-    for p in parts {
-        if let Some(c) = p.chars().next() {
-            out.push(' ');
-            out.push(c);
-            out.push('.');
-        }
-    }
-    out
-}
+pub(crate) use calendar::tyumen_iso as tyumen;

@@ -81,24 +81,12 @@ pub struct Range {
 }
 
 fn range(q: &Range, today: NaiveDate) -> Result<(NaiveDate, NaiveDate), Problem> {
-    let from = q
-        .from
-        .as_deref()
-        .map(|s| super::date("from", s))
-        .transpose()?
-        .unwrap_or(today + Duration::days(1));
-    let to =
-        q.to.as_deref()
-            .map(|s| super::date("to", s))
-            .transpose()?
-            .unwrap_or(today + Duration::days(domain::ORDER_HORIZON_DAYS));
-    if to < from || (to - from).num_days() > 62 {
-        return Err(Problem::invalid(
-            "to",
-            "the range must run forwards and span at most 62 days",
-        ));
-    }
-    Ok((from, to))
+    super::span(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        super::next_two_weeks(today),
+        62,
+    )
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

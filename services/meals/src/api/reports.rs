@@ -102,24 +102,12 @@ fn answer(
 }
 
 fn period(q: &Scope, today: NaiveDate) -> Result<(NaiveDate, NaiveDate), Problem> {
-    let from = q
-        .from
-        .as_deref()
-        .map(|s| super::date("from", s))
-        .transpose()?
-        .unwrap_or(today - Duration::days(30));
-    let to =
-        q.to.as_deref()
-            .map(|s| super::date("to", s))
-            .transpose()?
-            .unwrap_or(today);
-    if to < from || (to - from).num_days() > 400 {
-        return Err(Problem::invalid(
-            "to",
-            "the period must run forwards and span at most 400 days",
-        ));
-    }
-    Ok((from, to))
+    super::span(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        (today - Duration::days(30), today),
+        400,
+    )
 }
 
 /// The schools a report may cover for the caller: one school (its meal admin,
@@ -435,24 +423,12 @@ async fn procurement(
 ) -> Result<HttpResponse, Problem> {
     let org = path.into_inner();
     super::require_organizer(&caller, &org)?;
-    let today = local_now(&ctx).date();
-    let from = q
-        .from
-        .as_deref()
-        .map(|s| super::date("from", s))
-        .transpose()?
-        .unwrap_or(today + Duration::days(1));
-    let to =
-        q.to.as_deref()
-            .map(|s| super::date("to", s))
-            .transpose()?
-            .unwrap_or(today + Duration::days(domain::ORDER_HORIZON_DAYS));
-    if to < from || (to - from).num_days() > 62 {
-        return Err(Problem::invalid(
-            "to",
-            "the range must run forwards and span at most 62 days",
-        ));
-    }
+    let (from, to) = super::span(
+        q.from.as_deref(),
+        q.to.as_deref(),
+        super::next_two_weeks(local_now(&ctx).date()),
+        62,
+    )?;
     let cells = ctx
         .db
         .read(move |c| procurement_rows(c, &org, from, to))

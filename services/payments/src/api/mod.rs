@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::access;
-use crate::domain::ledger::{is_account_id, AccountKind, Movement, MovementKind, SUSPENSE};
+use crate::domain::ledger::{AccountKind, Movement, MovementKind, SUSPENSE};
 use crate::store::{self, NewAccount, StoreError};
 
 impl From<StoreError> for ApiError {
@@ -150,14 +150,7 @@ pub struct AccountView {
 }
 
 fn valid_account_id(field: &str, id: &str) -> Result<(), Problem> {
-    if is_account_id(id) {
-        Ok(())
-    } else {
-        Err(Problem::invalid(
-            field,
-            "1–64 characters: latin letters, digits, '-', '_', '.'",
-        ))
-    }
+    Problem::require_plain_id(field, id)
 }
 
 fn required(field: &str, value: &str) -> Result<(), Problem> {
@@ -319,12 +312,7 @@ pub(crate) fn file_response(
 }
 
 /// A stored UTC timestamp as Tyumen local time with its offset, for answers.
-pub(crate) fn tyumen(ts: chrono::NaiveDateTime) -> String {
-    ts.and_utc()
-        .with_timezone(&calendar::TYUMEN)
-        .format("%Y-%m-%dT%H:%M:%S%:z")
-        .to_string()
-}
+pub(crate) use calendar::tyumen_iso as tyumen;
 
 /// An account's movements, newest first.
 #[utoipa::path(get, path = "/api/payments/accounts/{account}/movements", tag = "payments",

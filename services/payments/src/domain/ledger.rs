@@ -183,11 +183,7 @@ impl Movement {
 /// Whether `id` has the form of a ledger or personal account id (and of the
 /// other ids used beside it): 1–64 Latin letters, digits, `-`, `_`, `.`.
 pub fn is_account_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    primitives::is_plain_id(id)
 }
 
 /// The suspense account of the ledger.

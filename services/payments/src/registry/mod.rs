@@ -382,11 +382,7 @@ fn reconcile_chunk(
                             amount_kopecks: line.amount.kopecks(),
                             txn_at: line.paid_at,
                             accepted_at: now.naive_utc(),
-                            banking_day: line
-                                .paid_at
-                                .and_utc()
-                                .with_timezone(&calendar::TYUMEN)
-                                .date_naive(),
+                            banking_day: calendar::in_tyumen(line.paid_at).date_naive(),
                             movement_id: posted_now.movement_id,
                             status: bank_store::ACCEPTED.into(),
                             cancelled_at: None,

@@ -34,8 +34,7 @@ fn outcome_label(outcome: &str) -> &'static str {
 
 fn tyumen(ts: Option<chrono::NaiveDateTime>) -> String {
     ts.map(|t| {
-        t.and_utc()
-            .with_timezone(&calendar::TYUMEN)
+        calendar::in_tyumen(t)
             .format("%d.%m.%Y %H:%M:%S")
             .to_string()
     })
