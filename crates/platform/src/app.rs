@@ -183,6 +183,7 @@ pub async fn start(options: StartOptions) -> Result<Running, StartError> {
             clock: clock.clone(),
             calendar: calendar.clone(),
             settings: settings.clone(),
+            shared: Arc::default(),
         });
         tracing::info!(service = name, backend = ?contexts.last().map(|c| c.db.backend()), "service database ready");
     }

@@ -35,6 +35,39 @@ pub struct ServiceContext {
     pub clock: Arc<dyn calendar::Clock>,
     pub calendar: Arc<calendar::ProductionCalendar>,
     pub settings: Arc<settings::Settings>,
+    /// State a service keeps in memory for the whole process (not per HTTP
+    /// worker), created on first use: see [`Shared::get_or_init`].
+    pub shared: Arc<Shared>,
+}
+
+/// One value per type, shared by every clone of a [`ServiceContext`]: routes are
+/// configured once per HTTP worker, and a service that batches work across
+/// requests (the payments ledger's group commit) needs one batcher per process.
+#[derive(Default)]
+pub struct Shared {
+    values: std::sync::Mutex<
+        std::collections::HashMap<std::any::TypeId, Arc<dyn std::any::Any + Send + Sync>>,
+    >,
+}
+
+impl Shared {
+    /// The value of type `T`, made by `init` the first time it is asked for.
+    pub fn get_or_init<T: Send + Sync + 'static>(&self, init: impl FnOnce() -> T) -> Arc<T> {
+        let mut values = self
+            .values
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = std::any::TypeId::of::<T>();
+        if let Some(value) = values
+            .get(&key)
+            .and_then(|v| v.clone().downcast::<T>().ok())
+        {
+            return value;
+        }
+        let value = Arc::new(init());
+        values.insert(key, value.clone());
+        value
+    }
 }
 
 /// One service of the platform. The implementation is a stateless descriptor;

@@ -352,3 +352,84 @@ async fn trace_context_flows_from_http_into_the_outbox() {
     );
     app.stop().await;
 }
+
+/// Concurrent adjustments share transactions (group commit): every key still
+/// takes effect once, each answer carries the balance right after its own
+/// movement, and the account ends at the exact sum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_adjustments_take_effect_once_each() {
+    let app = app().await;
+    let http = reqwest::Client::new();
+    let operator = app.token("op-1", &[Role::OperatorAdmin], |_| {});
+    let res = http
+        .post(app.url("/api/payments/accounts"))
+        .bearer_auth(&operator)
+        .json(&account_body("ls-2002"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    let mut calls = Vec::new();
+    // 16 keys, each sent twice at once: 16 × 10.01 … 10.16 rubles.
+    for round in 0..2 {
+        for k in 1..=16 {
+            let (http, url, operator) = (
+                http.clone(),
+                app.url("/api/payments/accounts/ls-2002/adjustments"),
+                operator.clone(),
+            );
+            calls.push(tokio::spawn(async move {
+                let res = http
+                    .post(url)
+                    .bearer_auth(&operator)
+                    .header("Idempotency-Key", format!("burst-{k}"))
+                    .json(&json!({ "amount": format!("10.{k:02}"), "reason": "cash desk" }))
+                    .send()
+                    .await
+                    .unwrap();
+                let status = res.status();
+                let body: Value = res.json().await.unwrap();
+                (round, k, status, body)
+            }));
+        }
+    }
+    let mut created = 0;
+    let mut repeated = 0;
+    let mut movement_of: std::collections::HashMap<i32, String> = Default::default();
+    let mut balances_seen = std::collections::BTreeSet::new();
+    for call in calls {
+        let (_, k, status, body) = call.await.unwrap();
+        let movement = body["movement"].as_str().unwrap().to_string();
+        if let Some(first) = movement_of.insert(k, movement.clone()) {
+            assert_eq!(first, movement, "key burst-{k} answered two movements");
+        }
+        match status {
+            StatusCode::CREATED => {
+                created += 1;
+                assert_eq!(body["duplicate"], false);
+                // Each new movement sees its own balance: all distinct.
+                assert!(balances_seen.insert(body["balance"].as_str().unwrap().to_string()));
+            }
+            StatusCode::OK => {
+                repeated += 1;
+                assert_eq!(body["duplicate"], true);
+            }
+            other => panic!("burst-{k}: {other} {body}"),
+        }
+    }
+    assert_eq!((created, repeated), (16, 16));
+    // 16 × 10 rubles + (1 + … + 16) kopecks.
+    assert!(balances_seen.contains("161.36"), "{balances_seen:?}");
+    let account: Value = http
+        .get(app.url("/api/payments/accounts/ls-2002"))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(account["balance"], "161.36");
+    invariants_hold(&app).await;
+}

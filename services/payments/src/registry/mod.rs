@@ -25,7 +25,7 @@ mod reader;
 pub mod report;
 
 /// Lines reconciled in one transaction.
-pub const CHUNK: usize = 1000;
+pub const CHUNK: usize = 5000;
 
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
@@ -294,7 +294,10 @@ fn unknown_key(bank: &str, txn_id: &str) -> String {
     format!("registry-unknown:{bank}:{txn_id}")
 }
 
-/// Reconciles one chunk of lines in one transaction.
+/// Reconciles one chunk of lines in one transaction, with a fixed number of
+/// statements per chunk: look-ups of the chunk's online payments, accounts and
+/// suspense keys; one `post_many` for every line to credit; multi-row inserts
+/// of bank payments and report items; the confirmation of the matched payments.
 fn reconcile_chunk(
     db: &Db,
     registry: &str,
@@ -307,14 +310,26 @@ fn reconcile_chunk(
         let accounts: Vec<&str> = lines.iter().map(|l| l.account.as_str()).collect();
         let posted = reg_store::posted(conn, bank, &txn_ids)?;
         let existing = reg_store::existing_accounts(conn, &accounts)?;
+        // Unknown-account lines of an earlier, interrupted run of this import
+        // left their suspense movement.
+        let suspense_keys: Vec<String> = lines
+            .iter()
+            .filter(|l| !posted.contains_key(&l.txn_id) && !existing.contains(&l.account))
+            .map(|l| unknown_key(bank, &l.txn_id))
+            .collect();
+        let in_suspense = store::keys_present(conn, &suspense_keys)?;
+        let clearing = system::clearing(bank);
+        store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
+        let author = format!("bank:{bank}");
+        let at = now.naive_utc();
+
         let mut seen: HashSet<&str> = HashSet::new();
         // Online payments this registry mentions (matched or with another amount).
         let mut matched: Vec<&str> = Vec::new();
         let mut items: Vec<ItemRow> = Vec::new();
         let mut counts: HashMap<Outcome, i64> = HashMap::new();
-        let clearing = system::clearing(bank);
-        store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
-
+        // Lines that move money now: the line, its movement and its key.
+        let mut to_post: Vec<(&Line, Movement, String)> = Vec::new();
         for line in lines {
             // An earlier line of this registry left its mark: matched, credited and
             // amount-differs lines on the bank payment (`registry_id`), unknown-account
@@ -327,8 +342,7 @@ fn reconcile_chunk(
                     Some((_, Some(by))) if by == registry => Posted::InThisRegistry,
                     Some((kopecks, _)) => Posted::Online(Money::from_kopecks(*kopecks)),
                     None if !existing.contains(&line.account)
-                        && store::movement_by_key(conn, &unknown_key(bank, &line.txn_id))?
-                            .is_some() =>
+                        && in_suspense.contains(&unknown_key(bank, &line.txn_id)) =>
                     {
                         Posted::InThisRegistry
                     }
@@ -361,34 +375,11 @@ fn reconcile_chunk(
                             "payment {} through bank {bank}, from its registry",
                             line.txn_id
                         ),
-                        &format!("bank:{bank}"),
+                        &author,
                     )
                     .map_err(|e| ImportError::Invalid(e.to_string()))?;
                     // The same key as an online `pay`: a late online repeat is a duplicate.
-                    let posted_now = store::post(
-                        conn,
-                        &movement,
-                        &format!("bank:{bank}:{}", line.txn_id),
-                        None,
-                        now.naive_utc(),
-                    )?;
-                    bank_store::insert(
-                        conn,
-                        &BankPaymentRow {
-                            id: uuid::Uuid::now_v7().to_string(),
-                            bank: bank.to_string(),
-                            txn_id: line.txn_id.clone(),
-                            account: line.account.clone(),
-                            amount_kopecks: line.amount.kopecks(),
-                            txn_at: line.paid_at,
-                            accepted_at: now.naive_utc(),
-                            banking_day: calendar::in_tyumen(line.paid_at).date_naive(),
-                            movement_id: posted_now.movement_id,
-                            status: bank_store::ACCEPTED.into(),
-                            cancelled_at: None,
-                            registry_id: Some(registry.to_string()),
-                        },
-                    )?;
+                    to_post.push((line, movement, format!("bank:{bank}:{}", line.txn_id)));
                     items.push(item(
                         "not posted online: credited from the registry".into(),
                         None,
@@ -415,16 +406,10 @@ fn reconcile_chunk(
                             "payment {} through bank {bank} for unknown account {}",
                             line.txn_id, line.account
                         ),
-                        &format!("bank:{bank}"),
+                        &author,
                     )
                     .map_err(|e| ImportError::Invalid(e.to_string()))?;
-                    store::post(
-                        conn,
-                        &movement,
-                        &unknown_key(bank, &line.txn_id),
-                        None,
-                        now.naive_utc(),
-                    )?;
+                    to_post.push((line, movement, unknown_key(bank, &line.txn_id)));
                     items.push(item(
                         format!(
                             "no personal account {}: the money waits on suspense",
@@ -440,6 +425,39 @@ fn reconcile_chunk(
                 Outcome::MissingFromRegistry => {}
             }
         }
+
+        let entries: Vec<store::Entry<'_>> = to_post
+            .iter()
+            .map(|(_, movement, key)| store::Entry {
+                movement,
+                key,
+                reverses: None,
+                at,
+                trace: None,
+            })
+            .collect();
+        let results = store::post_many(conn, &entries)?;
+        let mut payments: Vec<BankPaymentRow> = Vec::new();
+        for ((line, _, _), result) in to_post.iter().zip(results) {
+            let posted_now = result?;
+            if existing.contains(&line.account) {
+                payments.push(BankPaymentRow {
+                    id: uuid::Uuid::now_v7().to_string(),
+                    bank: bank.to_string(),
+                    txn_id: line.txn_id.clone(),
+                    account: line.account.clone(),
+                    amount_kopecks: line.amount.kopecks(),
+                    txn_at: line.paid_at,
+                    accepted_at: at,
+                    banking_day: calendar::in_tyumen(line.paid_at).date_naive(),
+                    movement_id: posted_now.movement_id,
+                    status: bank_store::ACCEPTED.into(),
+                    cancelled_at: None,
+                    registry_id: Some(registry.to_string()),
+                });
+            }
+        }
+        bank_store::insert_all(conn, &payments)?;
         reg_store::confirm(conn, bank, registry, &matched)?;
         reg_store::insert_items(conn, &items)?;
         let last = lines

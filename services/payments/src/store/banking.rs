@@ -63,6 +63,16 @@ pub fn insert(conn: &mut DbConnection, row: &BankPaymentRow) -> Result<(), Store
     Ok(())
 }
 
+/// Inserts several payments, one statement per 500.
+pub fn insert_all(conn: &mut DbConnection, rows: &[BankPaymentRow]) -> Result<(), StoreError> {
+    for chunk in rows.chunks(500) {
+        storage::per_backend!(conn, |c| diesel::insert_into(bank_payments::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
 /// Marks an accepted payment cancelled; `false` if it was not accepted any more.
 pub fn mark_cancelled(
     conn: &mut DbConnection,

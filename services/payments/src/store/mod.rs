@@ -224,7 +224,28 @@ pub struct Posted {
     pub movement_id: String,
     /// The key had been used: nothing was posted now, this is the first result.
     pub duplicate: bool,
+    /// The balance of each account the movement touched, right after it (in
+    /// posting order within its transaction); empty for a duplicate.
+    pub balances_after: Vec<(String, Money)>,
 }
+
+/// One movement to post under its idempotency key.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub movement: &'a Movement,
+    pub key: &'a str,
+    /// The movement this one reverses.
+    pub reverses: Option<&'a str>,
+    /// The business time of the movement, from the service's clock.
+    pub at: chrono::NaiveDateTime,
+    /// The request the movement comes from, whose trace its events carry (a
+    /// group commit posts other requests' movements); `None`: the current span.
+    pub trace: Option<&'a tracing::Span>,
+}
+
+/// Bind parameters per IN list; both back ends take far more, this keeps
+/// statements a size the planner handles quickly.
+const IN_LIST: usize = 1000;
 
 /// Posts a balanced movement once per `key`: postings, balances, and (for
 /// personal accounts) a `BalanceChanged` event in the outbox, all in the caller's
@@ -237,74 +258,237 @@ pub fn post(
     reverses: Option<&str>,
     at: chrono::NaiveDateTime,
 ) -> Result<Posted, StoreError> {
-    let existing: Option<String> = movements::table
-        .filter(movements::idempotency_key.eq(key))
-        .select(movements::id)
-        .first(conn)
-        .optional()?;
-    if let Some(movement_id) = existing {
-        return Ok(Posted {
-            movement_id,
-            duplicate: true,
-        });
+    let entry = Entry {
+        movement,
+        key,
+        reverses,
+        at,
+        trace: None,
+    };
+    post_many(conn, &[entry])?
+        .pop()
+        .unwrap_or_else(|| Err(StoreError::UnknownMovement(key.to_string())))
+}
+
+/// Posts several movements in the caller's transaction with a fixed number of
+/// statements, whatever their count: one look-up of the keys, one of the
+/// accounts, one insert each of movements, postings and outbox rows, and the
+/// balance increments (on PostgreSQL one locking select in account order and one
+/// update). The answer has one result per entry, in order: a movement naming an
+/// unknown account is refused alone (nothing of it is written); a key used
+/// before, or earlier in `entries`, answers the first movement as a duplicate.
+/// The outer error is a database failure: the caller's transaction must roll
+/// back.
+pub fn post_many(
+    conn: &mut DbConnection,
+    entries: &[Entry<'_>],
+) -> Result<Vec<Result<Posted, StoreError>>, StoreError> {
+    use std::collections::{BTreeMap, HashMap};
+
+    let mut keys: Vec<&str> = entries.iter().map(|e| e.key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut known_keys: HashMap<String, String> = HashMap::new();
+    for chunk in keys.chunks(IN_LIST) {
+        let rows: Vec<(String, String)> = movements::table
+            .filter(movements::idempotency_key.eq_any(chunk))
+            .select((movements::idempotency_key, movements::id))
+            .load(conn)?;
+        known_keys.extend(rows);
     }
-    for p in &movement.postings {
-        if find_account(conn, &p.account)?.is_none() {
-            return Err(StoreError::UnknownAccount(p.account.clone()));
+    let mut account_ids: Vec<&str> = entries
+        .iter()
+        .flat_map(|e| e.movement.postings.iter().map(|p| p.account.as_str()))
+        .collect();
+    account_ids.sort_unstable();
+    account_ids.dedup();
+    let mut kinds: HashMap<String, String> = HashMap::new();
+    for chunk in account_ids.chunks(IN_LIST) {
+        let rows: Vec<(String, String)> = accounts::table
+            .filter(accounts::id.eq_any(chunk))
+            .select((accounts::id, accounts::kind))
+            .load(conn)?;
+        kinds.extend(rows);
+    }
+
+    let mut results: Vec<Result<Posted, StoreError>> = Vec::with_capacity(entries.len());
+    // Entries posted now: their index in `results` and in `entries`.
+    let mut fresh: Vec<usize> = Vec::new();
+    let mut movement_rows = Vec::new();
+    let mut posting_rows = Vec::new();
+    let mut totals: BTreeMap<&str, i64> = BTreeMap::new();
+    for entry in entries {
+        if let Some(id) = known_keys.get(entry.key) {
+            results.push(Ok(Posted {
+                movement_id: id.clone(),
+                duplicate: true,
+                balances_after: Vec::new(),
+            }));
+            continue;
         }
-    }
-    let movement_id = uuid::Uuid::now_v7().to_string();
-    diesel::insert_into(movements::table)
-        .values((
-            movements::id.eq(&movement_id),
-            movements::idempotency_key.eq(key),
-            movements::kind.eq(movement.kind.as_str()),
-            movements::reason.eq(&movement.reason),
-            movements::author.eq(&movement.author),
-            movements::reverses.eq(reverses),
-            movements::created_at.eq(at),
-        ))
-        .execute(conn)?;
-    let mut per_account: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
-    for p in &movement.postings {
-        diesel::insert_into(postings::table)
-            .values((
-                postings::movement_id.eq(&movement_id),
-                postings::account_id.eq(&p.account),
+        if let Some(missing) = entry
+            .movement
+            .postings
+            .iter()
+            .find(|p| !kinds.contains_key(&p.account))
+        {
+            results.push(Err(StoreError::UnknownAccount(missing.account.clone())));
+            continue;
+        }
+        let movement_id = uuid::Uuid::now_v7().to_string();
+        known_keys.insert(entry.key.to_string(), movement_id.clone());
+        movement_rows.push((
+            movements::id.eq(movement_id.clone()),
+            movements::idempotency_key.eq(entry.key),
+            movements::kind.eq(entry.movement.kind.as_str()),
+            movements::reason.eq(entry.movement.reason.as_str()),
+            movements::author.eq(entry.movement.author.as_str()),
+            movements::reverses.eq(entry.reverses),
+            movements::created_at.eq(entry.at),
+        ));
+        for p in &entry.movement.postings {
+            posting_rows.push((
+                postings::movement_id.eq(movement_id.clone()),
+                postings::account_id.eq(p.account.as_str()),
                 postings::amount_kopecks.eq(p.amount.kopecks()),
-            ))
-            .execute(conn)?;
-        *per_account.entry(p.account.as_str()).or_default() += p.amount.kopecks();
+            ));
+            *totals.entry(p.account.as_str()).or_default() += p.amount.kopecks();
+        }
+        fresh.push(results.len());
+        results.push(Ok(Posted {
+            movement_id,
+            duplicate: false,
+            balances_after: Vec::new(),
+        }));
     }
-    // Increments in the database, not read-modify-write: concurrent movements on
-    // one account serialise on its row lock and lose nothing. The rows are locked
-    // in account order, so two opposite transfers cannot deadlock.
-    for (account, delta) in per_account {
-        diesel::update(balances::table.find(account))
-            .set(balances::balance_kopecks.eq(balances::balance_kopecks + delta))
-            .execute(conn)?;
+    if fresh.is_empty() {
+        return Ok(results);
     }
-    for p in &movement.postings {
-        let account = find_account(conn, &p.account)?;
-        if account.and_then(|a| a.kind()) == Some(AccountKind::Personal) {
-            let event = contracts::payments::BalanceChanged {
-                account: p.account.clone(),
-                balance: balance(conn, &p.account)?,
-                movement_id: movement_id.clone(),
-            };
-            let envelope = bus::Envelope::json(
-                <contracts::payments::BalanceChanged as contracts::Contract>::TOPIC,
-                <contracts::payments::BalanceChanged as contracts::Contract>::KIND,
-                &event,
-            )
-            .map_err(|e| StoreError::Storage(StorageError::Config(e.to_string())))?;
-            bus::store::enqueue(conn, &envelope)?;
+    for chunk in movement_rows.chunks(500) {
+        storage::per_backend!(conn, |c| diesel::insert_into(movements::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    for chunk in posting_rows.chunks(1000) {
+        storage::per_backend!(conn, |c| diesel::insert_into(postings::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    // A zero net is updated too: its balance is read back for the answers.
+    let totals: Vec<(&str, i64)> = totals.into_iter().collect();
+    let finals = add_to_balances(conn, &totals)?;
+
+    // Walk the movements in order from the balances before the batch, so each
+    // answer and event carries the balance right after its own movement.
+    let mut running: HashMap<&str, i64> = totals
+        .iter()
+        .map(|(a, d)| (*a, finals.get(*a).copied().unwrap_or(0) - d))
+        .collect();
+    let mut events = Vec::new();
+    for &i in &fresh {
+        let entry = &entries[i];
+        let mut touched: Vec<&str> = Vec::new();
+        for p in &entry.movement.postings {
+            let balance = running.entry(p.account.as_str()).or_insert(0);
+            *balance += p.amount.kopecks();
+            if !touched.contains(&p.account.as_str()) {
+                touched.push(p.account.as_str());
+            }
+        }
+        let Ok(posted) = &mut results[i] else {
+            continue;
+        };
+        for account in touched {
+            let balance = Money::from_kopecks(running.get(account).copied().unwrap_or(0));
+            posted.balances_after.push((account.to_string(), balance));
+            if kinds.get(account).and_then(|k| AccountKind::parse(k)) == Some(AccountKind::Personal)
+            {
+                let event = contracts::payments::BalanceChanged {
+                    account: account.to_string(),
+                    balance,
+                    movement_id: posted.movement_id.clone(),
+                };
+                let envelope = || {
+                    bus::Envelope::json(
+                        <contracts::payments::BalanceChanged as contracts::Contract>::TOPIC,
+                        <contracts::payments::BalanceChanged as contracts::Contract>::KIND,
+                        &event,
+                    )
+                };
+                let envelope = match entry.trace {
+                    Some(span) => span.in_scope(envelope),
+                    None => envelope(),
+                }
+                .map_err(|e| StoreError::Storage(StorageError::Config(e.to_string())))?;
+                events.push(envelope);
+            }
         }
     }
-    Ok(Posted {
-        movement_id,
-        duplicate: false,
-    })
+    bus::store::enqueue_all(conn, &events)?;
+    Ok(results)
+}
+
+/// Adds each delta to its account's balance and answers the new balances.
+/// Increments in the database, not read-modify-write: concurrent movements on
+/// one account serialise on its row lock and lose nothing. The rows are locked
+/// in account order (`deltas` is sorted by account), so two transactions that
+/// touch the same accounts cannot deadlock.
+fn add_to_balances(
+    conn: &mut DbConnection,
+    deltas: &[(&str, i64)],
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    use diesel::sql_types::{Array, BigInt, Text};
+
+    #[derive(QueryableByName)]
+    struct NewBalance {
+        #[diesel(sql_type = Text)]
+        account_id: String,
+        #[diesel(sql_type = BigInt)]
+        balance_kopecks: i64,
+    }
+
+    let mut finals = std::collections::HashMap::with_capacity(deltas.len());
+    match conn {
+        DbConnection::Pg(c) => {
+            let ids: Vec<&str> = deltas.iter().map(|(a, _)| *a).collect();
+            let amounts: Vec<i64> = deltas.iter().map(|(_, d)| *d).collect();
+            // One statement locks in order; the update then finds its rows locked.
+            diesel::sql_query(
+                "SELECT account_id FROM balances WHERE account_id = ANY($1) \
+                 ORDER BY account_id FOR UPDATE",
+            )
+            .bind::<Array<Text>, _>(&ids)
+            .execute(c)?;
+            let rows: Vec<NewBalance> = diesel::sql_query(
+                "UPDATE balances AS b SET balance_kopecks = b.balance_kopecks + d.delta \
+                 FROM unnest($1::text[], $2::bigint[]) AS d(account_id, delta) \
+                 WHERE b.account_id = d.account_id \
+                 RETURNING b.account_id, b.balance_kopecks",
+            )
+            .bind::<Array<Text>, _>(&ids)
+            .bind::<Array<BigInt>, _>(&amounts)
+            .load(c)?;
+            finals.extend(rows.into_iter().map(|r| (r.account_id, r.balance_kopecks)));
+        }
+        // SQLite has one writer at a time and no round trips: a statement per
+        // account costs nothing worth saving.
+        DbConnection::Sqlite(c) => {
+            for (account, delta) in deltas {
+                let row: NewBalance = diesel::sql_query(
+                    "UPDATE balances SET balance_kopecks = balance_kopecks + ? \
+                     WHERE account_id = ? RETURNING account_id, balance_kopecks",
+                )
+                .bind::<BigInt, _>(*delta)
+                .bind::<Text, _>(*account)
+                .get_result(c)?;
+                finals.insert(row.account_id, row.balance_kopecks);
+            }
+        }
+    }
+    if let Some((missing, _)) = deltas.iter().find(|(a, _)| !finals.contains_key(*a)) {
+        return Err(StoreError::UnknownAccount((*missing).to_string()));
+    }
+    Ok(finals)
 }
 
 /// Locks `account`'s balance row for a debit of `amount` and says whether the
@@ -326,6 +510,22 @@ pub fn lock_for_debit(
     .set(balances::balance_kopecks.eq(balances::balance_kopecks))
     .execute(conn)?;
     Ok(n == 1)
+}
+
+/// Which of `keys` have a movement posted under them.
+pub fn keys_present(
+    conn: &mut DbConnection,
+    keys: &[String],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut present = std::collections::HashSet::new();
+    for chunk in keys.chunks(IN_LIST) {
+        let found: Vec<String> = movements::table
+            .filter(movements::idempotency_key.eq_any(chunk))
+            .select(movements::idempotency_key)
+            .load(conn)?;
+        present.extend(found);
+    }
+    Ok(present)
 }
 
 /// The movement posted under `key`, if any.
@@ -442,5 +642,6 @@ pub fn check_invariants(conn: &mut DbConnection) -> Result<Vec<String>, StoreErr
 pub mod acquiring;
 pub mod banking;
 pub mod charges;
+pub mod group_commit;
 pub mod registry;
 pub mod reports;

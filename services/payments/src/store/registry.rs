@@ -193,14 +193,32 @@ pub fn confirm(
     registry: &str,
     txn_ids: &[&str],
 ) -> Result<(), StoreError> {
-    for chunk in txn_ids.chunks(500) {
-        diesel::update(
-            bank_payments::table
-                .filter(bank_payments::bank.eq(bank))
-                .filter(bank_payments::txn_id.eq_any(chunk)),
-        )
-        .set(bank_payments::registry_id.eq(Some(registry)))
-        .execute(conn)?;
+    use diesel::sql_types::{Array, Text};
+    if txn_ids.is_empty() {
+        return Ok(());
+    }
+    match conn {
+        // One statement for the whole chunk, the ids as one array parameter.
+        DbConnection::Pg(c) => {
+            diesel::sql_query(
+                "UPDATE bank_payments SET registry_id = $1 WHERE bank = $2 AND txn_id = ANY($3)",
+            )
+            .bind::<Text, _>(registry)
+            .bind::<Text, _>(bank)
+            .bind::<Array<Text>, _>(txn_ids)
+            .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            for chunk in txn_ids.chunks(500) {
+                diesel::update(
+                    bank_payments::table
+                        .filter(bank_payments::bank.eq(bank))
+                        .filter(bank_payments::txn_id.eq_any(chunk)),
+                )
+                .set(bank_payments::registry_id.eq(Some(registry)))
+                .execute(c)?;
+            }
+        }
     }
     Ok(())
 }
