@@ -288,14 +288,7 @@ pub fn post_many(
     let mut keys: Vec<&str> = entries.iter().map(|e| e.key).collect();
     keys.sort_unstable();
     keys.dedup();
-    let mut known_keys: HashMap<String, String> = HashMap::new();
-    for chunk in keys.chunks(IN_LIST) {
-        let rows: Vec<(String, String)> = movements::table
-            .filter(movements::idempotency_key.eq_any(chunk))
-            .select((movements::idempotency_key, movements::id))
-            .load(conn)?;
-        known_keys.extend(rows);
-    }
+    let mut known_keys = movements_by_key(conn, &keys)?;
     let mut account_ids: Vec<&str> = entries
         .iter()
         .flat_map(|e| e.movement.postings.iter().map(|p| p.account.as_str()))
@@ -517,15 +510,47 @@ pub fn keys_present(
     conn: &mut DbConnection,
     keys: &[String],
 ) -> Result<std::collections::HashSet<String>, StoreError> {
-    let mut present = std::collections::HashSet::new();
-    for chunk in keys.chunks(IN_LIST) {
-        let found: Vec<String> = movements::table
-            .filter(movements::idempotency_key.eq_any(chunk))
-            .select(movements::idempotency_key)
-            .load(conn)?;
-        present.extend(found);
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    Ok(movements_by_key(conn, &keys)?.into_keys().collect())
+}
+
+/// The movements posted under `keys`: key → movement id.
+fn movements_by_key(
+    conn: &mut DbConnection,
+    keys: &[&str],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    #[derive(QueryableByName)]
+    struct KeyRow {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        idempotency_key: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        id: String,
     }
-    Ok(present)
+    let mut found = std::collections::HashMap::new();
+    for chunk in keys.chunks(IN_LIST) {
+        let rows: Vec<KeyRow> = match &mut *conn {
+            // Not a cached prepared statement: its generic plan, made while
+            // `movements` was small, kept scanning the whole table as it grew.
+            // An unnamed statement is planned for the table it finds.
+            DbConnection::Pg(c) => diesel::sql_query(
+                "SELECT idempotency_key, id FROM movements WHERE idempotency_key = ANY($1)",
+            )
+            .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(chunk)
+            .load(c)?,
+            DbConnection::Sqlite(c) => movements::table
+                .filter(movements::idempotency_key.eq_any(chunk))
+                .select((movements::idempotency_key, movements::id))
+                .load::<(String, String)>(c)?
+                .into_iter()
+                .map(|(idempotency_key, id)| KeyRow {
+                    idempotency_key,
+                    id,
+                })
+                .collect(),
+        };
+        found.extend(rows.into_iter().map(|r| (r.idempotency_key, r.id)));
+    }
+    Ok(found)
 }
 
 /// The movement posted under `key`, if any.
