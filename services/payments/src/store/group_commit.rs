@@ -50,8 +50,9 @@ struct Inner {
     max_batch: usize,
 }
 
-/// Posts movements with group commit; cheap to clone, one per process or per
-/// HTTP worker.
+/// Posts movements with group commit; cheap to clone. The service keeps one per
+/// process (in `ServiceContext::shared`), so all HTTP workers' requests batch
+/// together.
 #[derive(Clone)]
 pub struct LedgerWriter {
     inner: Arc<Inner>,
