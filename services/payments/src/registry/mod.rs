@@ -328,8 +328,8 @@ fn reconcile_chunk(
         let mut matched: Vec<&str> = Vec::new();
         let mut items: Vec<ItemRow> = Vec::new();
         let mut counts: HashMap<Outcome, i64> = HashMap::new();
-        // Lines that move money now: the line, its movement and its key.
-        let mut to_post: Vec<(&Line, Movement, String)> = Vec::new();
+        // Lines that move money now: the line, its outcome, its movement and key.
+        let mut to_post: Vec<(&Line, Outcome, Movement, String)> = Vec::new();
         for line in lines {
             // An earlier line of this registry left its mark: matched, credited and
             // amount-differs lines on the bank payment (`registry_id`), unknown-account
@@ -379,7 +379,12 @@ fn reconcile_chunk(
                     )
                     .map_err(|e| ImportError::Invalid(e.to_string()))?;
                     // The same key as an online `pay`: a late online repeat is a duplicate.
-                    to_post.push((line, movement, format!("bank:{bank}:{}", line.txn_id)));
+                    to_post.push((
+                        line,
+                        outcome,
+                        movement,
+                        format!("bank:{bank}:{}", line.txn_id),
+                    ));
                     items.push(item(
                         "not posted online: credited from the registry".into(),
                         None,
@@ -409,7 +414,7 @@ fn reconcile_chunk(
                         &author,
                     )
                     .map_err(|e| ImportError::Invalid(e.to_string()))?;
-                    to_post.push((line, movement, unknown_key(bank, &line.txn_id)));
+                    to_post.push((line, outcome, movement, unknown_key(bank, &line.txn_id)));
                     items.push(item(
                         format!(
                             "no personal account {}: the money waits on suspense",
@@ -428,7 +433,7 @@ fn reconcile_chunk(
 
         let entries: Vec<store::Entry<'_>> = to_post
             .iter()
-            .map(|(_, movement, key)| store::Entry {
+            .map(|(_, _, movement, key)| store::Entry {
                 movement,
                 key,
                 reverses: None,
@@ -438,9 +443,11 @@ fn reconcile_chunk(
             .collect();
         let results = store::post_many(conn, &entries)?;
         let mut payments: Vec<BankPaymentRow> = Vec::new();
-        for ((line, _, _), result) in to_post.iter().zip(results) {
+        for ((line, outcome, _, _), result) in to_post.iter().zip(results) {
             let posted_now = result?;
-            if existing.contains(&line.account) {
+            // A credited line becomes a bank payment; an unknown account's money
+            // waits on suspense with no payment row.
+            if *outcome == Outcome::Credited {
                 payments.push(BankPaymentRow {
                     id: uuid::Uuid::now_v7().to_string(),
                     bank: bank.to_string(),

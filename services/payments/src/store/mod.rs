@@ -555,11 +555,7 @@ fn movements_by_key(
 
 /// The movement posted under `key`, if any.
 pub fn movement_by_key(conn: &mut DbConnection, key: &str) -> Result<Option<String>, StoreError> {
-    Ok(movements::table
-        .filter(movements::idempotency_key.eq(key))
-        .select(movements::id)
-        .first(conn)
-        .optional()?)
+    Ok(movements_by_key(conn, &[key])?.remove(key))
 }
 
 pub fn postings_of(conn: &mut DbConnection, movement_id: &str) -> Result<Vec<Posting>, StoreError> {
