@@ -320,37 +320,77 @@ async fn xml_registry_is_accepted_and_checked() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicates_are_recognised_across_chunks() {
-    let app = app().await;
-    let bank = setup(&app).await;
-    // 1,200 lines: more than one chunk. Two lines come back in the second chunk:
-    // one whose account is unknown, one credited in the first chunk.
+/// A registry of the 14th longer than one chunk (`registry::CHUNK` lines), whose
+/// second chunk repeats lines of the first: an unknown account's (`U1`), a
+/// credited one's (`C20`), an online payment of the same day (`T1`: no mark is
+/// written for it, only the import's set of ids knows it was seen) and one of
+/// three days earlier (`T4`, marked as confirmed by this registry). Every other
+/// line is a cash-desk payment of 1.00 to `ls-3`; `T2` and `T3`, paid online on
+/// the 14th, are missing from it.
+fn long_registry() -> String {
+    let lines = payments::registry::CHUNK + 200;
     let mut text = String::new();
     let mut total = Money::ZERO;
-    for i in 1..=1200 {
-        let line = match i {
-            10 | 1150 => "U1;ls-999;5.00;13.09.2026 09:00:00;x".to_string(),
-            20 | 1190 => "C20;ls-3;1.00;13.09.2026 09:00:00;x".to_string(),
-            _ => format!("C{i};ls-3;1.00;13.09.2026 09:00:00;x"),
+    for i in 1..=lines {
+        // The special lines of the first chunk come back in the second.
+        let special = |at: usize, back: usize| i == at || i == lines - back;
+        let line = if special(10, 50) {
+            "U1;ls-999;5.00;13.09.2026 09:00:00;x".to_string()
+        } else if special(20, 10) {
+            "C20;ls-3;1.00;13.09.2026 09:00:00;x".to_string()
+        } else if special(30, 30) {
+            "T1;ls-1;100.00;14.09.2026 10:01:00;x".to_string()
+        } else if special(40, 20) {
+            "T4;ls-2;60.00;11.09.2026 11:00:00;x".to_string()
+        } else {
+            format!("C{i};ls-3;1.00;13.09.2026 09:00:00;x")
         };
         total += Money::parse(line.split(';').nth(2).unwrap()).unwrap();
         text.push_str(&line);
         text.push_str("\r\n");
     }
-    text.push_str(&format!("ИТОГО;1200;{total}\r\n"));
-    let res = upload(&app, &bank, "format=csv&date=2026-09-13", cp1251(&text)).await;
-    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
-    let summary: Value = upload(&app, &bank, "format=csv&date=2026-09-13", cp1251(&text))
+    text.push_str(&format!("ИТОГО;{lines};{total}\r\n"));
+    text
+}
+
+/// What [`long_registry`] must come to, however many runs it took.
+async fn assert_long_registry_outcome(app: &TestApp, summary: &Value) {
+    // Every line but the eight special ones, and the first `C20`.
+    let credited = i64::try_from(payments::registry::CHUNK + 200 - 8 + 1).unwrap();
+    let o = &summary["outcomes"];
+    assert_eq!(o["duplicate_line"], 4, "{summary}");
+    assert_eq!(o["matched"], 2, "{summary}");
+    assert_eq!(o["unknown_account"], 1, "{summary}");
+    assert_eq!(o["credited"], credited, "{summary}");
+    assert_eq!(o["missing_from_registry"], 2, "{summary}");
+    assert_eq!(
+        balance(app, "ls-3").await,
+        Money::from_kopecks(credited * 100)
+    );
+    assert_eq!(balance(app, "ls-1").await, m("150.00"));
+    assert_eq!(balance(app, "ls-2").await, m("260.00"));
+    assert_eq!(balance(app, "suspense").await, m("5.00"));
+    let operator = app.token("op", &[Role::OperatorAdmin], |_| {});
+    let id = summary["id"].as_str().unwrap();
+    let csv = reqwest::Client::new()
+        .get(app.url(&format!("/api/payments/registries/{id}/report?format=csv")))
+        .bearer_auth(&operator)
+        .send()
         .await
-        .json()
+        .unwrap()
+        .text()
         .await
         .unwrap();
-    assert_eq!(summary["outcomes"]["duplicate_line"], 2, "{summary}");
-    assert_eq!(summary["outcomes"]["unknown_account"], 1);
-    assert_eq!(summary["outcomes"]["credited"], 1197);
-    assert_eq!(balance(&app, "ls-3").await, m("1197.00"));
-    assert_eq!(balance(&app, "suspense").await, m("5.00"));
+    let missing: Vec<&str> = csv
+        .lines()
+        .filter(|l| l.starts_with(";T") && l.contains("нет в реестре"))
+        .collect();
+    assert_eq!(missing.len(), 2, "{missing:?}");
+    assert!(
+        missing.iter().any(|l| l.contains("T2;ls-2"))
+            && missing.iter().any(|l| l.contains("T3;ls-1")),
+        "{missing:?}"
+    );
     let problems = app
         .context("payments")
         .db
@@ -358,5 +398,79 @@ async fn duplicates_are_recognised_across_chunks() {
         .await
         .unwrap();
     assert!(problems.is_empty(), "{problems:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicates_are_recognised_across_chunks() {
+    let app = app().await;
+    let bank = setup(&app).await;
+    let text = long_registry();
+    let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text)).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let summary: Value = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["already_imported"], true);
+    assert_long_registry_outcome(&app, &summary).await;
+    app.stop().await;
+}
+
+/// Makes inserting the bank payment of transaction `txn` fail (`None` removes it).
+async fn break_insert_of(app: &TestApp, txn: Option<String>) {
+    use diesel::connection::SimpleConnection;
+    app.context("payments")
+        .db
+        .write(move |conn| -> Result<(), storage::StorageError> {
+            let pg = matches!(conn, storage::DbConnection::Pg(_));
+            let sql = match (txn.as_deref(), pg) {
+                (Some(t), true) => format!(
+                    "CREATE FUNCTION test_break() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN IF NEW.txn_id = '{t}' THEN RAISE EXCEPTION 'broken'; END IF; \
+                     RETURN NEW; END $$; \
+                     CREATE TRIGGER test_break BEFORE INSERT ON bank_payments \
+                     FOR EACH ROW EXECUTE FUNCTION test_break();"
+                ),
+                (Some(t), false) => format!(
+                    "CREATE TRIGGER test_break BEFORE INSERT ON bank_payments \
+                     WHEN NEW.txn_id = '{t}' BEGIN SELECT RAISE(ABORT, 'broken'); END;"
+                ),
+                (None, true) => "DROP TRIGGER test_break ON bank_payments; \
+                                 DROP FUNCTION test_break();"
+                    .into(),
+                (None, false) => "DROP TRIGGER test_break;".into(),
+            };
+            conn.batch_execute(&sql)
+                .map_err(storage::StorageError::from)
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_import_resumes_where_it_stopped() {
+    let app = app().await;
+    let bank = setup(&app).await;
+    let text = long_registry();
+    // The second chunk fails: the first stays reconciled, the import unfinished.
+    let breaking = format!("C{}", payments::registry::CHUNK + 100);
+    break_insert_of(&app, Some(breaking)).await;
+    let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text)).await;
+    assert!(res.status().is_server_error(), "{}", res.status());
+    // The first chunk's lines but its four special ones, and its `C20`.
+    let first_chunk = i64::try_from(payments::registry::CHUNK - 4 + 1).unwrap();
+    assert_eq!(
+        balance(&app, "ls-3").await,
+        Money::from_kopecks(first_chunk * 100)
+    );
+    break_insert_of(&app, None).await;
+
+    // The same file again picks up after the first chunk.
+    let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text)).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let summary: Value = res.json().await.unwrap();
+    assert_eq!(summary["already_imported"], false);
+    assert_long_registry_outcome(&app, &summary).await;
     app.stop().await;
 }

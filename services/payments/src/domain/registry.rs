@@ -105,7 +105,7 @@ impl Outcome {
 pub enum Posted {
     /// Not posted online by this bank.
     No,
-    /// Posted online with this amount, not yet confirmed by any registry.
+    /// Posted online with this amount (by this bank, under this transaction id).
     Online(Money),
     /// Already seen earlier in this same registry.
     InThisRegistry,

@@ -2,10 +2,13 @@
 //! checks the totals (nothing is written if anything is wrong), a second
 //! streaming pass reconciles the lines in transactions of [`CHUNK`] lines that
 //! also record how far they got, so an interrupted import resumes where it stopped
-//! and a repeated one changes nothing. Memory stays constant whatever the size of
-//! the file.
+//! and a repeated one changes nothing. The lines are never held: memory grows
+//! only by the 128-bit hash of each line's transaction id (duplicate lines, and
+//! the online payments the registry does not mention, are found with it), about
+//! 34 MiB for a million lines.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -170,9 +173,12 @@ pub fn import(
     }
 
     // Pass 1: the whole file must parse and agree with its totals line.
+    // The file is opened (its byte count reset) before the pass is announced, so
+    // a progress bar never pairs a new pass with the old pass's count.
+    let input = open(path, progress)?;
     progress.pass.store(1, Ordering::Relaxed);
     let mut tally = Tally::default();
-    let header = reader::read(open(path, progress)?, request.format, &mut |line: Line| {
+    let header = reader::read(input, request.format, &mut |line: Line| {
         tally.add(&line);
         Ok(())
     })?;
@@ -232,53 +238,83 @@ pub fn import(
     })?;
 
     // Pass 2: reconcile, CHUNK lines per transaction.
+    let input = open(path, progress)?;
     progress.pass.store(2, Ordering::Relaxed);
     let mut chunk: Vec<Line> = Vec::with_capacity(CHUNK);
     let skip = u64::try_from(resume_after).unwrap_or(0);
-    reader::read(open(path, progress)?, request.format, &mut |line: Line| {
+    let mut seen = Seen::with_capacity(usize::try_from(totals.count).unwrap_or(0));
+    let mut mentioned = Mentioned::default();
+    let day = Day {
+        registry: &id,
+        bank: &request.bank,
+        date,
+        now,
+    };
+    reader::read(input, request.format, &mut |line: Line| {
         if line.number <= skip {
+            // Reconciled by an earlier, interrupted run of this import.
+            seen.insert(&line.txn_id);
             return Ok(());
         }
         chunk.push(line);
         if chunk.len() == CHUNK {
-            reconcile_chunk(db, &id, &request.bank, now, &chunk)
+            reconcile_chunk(db, &day, &chunk, &mut seen, &mut mentioned)
                 .map_err(|e| FormatError::Unreadable(e.to_string()))?;
             chunk.clear();
         }
         Ok(())
     })?;
     if !chunk.is_empty() {
-        reconcile_chunk(db, &id, &request.bank, now, &chunk)?;
+        reconcile_chunk(db, &day, &chunk, &mut seen, &mut mentioned)?;
     }
 
-    // Online payments of the day the registry does not mention.
+    // Online payments of the day the registry does not mention. When the day's
+    // unconfirmed payments are exactly those the lines matched (count and sum;
+    // a resumed import cannot tell), none is missing and none is read.
     let registry = db.write_blocking(|conn| -> Result<RegistryRow, ImportError> {
-        let missing = reg_store::unconfirmed_of_day(conn, &request.bank, date)?;
-        let items: Vec<ItemRow> = missing
-            .iter()
-            .map(|(txn, account, kopecks, paid_at)| ItemRow {
-                id: 0,
-                registry_id: id.clone(),
-                line_no: 0,
-                txn_id: txn.clone(),
-                account: account.clone(),
-                outcome: Outcome::MissingFromRegistry.as_str().into(),
-                amount_kopecks: 0,
-                posted_kopecks: Some(*kopecks),
-                paid_at: Some(*paid_at),
-                note: format!(
-                    "posted online for {} on {date} but not in the registry",
-                    Money::from_kopecks(*kopecks)
-                ),
-            })
-            .collect();
-        reg_store::insert_items(conn, &items)?;
+        let (count, kopecks) = reg_store::unconfirmed_of_day_totals(conn, &request.bank, date)?;
+        let mut missing = 0_i64;
+        if skip > 0 || count != mentioned.count || kopecks != mentioned.kopecks {
+            let mut after = String::new();
+            loop {
+                let page = reg_store::unconfirmed_of_day_page(
+                    conn,
+                    &request.bank,
+                    date,
+                    &after,
+                    MISSING_PAGE,
+                )?;
+                let Some(last) = page.last() else { break };
+                after = last.0.clone();
+                let items: Vec<ItemRow> = page
+                    .iter()
+                    .filter(|(txn, ..)| !seen.contains(txn))
+                    .map(|(txn, account, kopecks, paid_at)| ItemRow {
+                        id: 0,
+                        registry_id: id.clone(),
+                        line_no: 0,
+                        txn_id: txn.clone(),
+                        account: account.clone(),
+                        outcome: Outcome::MissingFromRegistry.as_str().into(),
+                        amount_kopecks: 0,
+                        posted_kopecks: Some(*kopecks),
+                        paid_at: Some(*paid_at),
+                        note: format!(
+                            "posted online for {} on {date} but not in the registry",
+                            Money::from_kopecks(*kopecks)
+                        ),
+                    })
+                    .collect();
+                reg_store::insert_items(conn, &items)?;
+                missing += items.len() as i64;
+            }
+        }
         let processed = resume_after.max(i64::try_from(totals.count).unwrap_or(i64::MAX));
         reg_store::advance(
             conn,
             &id,
             processed,
-            &[(Outcome::MissingFromRegistry, items.len() as i64)],
+            &[(Outcome::MissingFromRegistry, missing)],
         )?;
         reg_store::finish(conn, &id, now.naive_utc())?;
         reg_store::find(conn, &id)?.ok_or_else(|| ImportError::Invalid("registry vanished".into()))
@@ -289,6 +325,60 @@ pub fn import(
     })
 }
 
+/// Online payments of the day read per statement when looking for those the
+/// registry does not mention.
+const MISSING_PAGE: i64 = 10_000;
+
+/// The transaction ids an import has read, kept as 128-bit hashes (two SipHash
+/// keys): 16 bytes a line whatever the id's length, and a false "seen" about as
+/// likely as guessing a random 128-bit key.
+struct Seen {
+    set: HashSet<u128>,
+    keys: (
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    ),
+}
+
+impl Seen {
+    fn with_capacity(lines: usize) -> Self {
+        Seen {
+            set: HashSet::with_capacity(lines),
+            keys: Default::default(),
+        }
+    }
+
+    fn hash(&self, txn: &str) -> u128 {
+        (u128::from(self.keys.0.hash_one(txn)) << 64) | u128::from(self.keys.1.hash_one(txn))
+    }
+
+    /// `false` if the id was seen before.
+    fn insert(&mut self, txn: &str) -> bool {
+        let h = self.hash(txn);
+        self.set.insert(h)
+    }
+
+    fn contains(&self, txn: &str) -> bool {
+        self.set.contains(&self.hash(txn))
+    }
+}
+
+/// The online payments of the registry's own day, unconfirmed by any other
+/// registry, that its lines named (matched or with another amount).
+#[derive(Debug, Default)]
+struct Mentioned {
+    count: i64,
+    kopecks: i64,
+}
+
+/// What every chunk of one import shares.
+struct Day<'a> {
+    registry: &'a str,
+    bank: &'a str,
+    date: chrono::NaiveDate,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
 /// The key of the suspense movement of a line whose account is unknown.
 fn unknown_key(bank: &str, txn_id: &str) -> String {
     format!("registry-unknown:{bank}:{txn_id}")
@@ -297,18 +387,40 @@ fn unknown_key(bank: &str, txn_id: &str) -> String {
 /// Reconciles one chunk of lines in one transaction, with a fixed number of
 /// statements per chunk: look-ups of the chunk's online payments, accounts and
 /// suspense keys; one `post_many` for every line to credit; multi-row inserts
-/// of bank payments and report items; the confirmation of the matched payments.
+/// of bank payments and report items; the confirmation of the payments of
+/// other days it matched. A matched payment of the registry's own day costs no
+/// write: being in the registry is its confirmation.
 fn reconcile_chunk(
     db: &Db,
-    registry: &str,
-    bank: &str,
-    now: chrono::DateTime<chrono::Utc>,
+    day: &Day<'_>,
     lines: &[Line],
+    seen: &mut Seen,
+    mentioned: &mut Mentioned,
 ) -> Result<(), ImportError> {
-    db.write_blocking(|conn| -> Result<(), ImportError> {
+    let Day {
+        registry,
+        bank,
+        date,
+        now,
+    } = *day;
+    // The first line of its transaction in the registry? The set and the tally
+    // change only once the chunk's transaction has committed.
+    let mut chunk_seen: HashSet<&str> = HashSet::with_capacity(lines.len());
+    let fresh: Vec<bool> = lines
+        .iter()
+        .map(|l| !seen.contains(&l.txn_id) && chunk_seen.insert(l.txn_id.as_str()))
+        .collect();
+    let own_day = db.write_blocking(|conn| -> Result<Mentioned, ImportError> {
+        let mut own_day = Mentioned::default();
         let txn_ids: Vec<&str> = lines.iter().map(|l| l.txn_id.as_str()).collect();
-        let accounts: Vec<&str> = lines.iter().map(|l| l.account.as_str()).collect();
         let posted = reg_store::posted(conn, bank, &txn_ids)?;
+        // Only a line no online payment answers needs its account (to credit it
+        // or send the money to suspense).
+        let accounts: Vec<&str> = lines
+            .iter()
+            .filter(|l| !posted.contains_key(&l.txn_id))
+            .map(|l| l.account.as_str())
+            .collect();
         let existing = reg_store::existing_accounts(conn, &accounts)?;
         // Unknown-account lines of an earlier, interrupted run of this import
         // left their suspense movement.
@@ -323,24 +435,26 @@ fn reconcile_chunk(
         let author = format!("bank:{bank}");
         let at = now.naive_utc();
 
-        let mut seen: HashSet<&str> = HashSet::new();
-        // Online payments this registry mentions (matched or with another amount).
-        let mut matched: Vec<&str> = Vec::new();
+        // Online payments of other days this registry confirms.
+        let mut confirmed: Vec<&str> = Vec::new();
         let mut items: Vec<ItemRow> = Vec::new();
         let mut counts: HashMap<Outcome, i64> = HashMap::new();
         // Lines that move money now: the line, its outcome, its movement and key.
         let mut to_post: Vec<(&Line, Outcome, Movement, String)> = Vec::new();
-        for line in lines {
-            // An earlier line of this registry left its mark: matched, credited and
-            // amount-differs lines on the bank payment (`registry_id`), unknown-account
-            // lines as their suspense movement. Looking for earlier report items
-            // instead made the import quadratic.
-            let state = if !seen.insert(line.txn_id.as_str()) {
+        for (line, fresh) in lines.iter().zip(&fresh) {
+            // An earlier line of this registry named the same transaction (the
+            // `Seen` set); a payment credited from this registry carries its id;
+            // an unknown-account line of an interrupted run left its suspense
+            // movement.
+            let online = posted.get(&line.txn_id);
+            let state = if !fresh {
                 Posted::InThisRegistry
             } else {
-                match posted.get(&line.txn_id) {
-                    Some((_, Some(by))) if by == registry => Posted::InThisRegistry,
-                    Some((kopecks, _)) => Posted::Online(Money::from_kopecks(*kopecks)),
+                match online {
+                    Some(p) if p.confirmed_by.as_deref() == Some(registry) => {
+                        Posted::InThisRegistry
+                    }
+                    Some(p) => Posted::Online(Money::from_kopecks(p.kopecks)),
                     None if !existing.contains(&line.account)
                         && in_suspense.contains(&unknown_key(bank, &line.txn_id)) =>
                     {
@@ -349,6 +463,16 @@ fn reconcile_chunk(
                     None => Posted::No,
                 }
             };
+            if let (Posted::Online(_), Some(p)) = (state, online) {
+                if p.confirmed_by.is_none() {
+                    if p.banking_day == date {
+                        own_day.count += 1;
+                        own_day.kopecks += p.kopecks;
+                    } else {
+                        confirmed.push(line.txn_id.as_str());
+                    }
+                }
+            }
             let outcome = registry::classify(line.amount, state, existing.contains(&line.account));
             *counts.entry(outcome).or_default() += 1;
             let item = |note: String, posted_kopecks: Option<i64>| ItemRow {
@@ -364,7 +488,7 @@ fn reconcile_chunk(
                 note,
             };
             match outcome {
-                Outcome::Matched => matched.push(line.txn_id.as_str()),
+                Outcome::Matched => {}
                 Outcome::Credited => {
                     let movement = Movement::transfer(
                         MovementKind::BankPayment,
@@ -392,8 +516,7 @@ fn reconcile_chunk(
                 }
                 Outcome::AmountDiffers => {
                     // In the registry, so not "missing" from it; the item keeps the difference.
-                    matched.push(line.txn_id.as_str());
-                    let posted_kopecks = posted.get(&line.txn_id).map(|(k, _)| *k);
+                    let posted_kopecks = online.map(|p| p.kopecks);
                     let note = format!(
                         "the registry says {}, {} was posted online",
                         line.amount,
@@ -465,7 +588,7 @@ fn reconcile_chunk(
             }
         }
         bank_store::insert_all(conn, &payments)?;
-        reg_store::confirm(conn, bank, registry, &matched)?;
+        reg_store::confirm(conn, bank, registry, &confirmed)?;
         reg_store::insert_items(conn, &items)?;
         let last = lines
             .last()
@@ -473,8 +596,16 @@ fn reconcile_chunk(
             .unwrap_or(0);
         let counts: Vec<(Outcome, i64)> = counts.into_iter().collect();
         reg_store::advance(conn, registry, last, &counts)?;
-        Ok(())
-    })
+        Ok(own_day)
+    })?;
+    for (line, fresh) in lines.iter().zip(fresh) {
+        if fresh {
+            seen.insert(&line.txn_id);
+        }
+    }
+    mentioned.count += own_day.count;
+    mentioned.kopecks += own_day.kopecks;
+    Ok(())
 }
 
 pub use reader::Header;

@@ -168,13 +168,23 @@ pub fn insert_items(conn: &mut DbConnection, items: &[ItemRow]) -> Result<(), St
     Ok(())
 }
 
-/// Online payments of `bank` among `txn_ids`: txn → (amount, registry that confirmed it).
+/// An online payment as a registry line sees it.
+#[derive(Debug, Clone)]
+pub struct OnlinePayment {
+    pub kopecks: i64,
+    /// The registry that confirmed it: one of another day, or (for a payment
+    /// credited from a registry) the registry that credited it.
+    pub confirmed_by: Option<String>,
+    pub banking_day: chrono::NaiveDate,
+}
+
+/// Accepted online payments of `bank` among `txn_ids`.
 pub fn posted(
     conn: &mut DbConnection,
     bank: &str,
     txn_ids: &[&str],
-) -> Result<std::collections::HashMap<String, (i64, Option<String>)>, StoreError> {
-    let rows: Vec<(String, i64, Option<String>)> = bank_payments::table
+) -> Result<std::collections::HashMap<String, OnlinePayment>, StoreError> {
+    let rows: Vec<(String, i64, Option<String>, chrono::NaiveDate)> = bank_payments::table
         .filter(bank_payments::bank.eq(bank))
         .filter(bank_payments::txn_id.eq_any(txn_ids))
         .filter(bank_payments::status.eq(super::banking::ACCEPTED))
@@ -182,59 +192,85 @@ pub fn posted(
             bank_payments::txn_id,
             bank_payments::amount_kopecks,
             bank_payments::registry_id,
+            bank_payments::banking_day,
         ))
         .load(conn)?;
-    Ok(rows.into_iter().map(|(t, a, r)| (t, (a, r))).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(t, kopecks, confirmed_by, banking_day)| {
+            (
+                t,
+                OnlinePayment {
+                    kopecks,
+                    confirmed_by,
+                    banking_day,
+                },
+            )
+        })
+        .collect())
 }
 
+/// Marks online payments of another day than the registry's as confirmed by it
+/// (the payments of its own day are confirmed by being in it: nothing is written).
 pub fn confirm(
     conn: &mut DbConnection,
     bank: &str,
     registry: &str,
     txn_ids: &[&str],
 ) -> Result<(), StoreError> {
-    use diesel::sql_types::{Array, Text};
     if txn_ids.is_empty() {
         return Ok(());
     }
-    match conn {
-        // One statement for the whole chunk, the ids as one array parameter.
-        DbConnection::Pg(c) => {
-            diesel::sql_query(
-                "UPDATE bank_payments SET registry_id = $1 WHERE bank = $2 AND txn_id = ANY($3)",
-            )
-            .bind::<Text, _>(registry)
-            .bind::<Text, _>(bank)
-            .bind::<Array<Text>, _>(txn_ids)
-            .execute(c)?;
-        }
-        DbConnection::Sqlite(c) => {
-            for chunk in txn_ids.chunks(500) {
-                diesel::update(
-                    bank_payments::table
-                        .filter(bank_payments::bank.eq(bank))
-                        .filter(bank_payments::txn_id.eq_any(chunk)),
-                )
-                .set(bank_payments::registry_id.eq(Some(registry)))
-                .execute(c)?;
-            }
-        }
+    for chunk in txn_ids.chunks(500) {
+        diesel::update(
+            bank_payments::table
+                .filter(bank_payments::bank.eq(bank))
+                .filter(bank_payments::txn_id.eq_any(chunk)),
+        )
+        .set(bank_payments::registry_id.eq(Some(registry)))
+        .execute(conn)?;
     }
     Ok(())
 }
 
-/// Online payments of the registry's day that no registry confirmed.
-pub fn unconfirmed_of_day(
+/// How many accepted online payments of `bank` on `day` no registry of another
+/// day confirmed, and their sum in kopecks.
+pub fn unconfirmed_of_day_totals(
     conn: &mut DbConnection,
     bank: &str,
     day: chrono::NaiveDate,
-) -> Result<Vec<(String, String, i64, chrono::NaiveDateTime)>, StoreError> {
-    Ok(bank_payments::table
+) -> Result<(i64, i64), StoreError> {
+    use diesel::sql_types::BigInt;
+    // SUM of a BIGINT is NUMERIC on PostgreSQL and an integer on SQLite: cast.
+    let (n, total): (i64, i64) = bank_payments::table
         .filter(bank_payments::bank.eq(bank))
         .filter(bank_payments::banking_day.eq(day))
         .filter(bank_payments::status.eq(super::banking::ACCEPTED))
         .filter(bank_payments::registry_id.is_null())
-        .order(bank_payments::accepted_at)
+        .select(diesel::dsl::sql::<(BigInt, BigInt)>(
+            "COUNT(*), CAST(COALESCE(SUM(amount_kopecks), 0) AS BIGINT)",
+        ))
+        .first(conn)?;
+    Ok((n, total))
+}
+
+/// A page of the payments [`unconfirmed_of_day_totals`] counts, in transaction
+/// id order after `after`: (txn id, account, kopecks, paid at).
+pub fn unconfirmed_of_day_page(
+    conn: &mut DbConnection,
+    bank: &str,
+    day: chrono::NaiveDate,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, String, i64, chrono::NaiveDateTime)>, StoreError> {
+    Ok(bank_payments::table
+        .filter(bank_payments::bank.eq(bank))
+        .filter(bank_payments::banking_day.eq(day))
+        .filter(bank_payments::txn_id.gt(after))
+        .filter(bank_payments::status.eq(super::banking::ACCEPTED))
+        .filter(bank_payments::registry_id.is_null())
+        .order(bank_payments::txn_id)
+        .limit(limit)
         .select((
             bank_payments::txn_id,
             bank_payments::account,
