@@ -119,7 +119,7 @@ async fn upload(
     } else {
         super::banking::bank_of(&caller)?
     };
-    // The file goes to disk first: the import reads it twice, in constant memory.
+    // The file goes to disk first: the import reads it twice and never holds its lines.
     let dir = ctx.settings.storage.data_dir.join("uploads");
     std::fs::create_dir_all(&dir).map_err(Problem::internal)?;
     let path = dir.join(format!("{}.registry", uuid::Uuid::now_v7()));
