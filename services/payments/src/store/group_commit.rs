@@ -147,10 +147,18 @@ impl Inner {
             }
             None => {
                 for job in batch {
-                    let result = self
-                        .db
-                        .write_blocking(|conn| post_many(conn, &[job.entry()]))
-                        .and_then(|mut r| r.pop().ok_or_else(dropped).and_then(|r| r));
+                    let once = || {
+                        self.db
+                            .write_blocking(|conn| post_many(conn, &[job.entry()]))
+                            .and_then(|mut r| r.pop().ok_or_else(dropped).and_then(|r| r))
+                    };
+                    // The same key posted at once by the other committer: its
+                    // transaction won the insert, so a second try finds the
+                    // movement and answers it as the duplicate.
+                    let result = match once() {
+                        Err(StoreError::Storage(e)) if e.is_unique_violation() => once(),
+                        other => other,
+                    };
                     let _ = job.reply.send(result);
                 }
             }
