@@ -253,7 +253,7 @@ pub fn import(
     reader::read(input, request.format, &mut |line: Line| {
         if line.number <= skip {
             // Reconciled by an earlier, interrupted run of this import.
-            seen.insert(&line.txn_id);
+            seen.insert(seen.key(&line.txn_id));
             return Ok(());
         }
         chunk.push(line);
@@ -288,7 +288,7 @@ pub fn import(
                 after = last.0.clone();
                 let items: Vec<ItemRow> = page
                     .iter()
-                    .filter(|(txn, ..)| !seen.contains(txn))
+                    .filter(|(txn, ..)| !seen.contains(seen.key(txn)))
                     .map(|(txn, account, kopecks, paid_at)| ItemRow {
                         id: 0,
                         registry_id: id.clone(),
@@ -348,18 +348,17 @@ impl Seen {
         }
     }
 
-    fn hash(&self, txn: &str) -> u128 {
+    /// The id's hash, computed once per line and passed to the other methods.
+    fn key(&self, txn: &str) -> u128 {
         (u128::from(self.keys.0.hash_one(txn)) << 64) | u128::from(self.keys.1.hash_one(txn))
     }
 
-    /// `false` if the id was seen before.
-    fn insert(&mut self, txn: &str) -> bool {
-        let h = self.hash(txn);
-        self.set.insert(h)
+    fn insert(&mut self, key: u128) {
+        self.set.insert(key);
     }
 
-    fn contains(&self, txn: &str) -> bool {
-        self.set.contains(&self.hash(txn))
+    fn contains(&self, key: u128) -> bool {
+        self.set.contains(&key)
     }
 }
 
@@ -405,10 +404,11 @@ fn reconcile_chunk(
     } = *day;
     // The first line of its transaction in the registry? The set and the tally
     // change only once the chunk's transaction has committed.
-    let mut chunk_seen: HashSet<&str> = HashSet::with_capacity(lines.len());
-    let fresh: Vec<bool> = lines
+    let keys: Vec<u128> = lines.iter().map(|l| seen.key(&l.txn_id)).collect();
+    let mut chunk_seen: HashSet<u128> = HashSet::with_capacity(lines.len());
+    let fresh: Vec<bool> = keys
         .iter()
-        .map(|l| !seen.contains(&l.txn_id) && chunk_seen.insert(l.txn_id.as_str()))
+        .map(|k| !seen.contains(*k) && chunk_seen.insert(*k))
         .collect();
     let own_day = db.write_blocking(|conn| -> Result<Mentioned, ImportError> {
         let mut own_day = Mentioned::default();
@@ -598,9 +598,9 @@ fn reconcile_chunk(
         reg_store::advance(conn, registry, last, &counts)?;
         Ok(own_day)
     })?;
-    for (line, fresh) in lines.iter().zip(fresh) {
+    for (key, fresh) in keys.into_iter().zip(fresh) {
         if fresh {
-            seen.insert(&line.txn_id);
+            seen.insert(key);
         }
     }
     mentioned.count += own_day.count;
