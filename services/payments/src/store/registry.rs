@@ -233,8 +233,23 @@ pub fn confirm(
     Ok(())
 }
 
-/// How many accepted online payments of `bank` on `day` no registry of another
-/// day confirmed, and their sum in kopecks.
+/// The accepted online payments of `bank` on `day` that no registry of another
+/// day confirmed: what a registry of that day must mention. The totals and the
+/// pages below read the same set, so the import's shortcut (totals agree, none
+/// missing) and its page-by-page search cannot disagree.
+fn unconfirmed_of_day<'a>(
+    bank: &'a str,
+    day: chrono::NaiveDate,
+) -> bank_payments::BoxedQuery<'a, storage::MultiBackend> {
+    bank_payments::table
+        .filter(bank_payments::bank.eq(bank))
+        .filter(bank_payments::banking_day.eq(day))
+        .filter(bank_payments::status.eq(super::banking::ACCEPTED))
+        .filter(bank_payments::registry_id.is_null())
+        .into_boxed()
+}
+
+/// How many payments [`unconfirmed_of_day`] holds, and their sum in kopecks.
 pub fn unconfirmed_of_day_totals(
     conn: &mut DbConnection,
     bank: &str,
@@ -242,11 +257,7 @@ pub fn unconfirmed_of_day_totals(
 ) -> Result<(i64, i64), StoreError> {
     use diesel::sql_types::BigInt;
     // SUM of a BIGINT is NUMERIC on PostgreSQL and an integer on SQLite: cast.
-    let (n, total): (i64, i64) = bank_payments::table
-        .filter(bank_payments::bank.eq(bank))
-        .filter(bank_payments::banking_day.eq(day))
-        .filter(bank_payments::status.eq(super::banking::ACCEPTED))
-        .filter(bank_payments::registry_id.is_null())
+    let (n, total): (i64, i64) = unconfirmed_of_day(bank, day)
         .select(diesel::dsl::sql::<(BigInt, BigInt)>(
             "COUNT(*), CAST(COALESCE(SUM(amount_kopecks), 0) AS BIGINT)",
         ))
@@ -254,8 +265,8 @@ pub fn unconfirmed_of_day_totals(
     Ok((n, total))
 }
 
-/// A page of the payments [`unconfirmed_of_day_totals`] counts, in transaction
-/// id order after `after`: (txn id, account, kopecks, paid at).
+/// A page of [`unconfirmed_of_day`], in transaction id order after `after`:
+/// (txn id, account, kopecks, paid at).
 pub fn unconfirmed_of_day_page(
     conn: &mut DbConnection,
     bank: &str,
@@ -263,12 +274,8 @@ pub fn unconfirmed_of_day_page(
     after: &str,
     limit: i64,
 ) -> Result<Vec<(String, String, i64, chrono::NaiveDateTime)>, StoreError> {
-    Ok(bank_payments::table
-        .filter(bank_payments::bank.eq(bank))
-        .filter(bank_payments::banking_day.eq(day))
+    Ok(unconfirmed_of_day(bank, day)
         .filter(bank_payments::txn_id.gt(after))
-        .filter(bank_payments::status.eq(super::banking::ACCEPTED))
-        .filter(bank_payments::registry_id.is_null())
         .order(bank_payments::txn_id)
         .limit(limit)
         .select((
