@@ -308,15 +308,21 @@ async fn xml_registry_is_accepted_and_checked() {
         .replace("T3", "T33");
     let res = upload(&app, &bank, "format=xml", wrong_bank.into_bytes()).await;
     assert_eq!(res.status(), 400);
-    let missing = xml.replace(" amount=\"50.00\"", "");
+    // The upload's date must be the registry's; it is checked before the lines.
+    let other_day = xml.replace("T3", "T34");
     let res = upload(
         &app,
         &bank,
         "format=xml&date=2026-09-15",
-        missing.into_bytes(),
+        other_day.into_bytes(),
     )
     .await;
+    assert_eq!(res.status(), 400);
+    assert!(res.text().await.unwrap().contains("2026-09-14"));
+    let missing = xml.replace(" amount=\"50.00\"", "");
+    let res = upload(&app, &bank, "format=xml", missing.into_bytes()).await;
     assert_eq!(res.status(), 422);
+    assert!(res.text().await.unwrap().contains("amount"));
     app.stop().await;
 }
 
@@ -458,8 +464,10 @@ async fn an_interrupted_import_resumes_where_it_stopped() {
     break_insert_of(&app, Some(breaking)).await;
     let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text)).await;
     assert!(res.status().is_server_error(), "{}", res.status());
-    // The first chunk's lines but its four special ones, and its `C20`.
-    let first_chunk = i64::try_from(payments::registry::CHUNK - 4 + 1).unwrap();
+    // A chunk is CHUNK lines that wait for the database: the matching `T1`
+    // does not wait, so the first chunk runs to line CHUNK + 1 and credits
+    // all its lines but `U1` (suspense) and `T4` (an online payment).
+    let first_chunk = i64::try_from(payments::registry::CHUNK - 2).unwrap();
     assert_eq!(
         balance(&app, "ls-3").await,
         Money::from_kopecks(first_chunk * 100)
@@ -471,6 +479,64 @@ async fn an_interrupted_import_resumes_where_it_stopped() {
     assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
     let summary: Value = res.json().await.unwrap();
     assert_eq!(summary["already_imported"], false);
+    assert_long_registry_outcome(&app, &summary).await;
+    app.stop().await;
+}
+
+/// A registry whose waiting lines do not all fit (a limit of 7 here, of
+/// `registry::PENDING_LIMIT` in service) is reconciled by reading the file
+/// again from the first line that did not: the same outcome, and an interrupted
+/// run of it resumes as well.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_beyond_the_waiting_limit_are_read_again() {
+    let app = app().await;
+    let bank = setup(&app).await;
+    let text = long_registry();
+    let path = std::env::temp_dir().join(format!(
+        "registry-limit-{}-{:?}.csv",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::write(&path, cp1251(&text)).unwrap();
+    let import = |limit: usize| {
+        use calendar::Clock;
+        let db = app.context("payments").db.clone();
+        let now = app.clock.now();
+        let path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            payments::registry::import_with_limit(
+                &db,
+                now,
+                &path,
+                &payments::registry::ImportRequest {
+                    format: payments::registry::Format::Csv,
+                    bank: "sber".into(),
+                    date: chrono::NaiveDate::from_ymd_opt(2026, 9, 14),
+                    file_name: "limit.csv".into(),
+                    uploaded_by: "test".into(),
+                },
+                &Arc::new(payments::registry::Progress::default()),
+                limit,
+            )
+        })
+    };
+    // A line past the limit fails: what was flushed before it stays.
+    break_insert_of(&app, Some(format!("C{}", payments::registry::CHUNK))).await;
+    assert!(import(7).await.unwrap().is_err());
+    let before = balance(&app, "ls-3").await;
+    // Lines up to `C4999`, but `U1`, `T1` and `T4`, less at most one flush of 7.
+    assert!(before >= m("4989.00") && before < m("4997.00"), "{before}");
+    break_insert_of(&app, None).await;
+    let imported = import(7).await.unwrap().unwrap();
+    assert!(!imported.already_imported);
+    std::fs::remove_file(&path).unwrap();
+    // The summary as the API shows it.
+    let summary: Value = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(summary["already_imported"], true);
     assert_long_registry_outcome(&app, &summary).await;
     app.stop().await;
 }

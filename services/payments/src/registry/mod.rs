@@ -1,14 +1,18 @@
-//! Importing a payment registry: a first streaming pass parses every line and
-//! checks the totals (nothing is written if anything is wrong), a second
-//! streaming pass reconciles the lines in transactions of [`CHUNK`] lines that
-//! also record how far they got, so an interrupted import resumes where it stopped
-//! and a repeated one changes nothing. The lines are never held: memory grows
-//! only by the 128-bit hash of each line's transaction id (duplicate lines, and
-//! the online payments the registry does not mention, are found with it), about
-//! 34 MiB for a million lines.
+//! Importing a payment registry. The registry day's online payments are
+//! loaded once into an index of 128-bit id hashes ([`day::DayIndex`]); one
+//! streaming pass parses every line, checks the totals (nothing is written if
+//! anything is wrong) and sorts the lines against the index: a line that
+//! matches its online payment needs nothing more, the others (another amount,
+//! a duplicate, a payment of another day or none) wait, at most
+//! [`PENDING_LIMIT`] of them. The waiting lines are then reconciled in
+//! transactions of [`CHUNK`] lines that also record how far they got, so an
+//! interrupted import resumes where it stopped and a repeated one changes
+//! nothing; where they did not all fit, the file is read again from the first
+//! line that did not. Memory grows by about 35 bytes per online payment of the
+//! day and 16 per line no such payment answers (about 40 MiB for a million
+//! lines), plus the waiting lines.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasher;
+use std::collections::HashMap;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,14 +20,16 @@ use std::sync::Arc;
 
 use primitives::Money;
 use sha2::Digest;
-use storage::Db;
+use storage::{Db, DbConnection};
 
 use crate::domain::ledger::{AccountKind, Movement, MovementKind, SUSPENSE};
 use crate::domain::registry::{self, FormatError, Line, Outcome, Posted, Tally, Totals};
 use crate::store::banking::{self as bank_store, BankPaymentRow};
 use crate::store::registry::{self as reg_store, ItemRow, RegistryRow};
 use crate::store::{self, system, StoreError};
+use day::{DayIndex, Hit, Ids, Seen, Totals as DayTotals};
 
+mod day;
 mod reader;
 pub mod report;
 
@@ -151,6 +157,12 @@ fn open(path: &Path, progress: &Arc<Progress>) -> Result<impl Read, ImportError>
     })
 }
 
+/// Lines waiting to be reconciled after the check, at most: a registry whose
+/// lines mostly name no online payment of its day (cash-desk payments) is
+/// reconciled in a second reading of the file from the first line that did
+/// not fit.
+pub const PENDING_LIMIT: usize = 10 * CHUNK;
+
 /// Imports the registry at `path` (blocking: run it on a blocking thread).
 pub fn import(
     db: &Db,
@@ -159,31 +171,34 @@ pub fn import(
     request: &ImportRequest,
     progress: &Arc<Progress>,
 ) -> Result<Imported, ImportError> {
+    import_with_limit(db, now, path, request, progress, PENDING_LIMIT)
+}
+
+/// [`import`] keeping at most `pending_limit` lines waiting (tests use a small one).
+#[doc(hidden)]
+pub fn import_with_limit(
+    db: &Db,
+    now: chrono::DateTime<chrono::Utc>,
+    path: &Path,
+    request: &ImportRequest,
+    progress: &Arc<Progress>,
+    pending_limit: usize,
+) -> Result<Imported, ImportError> {
     let id = file_id(path)?;
-    {
-        let mut conn = db.conn()?;
-        if let Some(existing) = reg_store::find(&mut conn, &id)? {
-            if existing.status == reg_store::DONE {
-                return Ok(Imported {
-                    registry: existing,
-                    already_imported: true,
-                });
-            }
+    let existing = reg_store::find(&mut *db.conn()?, &id)?;
+    if let Some(existing) = &existing {
+        if existing.status == reg_store::DONE {
+            return Ok(Imported {
+                registry: existing.clone(),
+                already_imported: true,
+            });
         }
     }
+    // Lines up to this one were reconciled by an earlier, interrupted run.
+    let skip = existing.map_or(0, |e| e.processed_lines);
 
-    // Pass 1: the whole file must parse and agree with its totals line.
-    // The file is opened (its byte count reset) before the pass is announced, so
-    // a progress bar never pairs a new pass with the old pass's count.
-    let input = open(path, progress)?;
-    progress.pass.store(1, Ordering::Relaxed);
-    let mut tally = Tally::default();
-    let header = reader::read(input, request.format, &mut |line: Line| {
-        tally.add(&line);
-        Ok(())
-    })?;
-    let totals: Totals = tally.check(header.totals)?;
-    let date = match (request.date, header.date) {
+    let stated = reader::peek(open(path, progress)?, request.format)?;
+    let date = match (request.date, stated.date) {
         (Some(asked), Some(stated)) if asked != stated => {
             return Err(ImportError::Invalid(format!(
                 "date: the registry is for {stated}, the upload says {asked}"
@@ -196,7 +211,7 @@ pub fn import(
             ))
         }
     };
-    if let Some(bank) = &header.bank {
+    if let Some(bank) = &stated.bank {
         if bank != &request.bank {
             return Err(ImportError::Invalid(format!(
                 "bank: the registry is from bank {bank}, not {}",
@@ -204,6 +219,37 @@ pub fn import(
             )));
         }
     }
+
+    // The day's online payments, once, instead of a look-up per line.
+    let ids = Ids::default();
+    let mut index = DayIndex::load(&mut *db.conn()?, &ids, &request.bank, date, &id)?;
+    let mut seen = Seen::default();
+
+    // Pass 1: the whole file must parse and agree with its totals line; on the
+    // way each line is sorted: one that matches its online payment needs
+    // nothing more, the others wait (up to `pending_limit` of them). The file
+    // is opened (its byte count reset) before the pass is announced, so a
+    // progress bar never pairs a new pass with the old pass's count.
+    let input = open(path, progress)?;
+    progress.pass.store(1, Ordering::Relaxed);
+    let mut tally = Tally::default();
+    let mut sorter = Sorter {
+        index: &mut index,
+        ids: &ids,
+        seen: &mut seen,
+        skip: u64::try_from(skip).unwrap_or(0),
+        matched: 0,
+        pending: Vec::new(),
+        limit: pending_limit.max(1),
+        stopped_at: None,
+        progress: progress.clone(),
+    };
+    let header = reader::read(input, request.format, &mut |line: Line| {
+        tally.add(&line);
+        sorter.take(line);
+        Ok(())
+    })?;
+    let totals: Totals = tally.check(header.totals)?;
 
     let row = RegistryRow {
         id: id.clone(),
@@ -220,7 +266,7 @@ pub fn import(
         uploaded_at: now.naive_utc(),
         finished_at: None,
     };
-    let resume_after = db.write_blocking(|conn| -> Result<i64, ImportError> {
+    db.write_blocking(|conn| -> Result<(), ImportError> {
         if let Some(other) = reg_store::other_for_day(conn, &request.bank, date, &id)? {
             return Err(ImportError::OtherRegistryForDay {
                 bank: request.bank.clone(),
@@ -229,92 +275,70 @@ pub fn import(
             });
         }
         match reg_store::find(conn, &id)? {
-            Some(existing) => Ok(existing.processed_lines),
-            None => {
-                reg_store::insert(conn, &row)?;
-                Ok(0)
-            }
+            Some(existing) if existing.processed_lines == skip => Ok(()),
+            Some(_) => Err(ImportError::Invalid(
+                "the same registry is being imported by another request: try again later".into(),
+            )),
+            None => Ok(reg_store::insert(conn, &row)?),
         }
     })?;
 
-    // Pass 2: reconcile, CHUNK lines per transaction.
-    let input = open(path, progress)?;
+    // Pass 2: reconcile the waiting lines, CHUNK per transaction; where they
+    // did not all fit, read the rest of the file again.
     progress.pass.store(2, Ordering::Relaxed);
-    let mut chunk: Vec<Line> = Vec::with_capacity(CHUNK);
-    let skip = u64::try_from(resume_after).unwrap_or(0);
-    let mut seen = Seen::with_capacity(usize::try_from(totals.count).unwrap_or(0));
-    let mut mentioned = Mentioned::default();
     let day = Day {
         registry: &id,
         bank: &request.bank,
         date,
         now,
     };
-    reader::read(input, request.format, &mut |line: Line| {
-        if line.number <= skip {
-            // Reconciled by an earlier, interrupted run of this import.
-            seen.insert(seen.key(&line.txn_id));
-            return Ok(());
-        }
-        chunk.push(line);
-        if chunk.len() == CHUNK {
-            reconcile_chunk(db, &day, &chunk, &mut seen, &mut mentioned)
-                .map_err(|e| FormatError::Unreadable(e.to_string()))?;
-            chunk.clear();
-        }
-        Ok(())
-    })?;
-    if !chunk.is_empty() {
-        reconcile_chunk(db, &day, &chunk, &mut seen, &mut mentioned)?;
+    let mut done = Done::default();
+    let stopped_at = sorter.stopped_at.take();
+    for chunk in std::mem::take(&mut sorter.pending).chunks(CHUNK) {
+        reconcile_chunk(db, &day, chunk, &mut done)?;
+        progress
+            .bytes
+            .store(chunk.last().map_or(0, |p| p.offset), Ordering::Relaxed);
     }
-
-    // Online payments of the day the registry does not mention. When the day's
-    // unconfirmed payments are exactly those the lines matched (count and sum;
-    // a resumed import cannot tell), none is missing and none is read.
-    let registry = db.write_blocking(|conn| -> Result<RegistryRow, ImportError> {
-        let (count, kopecks) = reg_store::unconfirmed_of_day_totals(conn, &request.bank, date)?;
-        let mut missing = 0_i64;
-        if skip > 0 || count != mentioned.count || kopecks != mentioned.kopecks {
-            let mut after = String::new();
-            loop {
-                let page = reg_store::unconfirmed_of_day_page(
-                    conn,
-                    &request.bank,
-                    date,
-                    &after,
-                    MISSING_PAGE,
-                )?;
-                let Some(last) = page.last() else { break };
-                after = last.0.clone();
-                let items: Vec<ItemRow> = page
-                    .iter()
-                    .filter(|(txn, ..)| !seen.contains(seen.key(txn)))
-                    .map(|(txn, account, kopecks, paid_at)| ItemRow {
-                        id: 0,
-                        registry_id: id.clone(),
-                        line_no: 0,
-                        txn_id: txn.clone(),
-                        account: account.clone(),
-                        outcome: Outcome::MissingFromRegistry.as_str().into(),
-                        amount_kopecks: 0,
-                        posted_kopecks: Some(*kopecks),
-                        paid_at: Some(*paid_at),
-                        note: format!(
-                            "posted online for {} on {date} but not in the registry",
-                            Money::from_kopecks(*kopecks)
-                        ),
-                    })
-                    .collect();
-                reg_store::insert_items(conn, &items)?;
-                missing += items.len() as i64;
+    if let Some(from) = stopped_at {
+        let flush_at = CHUNK.min(sorter.limit);
+        let input = open(path, progress)?;
+        reader::read(input, request.format, &mut |line: Line| {
+            if line.number < from {
+                return Ok(());
             }
+            sorter.take(line);
+            if sorter.pending.len() >= flush_at {
+                let chunk = std::mem::take(&mut sorter.pending);
+                reconcile_chunk(db, &day, &chunk, &mut done)
+                    .map_err(|e| FormatError::Unreadable(e.to_string()))?;
+            }
+            Ok(())
+        })?;
+        let chunk = std::mem::take(&mut sorter.pending);
+        if !chunk.is_empty() {
+            reconcile_chunk(db, &day, &chunk, &mut done)?;
         }
-        let processed = resume_after.max(i64::try_from(totals.count).unwrap_or(i64::MAX));
+    }
+    let matched = sorter.matched;
+    progress.bytes.store(
+        std::fs::metadata(path).map_or(0, |m| m.len()),
+        Ordering::Relaxed,
+    );
+
+    // Online payments of the day the registry does not mention.
+    let registry = db.write_blocking(|conn| -> Result<RegistryRow, ImportError> {
+        let missing = report_missing(conn, &day, &ids, &index, &seen, done.own_day)?;
+        let processed = skip.max(i64::try_from(totals.count).unwrap_or(i64::MAX));
+        let matched_now = i64::try_from(matched - done.matched).unwrap_or(i64::MAX);
         reg_store::advance(
             conn,
             &id,
             processed,
-            &[(Outcome::MissingFromRegistry, missing)],
+            &[
+                (Outcome::Matched, matched_now),
+                (Outcome::MissingFromRegistry, missing),
+            ],
         )?;
         reg_store::finish(conn, &id, now.naive_utc())?;
         reg_store::find(conn, &id)?.ok_or_else(|| ImportError::Invalid("registry vanished".into()))
@@ -326,48 +350,160 @@ pub fn import(
 }
 
 /// Online payments of the day read per statement when looking for those the
-/// registry does not mention.
+/// registry does not mention, where the day's index cannot tell which.
 const MISSING_PAGE: i64 = 10_000;
 
-/// The transaction ids an import has read, kept as 128-bit hashes (two SipHash
-/// keys): 16 bytes a line whatever the id's length, and a false "seen" about as
-/// likely as guessing a random 128-bit key.
-struct Seen {
-    set: HashSet<u128>,
-    keys: (
-        std::collections::hash_map::RandomState,
-        std::collections::hash_map::RandomState,
-    ),
-}
-
-impl Seen {
-    fn with_capacity(lines: usize) -> Self {
-        Seen {
-            set: HashSet::with_capacity(lines),
-            keys: Default::default(),
+/// Reports the day's unconfirmed online payments no line named; returns how
+/// many. When the day's unconfirmed payments are, by count and sum, those the
+/// index held plus those the look-ups found, the missing ones are the index's
+/// unnamed ones and only their ranges of the id order are read; otherwise
+/// (payments came or were confirmed during the import) the whole day is read
+/// page by page.
+fn report_missing(
+    conn: &mut DbConnection,
+    day: &Day<'_>,
+    ids: &Ids,
+    index: &DayIndex,
+    seen: &Seen,
+    looked_up: DayTotals,
+) -> Result<i64, ImportError> {
+    let (count, kopecks) = reg_store::unconfirmed_of_day_totals(conn, day.bank, day.date)?;
+    let now = DayTotals { count, kopecks };
+    let (named, not_named) = index.unconfirmed();
+    let mut missing = 0_i64;
+    let mut report = |conn: &mut DbConnection,
+                      rows: &[(String, String, i64, chrono::NaiveDateTime)]|
+     -> Result<(), ImportError> {
+        let items: Vec<ItemRow> = rows
+            .iter()
+            .filter(|(txn, ..)| {
+                let key = ids.key(txn);
+                !index.found(key).unwrap_or_else(|| seen.contains(key))
+            })
+            .map(|(txn, account, kopecks, paid_at)| ItemRow {
+                id: 0,
+                registry_id: day.registry.to_string(),
+                line_no: 0,
+                txn_id: txn.clone(),
+                account: account.clone(),
+                outcome: Outcome::MissingFromRegistry.as_str().into(),
+                amount_kopecks: 0,
+                posted_kopecks: Some(*kopecks),
+                paid_at: Some(*paid_at),
+                note: format!(
+                    "posted online for {} on {} but not in the registry",
+                    Money::from_kopecks(*kopecks),
+                    day.date
+                ),
+            })
+            .collect();
+        reg_store::insert_items(conn, &items)?;
+        missing += items.len() as i64;
+        Ok(())
+    };
+    if now == named + looked_up + not_named {
+        for (after, up_to) in index.missing_ranges() {
+            let rows =
+                reg_store::unconfirmed_of_day_between(conn, day.bank, day.date, after, up_to)?;
+            report(conn, &rows)?;
+        }
+    } else {
+        let mut after = String::new();
+        loop {
+            let page =
+                reg_store::unconfirmed_of_day_page(conn, day.bank, day.date, &after, MISSING_PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.0.clone();
+            report(conn, &page)?;
         }
     }
+    Ok(missing)
+}
 
-    /// The id's hash, computed once per line and passed to the other methods.
-    fn key(&self, txn: &str) -> u128 {
-        (u128::from(self.keys.0.hash_one(txn)) << 64) | u128::from(self.keys.1.hash_one(txn))
-    }
+/// What is known of a waiting line's transaction before the database is asked.
+#[derive(Debug, Clone, Copy)]
+enum Known {
+    /// The first line naming an online payment of the day, posted with these
+    /// kopecks (another amount than the line's: matching lines do not wait).
+    Online(i64),
+    /// An earlier line of this registry named the same transaction, or this
+    /// registry credited it (an interrupted run).
+    Duplicate,
+    /// Not one of the day's online payments when the import began: one of
+    /// another day, or none (the line is to be credited).
+    LookUp,
+}
 
-    fn insert(&mut self, key: u128) {
-        self.set.insert(key);
-    }
+/// A line waiting to be reconciled.
+struct Pending {
+    line: Line,
+    known: Known,
+    /// Lines after the resume point that matched before this one.
+    matched_before: u64,
+    /// Bytes of the file read when the line was, for the progress.
+    offset: u64,
+}
 
-    fn contains(&self, key: u128) -> bool {
-        self.set.contains(&key)
+/// Sorts the lines in file order against the day's index: a line that
+/// matches needs nothing more and is only counted; the others wait.
+struct Sorter<'a> {
+    index: &'a mut DayIndex,
+    ids: &'a Ids,
+    seen: &'a mut Seen,
+    skip: u64,
+    /// Lines after `skip` that matched.
+    matched: u64,
+    pending: Vec<Pending>,
+    limit: usize,
+    /// The first line not sorted because `limit` lines were waiting.
+    stopped_at: Option<u64>,
+    progress: Arc<Progress>,
+}
+
+impl Sorter<'_> {
+    fn take(&mut self, line: Line) {
+        if self.stopped_at.is_some() {
+            return;
+        }
+        if self.pending.len() >= self.limit {
+            self.stopped_at = Some(line.number);
+            return;
+        }
+        // Every line is sorted, also those of an interrupted run (skipped
+        // below), so the index and the set know every transaction named.
+        let key = self.ids.key(&line.txn_id);
+        let known = match self.index.hit(key) {
+            Some(Hit::First { kopecks }) => Known::Online(kopecks),
+            Some(Hit::Again { .. }) => Known::Duplicate,
+            None if self.seen.insert(key) => Known::LookUp,
+            None => Known::Duplicate,
+        };
+        if line.number <= self.skip {
+            return;
+        }
+        if let Known::Online(kopecks) = known {
+            if kopecks == line.amount.kopecks() {
+                self.matched += 1;
+                return;
+            }
+        }
+        self.pending.push(Pending {
+            line,
+            known,
+            matched_before: self.matched,
+            offset: self.progress.bytes.load(Ordering::Relaxed),
+        });
     }
 }
 
-/// The online payments of the registry's own day, unconfirmed by any other
-/// registry, that its lines named (matched or with another amount).
+/// What the reconciled chunks did so far.
 #[derive(Debug, Default)]
-struct Mentioned {
-    count: i64,
-    kopecks: i64,
+struct Done {
+    /// Matched lines counted into the registry's outcomes.
+    matched: u64,
+    /// Online payments of the registry's day, unconfirmed, that lines named and
+    /// only the look-ups found (posted after the day's index was loaded).
+    own_day: DayTotals,
 }
 
 /// What every chunk of one import shares.
@@ -383,18 +519,19 @@ fn unknown_key(bank: &str, txn_id: &str) -> String {
     format!("registry-unknown:{bank}:{txn_id}")
 }
 
-/// Reconciles one chunk of lines in one transaction, with a fixed number of
-/// statements per chunk: look-ups of the chunk's online payments, accounts and
-/// suspense keys; one `post_many` for every line to credit; multi-row inserts
-/// of bank payments and report items; the confirmation of the payments of
-/// other days it matched. A matched payment of the registry's own day costs no
-/// write: being in the registry is its confirmation.
+/// Reconciles one chunk of waiting lines in one transaction, with a fixed
+/// number of statements per chunk: look-ups of the online payments of the
+/// lines the day's index did not answer, of accounts and of suspense keys; one
+/// `post_many` for every line to credit; multi-row inserts of bank payments
+/// and report items; the confirmation of the payments of other days it
+/// matched; the registry's counts and resume point, which also covers the
+/// matched lines before the chunk's last. A matched payment of the registry's
+/// own day costs no write: being in the registry is its confirmation.
 fn reconcile_chunk(
     db: &Db,
     day: &Day<'_>,
-    lines: &[Line],
-    seen: &mut Seen,
-    mentioned: &mut Mentioned,
+    chunk: &[Pending],
+    done: &mut Done,
 ) -> Result<(), ImportError> {
     let Day {
         registry,
@@ -402,32 +539,35 @@ fn reconcile_chunk(
         date,
         now,
     } = *day;
-    // The first line of its transaction in the registry? The set and the tally
-    // change only once the chunk's transaction has committed.
-    let keys: Vec<u128> = lines.iter().map(|l| seen.key(&l.txn_id)).collect();
-    let mut chunk_seen: HashSet<u128> = HashSet::with_capacity(lines.len());
-    let fresh: Vec<bool> = keys
-        .iter()
-        .map(|k| !seen.contains(*k) && chunk_seen.insert(*k))
-        .collect();
-    let own_day = db.write_blocking(|conn| -> Result<Mentioned, ImportError> {
-        let mut own_day = Mentioned::default();
-        let txn_ids: Vec<&str> = lines.iter().map(|l| l.txn_id.as_str()).collect();
+    let Some(last) = chunk.last() else {
+        return Ok(());
+    };
+    let own_day = db.write_blocking(|conn| -> Result<DayTotals, ImportError> {
+        let mut own_day = DayTotals::default();
+        let txn_ids: Vec<&str> = chunk
+            .iter()
+            .filter(|p| matches!(p.known, Known::LookUp))
+            .map(|p| p.line.txn_id.as_str())
+            .collect();
         let posted = reg_store::posted(conn, bank, &txn_ids)?;
         // Only a line no online payment answers needs its account (to credit it
         // or send the money to suspense).
-        let accounts: Vec<&str> = lines
+        let unanswered = |p: &&Pending| {
+            matches!(p.known, Known::LookUp) && !posted.contains_key(&p.line.txn_id)
+        };
+        let accounts: Vec<&str> = chunk
             .iter()
-            .filter(|l| !posted.contains_key(&l.txn_id))
-            .map(|l| l.account.as_str())
+            .filter(unanswered)
+            .map(|p| p.line.account.as_str())
             .collect();
         let existing = reg_store::existing_accounts(conn, &accounts)?;
         // Unknown-account lines of an earlier, interrupted run of this import
         // left their suspense movement.
-        let suspense_keys: Vec<String> = lines
+        let suspense_keys: Vec<String> = chunk
             .iter()
-            .filter(|l| !posted.contains_key(&l.txn_id) && !existing.contains(&l.account))
-            .map(|l| unknown_key(bank, &l.txn_id))
+            .filter(unanswered)
+            .filter(|p| !existing.contains(&p.line.account))
+            .map(|p| unknown_key(bank, &p.line.txn_id))
             .collect();
         let in_suspense = store::keys_present(conn, &suspense_keys)?;
         let clearing = system::clearing(bank);
@@ -441,38 +581,37 @@ fn reconcile_chunk(
         let mut counts: HashMap<Outcome, i64> = HashMap::new();
         // Lines that move money now: the line, its outcome, its movement and key.
         let mut to_post: Vec<(&Line, Outcome, Movement, String)> = Vec::new();
-        for (line, fresh) in lines.iter().zip(&fresh) {
-            // An earlier line of this registry named the same transaction (the
-            // `Seen` set); a payment credited from this registry carries its id;
-            // an unknown-account line of an interrupted run left its suspense
+        for Pending { line, known, .. } in chunk {
+            // An earlier line of this registry named the same transaction; a
+            // payment credited from this registry carries its id; an
+            // unknown-account line of an interrupted run left its suspense
             // movement.
-            let online = posted.get(&line.txn_id);
-            let state = if !fresh {
-                Posted::InThisRegistry
-            } else {
-                match online {
+            let (state, posted_kopecks) = match known {
+                Known::Online(kopecks) => (Posted::Online(Money::from_kopecks(*kopecks)), Some(*kopecks)),
+                Known::Duplicate => (Posted::InThisRegistry, None),
+                Known::LookUp => match posted.get(&line.txn_id) {
                     Some(p) if p.confirmed_by.as_deref() == Some(registry) => {
-                        Posted::InThisRegistry
+                        (Posted::InThisRegistry, None)
                     }
-                    Some(p) => Posted::Online(Money::from_kopecks(p.kopecks)),
+                    Some(p) => {
+                        if p.confirmed_by.is_none() {
+                            if p.banking_day == date {
+                                own_day.count += 1;
+                                own_day.kopecks += p.kopecks;
+                            } else {
+                                confirmed.push(line.txn_id.as_str());
+                            }
+                        }
+                        (Posted::Online(Money::from_kopecks(p.kopecks)), Some(p.kopecks))
+                    }
                     None if !existing.contains(&line.account)
                         && in_suspense.contains(&unknown_key(bank, &line.txn_id)) =>
                     {
-                        Posted::InThisRegistry
+                        (Posted::InThisRegistry, None)
                     }
-                    None => Posted::No,
-                }
+                    None => (Posted::No, None),
+                },
             };
-            if let (Posted::Online(_), Some(p)) = (state, online) {
-                if p.confirmed_by.is_none() {
-                    if p.banking_day == date {
-                        own_day.count += 1;
-                        own_day.kopecks += p.kopecks;
-                    } else {
-                        confirmed.push(line.txn_id.as_str());
-                    }
-                }
-            }
             let outcome = registry::classify(line.amount, state, existing.contains(&line.account));
             *counts.entry(outcome).or_default() += 1;
             let item = |note: String, posted_kopecks: Option<i64>| ItemRow {
@@ -516,7 +655,6 @@ fn reconcile_chunk(
                 }
                 Outcome::AmountDiffers => {
                     // In the registry, so not "missing" from it; the item keeps the difference.
-                    let posted_kopecks = online.map(|p| p.kopecks);
                     let note = format!(
                         "the registry says {}, {} was posted online",
                         line.amount,
@@ -590,21 +728,16 @@ fn reconcile_chunk(
         bank_store::insert_all(conn, &payments)?;
         reg_store::confirm(conn, bank, registry, &confirmed)?;
         reg_store::insert_items(conn, &items)?;
-        let last = lines
-            .last()
-            .map(|l| i64::try_from(l.number).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let last_line = i64::try_from(last.line.number).unwrap_or(i64::MAX);
+        // The matched lines before the chunk's last are reconciled with it.
+        *counts.entry(Outcome::Matched).or_default() +=
+            i64::try_from(last.matched_before - done.matched).unwrap_or(i64::MAX);
         let counts: Vec<(Outcome, i64)> = counts.into_iter().collect();
-        reg_store::advance(conn, registry, last, &counts)?;
+        reg_store::advance(conn, registry, last_line, &counts)?;
         Ok(own_day)
     })?;
-    for (key, fresh) in keys.into_iter().zip(fresh) {
-        if fresh {
-            seen.insert(key);
-        }
-    }
-    mentioned.count += own_day.count;
-    mentioned.kopecks += own_day.kopecks;
+    done.matched = last.matched_before;
+    done.own_day = done.own_day + own_day;
     Ok(())
 }
 

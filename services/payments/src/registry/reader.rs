@@ -27,6 +27,48 @@ pub fn read(
     }
 }
 
+/// What the file says about itself before its first line: the XML root's bank
+/// and date (a CSV says nothing before its totals line).
+pub fn peek(input: impl Read, format: Format) -> Result<Header, ImportError> {
+    use quick_xml::events::Event;
+    let mut header = Header::default();
+    if format == Format::Csv {
+        return Ok(header);
+    }
+    let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(input));
+    let mut buf = Vec::new();
+    loop {
+        match reader.read_event_into(&mut buf).map_err(|e| FormatError::Line {
+            line: 0,
+            reason: format!("XML: {e}"),
+        })? {
+            Event::Eof => return Ok(header),
+            Event::Start(e) | Event::Empty(e) => {
+                if e.local_name().as_ref() == "PaymentRegistry" {
+                    root(&e, &mut header)?;
+                }
+                return Ok(header);
+            }
+            _ => {}
+        }
+        buf.clear();
+    }
+}
+
+/// The bank and date of the `<PaymentRegistry>` element.
+fn root(e: &quick_xml::events::BytesStart<'_>, header: &mut Header) -> Result<(), FormatError> {
+    header.bank = attr(e, "bank", 0)?;
+    header.date = attr(e, "date", 0)?
+        .map(|d| {
+            chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| FormatError::Line {
+                line: 0,
+                reason: format!("date `{d}` is not YYYY-MM-DD"),
+            })
+        })
+        .transpose()?;
+    Ok(())
+}
+
 fn read_csv(
     input: impl Read,
     on_line: &mut dyn FnMut(Line) -> Result<(), FormatError>,
@@ -129,17 +171,7 @@ fn read_xml(
             Event::Start(e) | Event::Empty(e) => match e.local_name().as_ref() {
                 "PaymentRegistry" => {
                     seen_root = true;
-                    header.bank = attr(&e, "bank", 0)?;
-                    header.date = attr(&e, "date", 0)?
-                        .map(|d| {
-                            chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| {
-                                FormatError::Line {
-                                    line: 0,
-                                    reason: format!("date `{d}` is not YYYY-MM-DD"),
-                                }
-                            })
-                        })
-                        .transpose()?;
+                    root(&e, &mut header)?;
                 }
                 "Payment" => {
                     number += 1;

@@ -287,6 +287,58 @@ pub fn unconfirmed_of_day_page(
         .load(conn)?)
 }
 
+/// A page of the accepted payments of `bank` on `day`, confirmed or not, in
+/// transaction id order after `after`: (txn id, kopecks, the registry that
+/// confirmed it).
+pub fn of_day_page(
+    conn: &mut DbConnection,
+    bank: &str,
+    day: chrono::NaiveDate,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, i64, Option<String>)>, StoreError> {
+    Ok(bank_payments::table
+        .filter(bank_payments::bank.eq(bank))
+        .filter(bank_payments::banking_day.eq(day))
+        .filter(bank_payments::status.eq(super::banking::ACCEPTED))
+        .filter(bank_payments::txn_id.gt(after))
+        .order(bank_payments::txn_id)
+        .limit(limit)
+        .select((
+            bank_payments::txn_id,
+            bank_payments::amount_kopecks,
+            bank_payments::registry_id,
+        ))
+        .load(conn)?)
+}
+
+/// The payments of [`unconfirmed_of_day`] with a transaction id after `after`
+/// and up to `up_to` (an open end where `None`), as [`unconfirmed_of_day_page`].
+pub fn unconfirmed_of_day_between(
+    conn: &mut DbConnection,
+    bank: &str,
+    day: chrono::NaiveDate,
+    after: Option<&str>,
+    up_to: Option<&str>,
+) -> Result<Vec<(String, String, i64, chrono::NaiveDateTime)>, StoreError> {
+    let mut query = unconfirmed_of_day(bank, day);
+    if let Some(after) = after {
+        query = query.filter(bank_payments::txn_id.gt(after));
+    }
+    if let Some(up_to) = up_to {
+        query = query.filter(bank_payments::txn_id.le(up_to));
+    }
+    Ok(query
+        .order(bank_payments::txn_id)
+        .select((
+            bank_payments::txn_id,
+            bank_payments::account,
+            bank_payments::amount_kopecks,
+            bank_payments::txn_at,
+        ))
+        .load(conn)?)
+}
+
 /// Personal, active accounts among `ids`.
 pub fn existing_accounts(
     conn: &mut DbConnection,

@@ -1,0 +1,212 @@
+//! What an import knows of transaction ids without asking the database for each
+//! line: the registry day's online payments, loaded once before the lines are
+//! read ([`DayIndex`]), and the ids of the lines no such payment answers
+//! ([`Seen`]). Both keep 128-bit hashes of the ids (two SipHash keys chosen per
+//! import): 16 bytes an id whatever its length, and two ids taken for one about
+//! as likely as guessing a random 128-bit key.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashSet;
+use std::hash::BuildHasher;
+
+use storage::DbConnection;
+
+use super::ImportError;
+use crate::store::registry as reg_store;
+
+/// Hashes transaction ids for one import.
+#[derive(Default)]
+pub struct Ids(RandomState, RandomState);
+
+impl Ids {
+    /// The id's 128-bit hash.
+    pub fn key(&self, txn: &str) -> u128 {
+        (u128::from(self.0.hash_one(txn)) << 64) | u128::from(self.1.hash_one(txn))
+    }
+}
+
+/// Flags of a [`DayIndex`] entry.
+const FOUND: u8 = 1;
+/// Confirmed by this registry when loaded (it credited the payment).
+const BY_THIS: u8 = 2;
+/// Confirmed by a registry of another day when loaded.
+const BY_OTHER: u8 = 4;
+
+/// Entries per page of the load, and per mark (see [`DayIndex::missing_ranges`]).
+const LOAD_PAGE: i64 = 20_000;
+const MARK_EVERY: usize = 256;
+
+/// One of the day's online payments as a line finds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hit {
+    /// The first line naming it; the payment is confirmed by nothing yet or by
+    /// a registry of another day, and was posted with these kopecks.
+    First { kopecks: i64 },
+    /// An earlier line of this registry named it, or this registry credited
+    /// it (an interrupted run of this import).
+    Again { kopecks: i64 },
+}
+
+/// The accepted online payments of one bank and banking day, loaded in
+/// transaction id order: 24 bytes and a flag byte a payment, plus a hash
+/// table of 4-byte positions (about 35 MiB for a million payments).
+pub struct DayIndex {
+    keys: Vec<[u64; 2]>,
+    kopecks: Vec<i64>,
+    flags: Vec<u8>,
+    table: hashbrown::HashTable<u32>,
+    /// The id of every `MARK_EVERY`-th payment, the last of its range: a range
+    /// of the order can be read back without keeping the ids.
+    marks: Vec<String>,
+}
+
+fn split(key: u128) -> [u64; 2] {
+    // Truncation is the point: the two halves of the key.
+    #[allow(clippy::cast_possible_truncation)]
+    [(key >> 64) as u64, key as u64]
+}
+
+impl DayIndex {
+    /// Loads the day's accepted payments of `bank`, in pages.
+    pub fn load(
+        conn: &mut DbConnection,
+        ids: &Ids,
+        bank: &str,
+        day: chrono::NaiveDate,
+        registry: &str,
+    ) -> Result<DayIndex, ImportError> {
+        let mut index = DayIndex {
+            keys: Vec::new(),
+            kopecks: Vec::new(),
+            flags: Vec::new(),
+            table: hashbrown::HashTable::new(),
+            marks: Vec::new(),
+        };
+        let mut after = String::new();
+        loop {
+            let page = reg_store::of_day_page(conn, bank, day, &after, LOAD_PAGE)?;
+            let Some((last, ..)) = page.last() else { break };
+            after = last.clone();
+            for (txn, kopecks, confirmed_by) in page {
+                let key = split(ids.key(&txn));
+                let at = u32::try_from(index.keys.len()).map_err(|_| {
+                    ImportError::Invalid("more than 4 billion payments in a day".into())
+                })?;
+                index.keys.push(key);
+                index.kopecks.push(kopecks);
+                index.flags.push(match confirmed_by.as_deref() {
+                    None => 0,
+                    Some(r) if r == registry => BY_THIS,
+                    Some(_) => BY_OTHER,
+                });
+                let keys = &index.keys;
+                index
+                    .table
+                    .insert_unique(key[0], at, |&i| keys[i as usize][0]);
+                if index.keys.len() % MARK_EVERY == 0 {
+                    index.marks.push(txn);
+                }
+            }
+        }
+        Ok(index)
+    }
+
+    fn position(&self, key: u128) -> Option<usize> {
+        let key = split(key);
+        self.table
+            .find(key[0], |&i| self.keys[i as usize] == key)
+            .map(|&i| i as usize)
+    }
+
+    /// The payment a line names, if it is one of the day's, marking it found.
+    pub fn hit(&mut self, key: u128) -> Option<Hit> {
+        let at = self.position(key)?;
+        let flags = self.flags[at];
+        self.flags[at] |= FOUND;
+        let kopecks = self.kopecks[at];
+        Some(if flags & (FOUND | BY_THIS) != 0 {
+            Hit::Again { kopecks }
+        } else {
+            Hit::First { kopecks }
+        })
+    }
+
+    /// Whether a line named the payment (`None`: not one of the loaded ones).
+    pub fn found(&self, key: u128) -> Option<bool> {
+        self.position(key).map(|at| self.flags[at] & FOUND != 0)
+    }
+
+    /// Count and sum of the payments no registry had confirmed when loaded,
+    /// split into those the lines named and those they did not.
+    pub fn unconfirmed(&self) -> (Totals, Totals) {
+        let (mut named, mut not_named) = (Totals::default(), Totals::default());
+        for (flags, kopecks) in self.flags.iter().zip(&self.kopecks) {
+            if flags & (BY_THIS | BY_OTHER) != 0 {
+                continue;
+            }
+            let t = if flags & FOUND != 0 {
+                &mut named
+            } else {
+                &mut not_named
+            };
+            t.count += 1;
+            t.kopecks += kopecks;
+        }
+        (named, not_named)
+    }
+
+    /// The ranges of the transaction id order, `(after, up_to)` (either end
+    /// open), that hold every unconfirmed payment no line named.
+    pub fn missing_ranges(&self) -> Vec<(Option<&str>, Option<&str>)> {
+        let mut ranges: Vec<(Option<&str>, Option<&str>)> = Vec::new();
+        let mut last_range = None;
+        for (at, flags) in self.flags.iter().enumerate() {
+            if flags & (FOUND | BY_THIS | BY_OTHER) != 0 {
+                continue;
+            }
+            let range = at / MARK_EVERY;
+            if last_range == Some(range) {
+                continue;
+            }
+            last_range = Some(range);
+            let after = range
+                .checked_sub(1)
+                .and_then(|r| self.marks.get(r))
+                .map(String::as_str);
+            ranges.push((after, self.marks.get(range).map(String::as_str)));
+        }
+        ranges
+    }
+}
+
+/// A count of payments and their sum.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Totals {
+    pub count: i64,
+    pub kopecks: i64,
+}
+
+impl std::ops::Add for Totals {
+    type Output = Totals;
+    fn add(self, other: Totals) -> Totals {
+        Totals {
+            count: self.count + other.count,
+            kopecks: self.kopecks + other.kopecks,
+        }
+    }
+}
+
+/// The ids of the lines no payment of the day answers.
+#[derive(Default)]
+pub struct Seen(HashSet<u128>);
+
+impl Seen {
+    /// Records the id; false if an earlier line had it.
+    pub fn insert(&mut self, key: u128) -> bool {
+        self.0.insert(key)
+    }
+
+    pub fn contains(&self, key: u128) -> bool {
+        self.0.contains(&key)
+    }
+}
