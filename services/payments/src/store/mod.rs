@@ -330,21 +330,9 @@ pub fn post_many(
         }
         let movement_id = uuid::Uuid::now_v7().to_string();
         known_keys.insert(entry.key.to_string(), movement_id.clone());
-        movement_rows.push((
-            movements::id.eq(movement_id.clone()),
-            movements::idempotency_key.eq(entry.key),
-            movements::kind.eq(entry.movement.kind.as_str()),
-            movements::reason.eq(entry.movement.reason.as_str()),
-            movements::author.eq(entry.movement.author.as_str()),
-            movements::reverses.eq(entry.reverses),
-            movements::created_at.eq(entry.at),
-        ));
+        movement_rows.push((movement_id.clone(), entry));
         for p in &entry.movement.postings {
-            posting_rows.push((
-                postings::movement_id.eq(movement_id.clone()),
-                postings::account_id.eq(p.account.as_str()),
-                postings::amount_kopecks.eq(p.amount.kopecks()),
-            ));
+            posting_rows.push((movement_id.clone(), p.account.as_str(), p.amount.kopecks()));
             *totals.entry(p.account.as_str()).or_default() += p.amount.kopecks();
         }
         fresh.push(results.len());
@@ -357,16 +345,8 @@ pub fn post_many(
     if fresh.is_empty() {
         return Ok(results);
     }
-    for chunk in movement_rows.chunks(500) {
-        storage::per_backend!(conn, |c| diesel::insert_into(movements::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    for chunk in posting_rows.chunks(1000) {
-        storage::per_backend!(conn, |c| diesel::insert_into(postings::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    insert_movements(conn, &movement_rows)?;
+    insert_postings(conn, &posting_rows)?;
     // A zero net is updated too: its balance is read back for the answers.
     let totals: Vec<(&str, i64)> = totals.into_iter().collect();
     let finals = add_to_balances(conn, &totals)?;
@@ -419,6 +399,103 @@ pub fn post_many(
     }
     bus::store::enqueue_all(conn, &events)?;
     Ok(results)
+}
+
+/// Inserts movements (their ids and entries) as [`insert_postings`] does postings.
+fn insert_movements(
+    conn: &mut DbConnection,
+    rows: &[(String, &Entry<'_>)],
+) -> Result<(), StoreError> {
+    use diesel::sql_types::{Array, Nullable, Text, Timestamp};
+    match conn {
+        DbConnection::Pg(c) => {
+            let ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+            let keys: Vec<&str> = rows.iter().map(|r| r.1.key).collect();
+            let kinds: Vec<&str> = rows.iter().map(|r| r.1.movement.kind.as_str()).collect();
+            let reasons: Vec<&str> = rows.iter().map(|r| r.1.movement.reason.as_str()).collect();
+            let authors: Vec<&str> = rows.iter().map(|r| r.1.movement.author.as_str()).collect();
+            let reverses: Vec<Option<&str>> = rows.iter().map(|r| r.1.reverses).collect();
+            let at: Vec<chrono::NaiveDateTime> = rows.iter().map(|r| r.1.at).collect();
+            diesel::sql_query(
+                "INSERT INTO movements (id, idempotency_key, kind, reason, author, reverses, \
+                 created_at) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], \
+                 $4::text[], $5::text[], $6::text[], $7::timestamp[])",
+            )
+            .bind::<Array<Text>, _>(&ids)
+            .bind::<Array<Text>, _>(&keys)
+            .bind::<Array<Text>, _>(&kinds)
+            .bind::<Array<Text>, _>(&reasons)
+            .bind::<Array<Text>, _>(&authors)
+            .bind::<Array<Nullable<Text>>, _>(&reverses)
+            .bind::<Array<Timestamp>, _>(&at)
+            .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            let values: Vec<_> = rows
+                .iter()
+                .map(|(id, entry)| {
+                    (
+                        movements::id.eq(id.as_str()),
+                        movements::idempotency_key.eq(entry.key),
+                        movements::kind.eq(entry.movement.kind.as_str()),
+                        movements::reason.eq(entry.movement.reason.as_str()),
+                        movements::author.eq(entry.movement.author.as_str()),
+                        movements::reverses.eq(entry.reverses),
+                        movements::created_at.eq(entry.at),
+                    )
+                })
+                .collect();
+            for chunk in values.chunks(500) {
+                diesel::insert_into(movements::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Inserts postings: on PostgreSQL as one statement over arrays (a multi-row
+/// `VALUES` of thousands of parameters costs more to plan than to run); on
+/// SQLite, where a statement costs no round trip, in multi-row inserts.
+fn insert_postings(
+    conn: &mut DbConnection,
+    rows: &[(String, &str, i64)],
+) -> Result<(), StoreError> {
+    use diesel::sql_types::{Array, BigInt, Text};
+    match conn {
+        DbConnection::Pg(c) => {
+            let movement_ids: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+            let account_ids: Vec<&str> = rows.iter().map(|r| r.1).collect();
+            let amounts: Vec<i64> = rows.iter().map(|r| r.2).collect();
+            diesel::sql_query(
+                "INSERT INTO postings (movement_id, account_id, amount_kopecks) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])",
+            )
+            .bind::<Array<Text>, _>(&movement_ids)
+            .bind::<Array<Text>, _>(&account_ids)
+            .bind::<Array<BigInt>, _>(&amounts)
+            .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            let values: Vec<_> = rows
+                .iter()
+                .map(|(movement, account, amount)| {
+                    (
+                        postings::movement_id.eq(movement.as_str()),
+                        postings::account_id.eq(*account),
+                        postings::amount_kopecks.eq(*amount),
+                    )
+                })
+                .collect();
+            for chunk in values.chunks(1000) {
+                diesel::insert_into(postings::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Adds each delta to its account's balance and answers the new balances.
