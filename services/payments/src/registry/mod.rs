@@ -327,6 +327,7 @@ pub fn import_with_limit(
     );
 
     // Online payments of the day the registry does not mention.
+    progress.pass.store(3, Ordering::Relaxed);
     let registry = db.write_blocking(|conn| -> Result<RegistryRow, ImportError> {
         let missing = report_missing(conn, &day, &ids, &index, &seen, done.own_day)?;
         let processed = skip.max(i64::try_from(totals.count).unwrap_or(i64::MAX));
@@ -552,9 +553,8 @@ fn reconcile_chunk(
         let posted = reg_store::posted(conn, bank, &txn_ids)?;
         // Only a line no online payment answers needs its account (to credit it
         // or send the money to suspense).
-        let unanswered = |p: &&Pending| {
-            matches!(p.known, Known::LookUp) && !posted.contains_key(&p.line.txn_id)
-        };
+        let unanswered =
+            |p: &&Pending| matches!(p.known, Known::LookUp) && !posted.contains_key(&p.line.txn_id);
         let accounts: Vec<&str> = chunk
             .iter()
             .filter(unanswered)
@@ -587,7 +587,10 @@ fn reconcile_chunk(
             // unknown-account line of an interrupted run left its suspense
             // movement.
             let (state, posted_kopecks) = match known {
-                Known::Online(kopecks) => (Posted::Online(Money::from_kopecks(*kopecks)), Some(*kopecks)),
+                Known::Online(kopecks) => (
+                    Posted::Online(Money::from_kopecks(*kopecks)),
+                    Some(*kopecks),
+                ),
                 Known::Duplicate => (Posted::InThisRegistry, None),
                 Known::LookUp => match posted.get(&line.txn_id) {
                     Some(p) if p.confirmed_by.as_deref() == Some(registry) => {
@@ -602,7 +605,10 @@ fn reconcile_chunk(
                                 confirmed.push(line.txn_id.as_str());
                             }
                         }
-                        (Posted::Online(Money::from_kopecks(p.kopecks)), Some(p.kopecks))
+                        (
+                            Posted::Online(Money::from_kopecks(p.kopecks)),
+                            Some(p.kopecks),
+                        )
                     }
                     None if !existing.contains(&line.account)
                         && in_suspense.contains(&unknown_key(bank, &line.txn_id)) =>

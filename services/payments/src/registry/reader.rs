@@ -38,10 +38,12 @@ pub fn peek(input: impl Read, format: Format) -> Result<Header, ImportError> {
     let mut reader = quick_xml::Reader::from_reader(std::io::BufReader::new(input));
     let mut buf = Vec::new();
     loop {
-        match reader.read_event_into(&mut buf).map_err(|e| FormatError::Line {
-            line: 0,
-            reason: format!("XML: {e}"),
-        })? {
+        match reader
+            .read_event_into(&mut buf)
+            .map_err(|e| FormatError::Line {
+                line: 0,
+                reason: format!("XML: {e}"),
+            })? {
             Event::Eof => return Ok(header),
             Event::Start(e) | Event::Empty(e) => {
                 if e.local_name().as_ref() == "PaymentRegistry" {
