@@ -379,7 +379,12 @@ fn registry(settings: &settings::Settings, command: RegistryCommand) -> Result<(
         std::thread::spawn(move || loop {
             let pass = progress.pass.load(Ordering::Relaxed);
             let done = progress.bytes.load(Ordering::Relaxed);
-            bar.set_message(if pass <= 1 { "checking" } else { "reconciling" });
+            bar.set_message(match pass {
+                0 => "loading",
+                1 => "checking",
+                2 => "reconciling",
+                _ => "finishing",
+            });
             bar.set_position(if pass <= 1 { done } else { size + done });
             if bar.is_finished() {
                 break;

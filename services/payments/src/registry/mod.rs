@@ -101,7 +101,8 @@ impl From<diesel::result::Error> for ImportError {
 pub struct Progress {
     /// Bytes of the file read in the current pass.
     pub bytes: AtomicU64,
-    /// 1 while checking, 2 while reconciling.
+    /// 0 while loading the day's online payments, 1 while checking the
+    /// file, 2 while reconciling, 3 while reporting the missing payments.
     pub pass: AtomicU64,
 }
 
