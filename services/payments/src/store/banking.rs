@@ -65,10 +65,52 @@ pub fn insert(conn: &mut DbConnection, row: &BankPaymentRow) -> Result<(), Store
 
 /// Inserts several payments, one statement per 500.
 pub fn insert_all(conn: &mut DbConnection, rows: &[BankPaymentRow]) -> Result<(), StoreError> {
-    for chunk in rows.chunks(500) {
-        storage::per_backend!(conn, |c| diesel::insert_into(bank_payments::table)
-            .values(chunk)
-            .execute(c))?;
+    use diesel::sql_types::{Array, BigInt, Date, Nullable, Text, Timestamp};
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match conn {
+        // One statement over arrays, as `registry::insert_items`.
+        DbConnection::Pg(c) => {
+            let text =
+                |f: fn(&BankPaymentRow) -> &str| -> Vec<&str> { rows.iter().map(f).collect() };
+            let amount: Vec<i64> = rows.iter().map(|r| r.amount_kopecks).collect();
+            let txn_at: Vec<chrono::NaiveDateTime> = rows.iter().map(|r| r.txn_at).collect();
+            let accepted_at: Vec<chrono::NaiveDateTime> =
+                rows.iter().map(|r| r.accepted_at).collect();
+            let day: Vec<chrono::NaiveDate> = rows.iter().map(|r| r.banking_day).collect();
+            let cancelled_at: Vec<Option<chrono::NaiveDateTime>> =
+                rows.iter().map(|r| r.cancelled_at).collect();
+            let registry: Vec<Option<&str>> =
+                rows.iter().map(|r| r.registry_id.as_deref()).collect();
+            diesel::sql_query(
+                "INSERT INTO bank_payments (id, bank, txn_id, account, amount_kopecks, txn_at, \
+                 accepted_at, banking_day, movement_id, status, cancelled_at, registry_id) \
+                 SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], \
+                 $5::bigint[], $6::timestamp[], $7::timestamp[], $8::date[], $9::text[], \
+                 $10::text[], $11::timestamp[], $12::text[])",
+            )
+            .bind::<Array<Text>, _>(text(|r| &r.id))
+            .bind::<Array<Text>, _>(text(|r| &r.bank))
+            .bind::<Array<Text>, _>(text(|r| &r.txn_id))
+            .bind::<Array<Text>, _>(text(|r| &r.account))
+            .bind::<Array<BigInt>, _>(&amount)
+            .bind::<Array<Timestamp>, _>(&txn_at)
+            .bind::<Array<Timestamp>, _>(&accepted_at)
+            .bind::<Array<Date>, _>(&day)
+            .bind::<Array<Text>, _>(text(|r| &r.movement_id))
+            .bind::<Array<Text>, _>(text(|r| &r.status))
+            .bind::<Array<Nullable<Timestamp>>, _>(&cancelled_at)
+            .bind::<Array<Nullable<Text>>, _>(&registry)
+            .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            for chunk in rows.chunks(500) {
+                diesel::insert_into(bank_payments::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
     }
     Ok(())
 }

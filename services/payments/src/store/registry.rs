@@ -160,10 +160,44 @@ pub fn finish(
 }
 
 pub fn insert_items(conn: &mut DbConnection, items: &[ItemRow]) -> Result<(), StoreError> {
-    for chunk in items.chunks(500) {
-        storage::per_backend!(conn, |c| diesel::insert_into(registry_items::table)
-            .values(chunk)
-            .execute(c))?;
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+    if items.is_empty() {
+        return Ok(());
+    }
+    match conn {
+        // One statement over arrays: a multi-row VALUES of thousands of
+        // parameters costs PostgreSQL more to plan than to run.
+        DbConnection::Pg(c) => {
+            let text = |f: fn(&ItemRow) -> &str| -> Vec<&str> { items.iter().map(f).collect() };
+            let line_no: Vec<i64> = items.iter().map(|i| i.line_no).collect();
+            let amount: Vec<i64> = items.iter().map(|i| i.amount_kopecks).collect();
+            let posted: Vec<Option<i64>> = items.iter().map(|i| i.posted_kopecks).collect();
+            let paid_at: Vec<Option<chrono::NaiveDateTime>> =
+                items.iter().map(|i| i.paid_at).collect();
+            diesel::sql_query(
+                "INSERT INTO registry_items (registry_id, line_no, txn_id, account, outcome, \
+                 amount_kopecks, posted_kopecks, paid_at, note) \
+                 SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], \
+                 $5::text[], $6::bigint[], $7::bigint[], $8::timestamp[], $9::text[])",
+            )
+            .bind::<Array<Text>, _>(text(|i| &i.registry_id))
+            .bind::<Array<BigInt>, _>(&line_no)
+            .bind::<Array<Text>, _>(text(|i| &i.txn_id))
+            .bind::<Array<Text>, _>(text(|i| &i.account))
+            .bind::<Array<Text>, _>(text(|i| &i.outcome))
+            .bind::<Array<BigInt>, _>(&amount)
+            .bind::<Array<Nullable<BigInt>>, _>(&posted)
+            .bind::<Array<Nullable<Timestamp>>, _>(&paid_at)
+            .bind::<Array<Text>, _>(text(|i| &i.note))
+            .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            for chunk in items.chunks(500) {
+                diesel::insert_into(registry_items::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
     }
     Ok(())
 }
