@@ -192,7 +192,11 @@ pub fn csv_line(number: u64, fields: &[&str]) -> Result<Line, FormatError> {
             format!("amount `{}` must be positive", fields[2].trim()),
         ));
     }
-    let paid_at = chrono::NaiveDateTime::parse_from_str(fields[3].trim(), "%d.%m.%Y %H:%M:%S")
+    let paid_at = canonical_time(fields[3].trim())
+        .map_or_else(
+            || chrono::NaiveDateTime::parse_from_str(fields[3].trim(), "%d.%m.%Y %H:%M:%S"),
+            Ok,
+        )
         .map_err(|_| {
             bad(
                 number,
@@ -210,6 +214,31 @@ pub fn csv_line(number: u64, fields: &[&str]) -> Result<Line, FormatError> {
             .map(|p| p.trim().to_string())
             .unwrap_or_default(),
     })
+}
+
+/// `DD.MM.YYYY HH:MM:SS` with every digit written, read without a format
+/// string (the form nearly every line has; `None` for anything else, which the
+/// caller gives to chrono's parser, and for an impossible date or time).
+fn canonical_time(s: &str) -> Option<chrono::NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() != 19 {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<u32> {
+        b[from..to].iter().try_fold(0_u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let separators = [(2, b'.'), (5, b'.'), (10, b' '), (13, b':'), (16, b':')];
+    if separators.iter().any(|&(at, c)| b[at] != c) {
+        return None;
+    }
+    let year = i32::try_from(number(6, 10)?).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, number(3, 5)?, number(0, 2)?)?.and_hms_opt(
+        number(11, 13)?,
+        number(14, 16)?,
+        number(17, 19)?,
+    )
 }
 
 /// Whether a CSV record is the totals line.
@@ -289,6 +318,24 @@ mod tests {
                 amount: m("10.00")
             }
         );
+    }
+
+    #[test]
+    fn line_times_are_read_strictly() {
+        let at = |s: &str| csv_line(1, &["T1", "a", "5.00", s]).map(|l| l.paid_at.to_string());
+        assert_eq!(at("31.12.2026 23:59:59").unwrap(), "2026-12-31 18:59:59");
+        // What chrono's parser accepts beyond the canonical form still reads.
+        assert_eq!(at("1.09.2026 9:05:00").unwrap(), "2026-09-01 04:05:00");
+        for wrong in [
+            "31.02.2026 10:00:00",
+            "14.09.2026 24:00:00",
+            "14-09-2026 10:00:00",
+            "14.09.2026T10:00:00",
+            "1a.09.2026 10:00:00",
+            "14.09.2026 10:00",
+        ] {
+            assert!(at(wrong).is_err(), "{wrong}");
+        }
     }
 
     #[test]
