@@ -540,3 +540,71 @@ async fn lines_beyond_the_waiting_limit_are_read_again() {
     assert_long_registry_outcome(&app, &summary).await;
     app.stop().await;
 }
+
+/// The same file uploaded twice at once (a bank retrying after a time-out)
+/// takes effect once: one request imports it; the other is told it is being
+/// imported (409, nothing changed) or, if it came late, that it was (200).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_registry_uploaded_twice_at_once_takes_effect_once() {
+    let app = app().await;
+    let bank = setup(&app).await;
+    let text = long_registry();
+    let (a, b) = tokio::join!(
+        upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text)),
+        upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text)),
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    for res in [a, b] {
+        if res.status() == 409 {
+            let body = res.text().await.unwrap();
+            assert!(body.contains("being imported"), "{body}");
+        }
+    }
+    assert!(matches!(statuses, [201, 409] | [200, 201]), "{statuses:?}");
+    let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text)).await;
+    assert_eq!(res.status(), 200);
+    let summary: Value = res.json().await.unwrap();
+    assert_long_registry_outcome(&app, &summary).await;
+    app.stop().await;
+}
+
+/// Two different files of one bank and day uploaded at once: one is imported,
+/// the other refused (409) whichever order their requests reach the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_registries_of_one_day_at_once_are_one() {
+    let app = app().await;
+    let bank = setup(&app).await;
+    let other = REGISTRY.replace(
+        "ИТОГО;6;850.00",
+        "T11;ls-3;1.00;14.09.2026 12:00:00;x\r\nИТОГО;7;851.00",
+    );
+    let (a, b) = tokio::join!(
+        upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(REGISTRY)),
+        upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&other)),
+    );
+    let mut statuses = [a.status().as_u16(), b.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 409]);
+    let registries = app
+        .context("payments")
+        .db
+        .read(|conn| -> Result<i64, storage::StorageError> {
+            use diesel::RunQueryDsl;
+            #[derive(diesel::QueryableByName)]
+            struct Count {
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+            }
+            storage::per_backend!(conn, |c| diesel::sql_query(
+                "SELECT COUNT(*) AS n FROM registries"
+            )
+            .get_result::<Count>(c))
+            .map(|c| c.n)
+            .map_err(storage::StorageError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(registries, 1);
+    app.stop().await;
+}

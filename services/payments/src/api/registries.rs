@@ -92,6 +92,7 @@ fn import_problem(e: ImportError) -> ApiError {
         e @ ImportError::OtherRegistryForDay { .. } => {
             Problem::conflict("registry-exists", e.to_string())
         }
+        e @ ImportError::Busy => Problem::conflict("registry-busy", e.to_string()),
         ImportError::Store(s) => return ApiError::from(s),
         ImportError::Io(m) => Problem::internal(m),
     })
@@ -102,7 +103,7 @@ fn import_problem(e: ImportError) -> ApiError {
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     security(("bearer" = [])),
     responses((status = 201, body = RegistryView), (status = 200, body = RegistryView, description = "The same file again: nothing changed"),
-        (status = 400, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)))]
+        (status = 400, body = Problem), (status = 409, body = Problem, description = "Another registry of the bank for that day was imported, or this one is being imported by another request (ask again later)"), (status = 422, body = Problem)))]
 async fn upload(
     ctx: web::Data<ServiceContext>,
     caller: Caller,

@@ -82,6 +82,8 @@ pub enum ImportError {
     Store(#[from] StoreError),
     #[error("cannot read the file: {0}")]
     Io(String),
+    #[error("this registry is being imported by another request; ask again when it has finished")]
+    Busy,
 }
 
 impl From<storage::StorageError> for ImportError {
@@ -276,11 +278,23 @@ pub fn import_with_limit(
             });
         }
         match reg_store::find(conn, &id)? {
-            Some(existing) if existing.processed_lines == skip => Ok(()),
-            Some(_) => Err(ImportError::Invalid(
-                "the same registry is being imported by another request: try again later".into(),
-            )),
-            None => Ok(reg_store::insert(conn, &row)?),
+            Some(existing)
+                if existing.processed_lines == skip && existing.status == reg_store::PROCESSING =>
+            {
+                Ok(())
+            }
+            Some(_) => Err(ImportError::Busy),
+            None if reg_store::insert(conn, &row)? => Ok(()),
+            // Another request inserted a registry of the day since the look
+            // above: this one, or another file.
+            None => match reg_store::other_for_day(conn, &request.bank, date, &id)? {
+                Some(other) => Err(ImportError::OtherRegistryForDay {
+                    bank: request.bank.clone(),
+                    date,
+                    other,
+                }),
+                None => Err(ImportError::Busy),
+            },
         }
     })?;
 
@@ -293,7 +307,10 @@ pub fn import_with_limit(
         date,
         now,
     };
-    let mut done = Done::default();
+    let mut done = Done {
+        processed: skip,
+        ..Done::default()
+    };
     let stopped_at = sorter.stopped_at.take();
     for chunk in std::mem::take(&mut sorter.pending).chunks(CHUNK) {
         reconcile_chunk(db, &day, chunk, &mut done)?;
@@ -330,18 +347,25 @@ pub fn import_with_limit(
     // Online payments of the day the registry does not mention.
     progress.pass.store(3, Ordering::Relaxed);
     let registry = db.write_blocking(|conn| -> Result<RegistryRow, ImportError> {
+        if !reg_store::claim(conn, &id, done.processed)? {
+            return Err(ImportError::Busy);
+        }
         let missing = report_missing(conn, &day, &ids, &index, &seen, done.own_day)?;
         let processed = skip.max(i64::try_from(totals.count).unwrap_or(i64::MAX));
         let matched_now = i64::try_from(matched - done.matched).unwrap_or(i64::MAX);
-        reg_store::advance(
+        let moved = reg_store::advance(
             conn,
             &id,
+            done.processed,
             processed,
             &[
                 (Outcome::Matched, matched_now),
                 (Outcome::MissingFromRegistry, missing),
             ],
         )?;
+        if !moved {
+            return Err(ImportError::Busy);
+        }
         reg_store::finish(conn, &id, now.naive_utc())?;
         reg_store::find(conn, &id)?.ok_or_else(|| ImportError::Invalid("registry vanished".into()))
     })?;
@@ -501,6 +525,8 @@ impl Sorter<'_> {
 /// What the reconciled chunks did so far.
 #[derive(Debug, Default)]
 struct Done {
+    /// The registry's resume point: lines up to this one are reconciled.
+    processed: i64,
     /// Matched lines counted into the registry's outcomes.
     matched: u64,
     /// Online payments of the registry's day, unconfirmed, that lines named and
@@ -545,6 +571,9 @@ fn reconcile_chunk(
         return Ok(());
     };
     let own_day = db.write_blocking(|conn| -> Result<DayTotals, ImportError> {
+        if !reg_store::claim(conn, registry, done.processed)? {
+            return Err(ImportError::Busy);
+        }
         let mut own_day = DayTotals::default();
         let txn_ids: Vec<&str> = chunk
             .iter()
@@ -740,9 +769,12 @@ fn reconcile_chunk(
         *counts.entry(Outcome::Matched).or_default() +=
             i64::try_from(last.matched_before - done.matched).unwrap_or(i64::MAX);
         let counts: Vec<(Outcome, i64)> = counts.into_iter().collect();
-        reg_store::advance(conn, registry, last_line, &counts)?;
+        if !reg_store::advance(conn, registry, done.processed, last_line, &counts)? {
+            return Err(ImportError::Busy);
+        }
         Ok(own_day)
     })?;
+    done.processed = i64::try_from(last.line.number).unwrap_or(i64::MAX);
     done.matched = last.matched_before;
     done.own_day = done.own_day + own_day;
     Ok(())

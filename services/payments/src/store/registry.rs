@@ -106,11 +106,14 @@ pub fn other_for_day(
         .optional()?)
 }
 
-pub fn insert(conn: &mut DbConnection, row: &RegistryRow) -> Result<(), StoreError> {
-    diesel::insert_into(registries::table)
+/// Inserts the registry's row; `false` if a row with its id is there already
+/// (another request inserted it since this one looked).
+pub fn insert(conn: &mut DbConnection, row: &RegistryRow) -> Result<bool, StoreError> {
+    let n = storage::per_backend!(conn, |c| diesel::insert_into(registries::table)
         .values(row)
-        .execute(conn)?;
-    Ok(())
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
 }
 
 impl RegistryRow {
@@ -121,12 +124,36 @@ impl RegistryRow {
 }
 
 /// Adds a chunk's counts and moves the resume point.
+/// Takes the registry being imported for the caller's transaction, as the
+/// transaction's first statement: `false` if it is not at resume point `from`
+/// any more or no longer being imported (another run of the same import got
+/// there first). On PostgreSQL the row stays locked until the transaction
+/// ends, so a second run waits here, before it writes anything, and then finds
+/// the point moved.
+pub fn claim(conn: &mut DbConnection, id: &str, from: i64) -> Result<bool, StoreError> {
+    let n = diesel::update(
+        registries::table
+            .find(id)
+            .filter(registries::processed_lines.eq(from))
+            .filter(registries::status.eq(PROCESSING)),
+    )
+    .set(registries::processed_lines.eq(from))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Moves the resume point of a registry being imported from `from` to
+/// `processed` and adds `counts` to its outcomes; `false` (nothing changed) if
+/// it is not at `from` any more or is no longer being imported: another run
+/// of the same import got there first. The update holds the row until the
+/// transaction ends, so of two runs only one moves it past a given point.
 pub fn advance(
     conn: &mut DbConnection,
     id: &str,
+    from: i64,
     processed: i64,
     counts: &[(Outcome, i64)],
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let current: String = registries::table
         .find(id)
         .select(registries::counts)
@@ -136,13 +163,18 @@ pub fn advance(
     for (outcome, n) in counts {
         *all.entry(outcome.as_str().to_string()).or_default() += n;
     }
-    diesel::update(registries::table.find(id))
-        .set((
-            registries::processed_lines.eq(processed),
-            registries::counts.eq(serde_json::to_string(&all).unwrap_or_else(|_| "{}".into())),
-        ))
-        .execute(conn)?;
-    Ok(())
+    let n = diesel::update(
+        registries::table
+            .find(id)
+            .filter(registries::processed_lines.eq(from))
+            .filter(registries::status.eq(PROCESSING)),
+    )
+    .set((
+        registries::processed_lines.eq(processed),
+        registries::counts.eq(serde_json::to_string(&all).unwrap_or_else(|_| "{}".into())),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 pub fn finish(

@@ -1,0 +1,2 @@
+DROP INDEX registries_bank_date;
+CREATE INDEX registries_bank_date ON registries (bank, registry_date);
