@@ -353,19 +353,15 @@ pub fn import_with_limit(
         let missing = report_missing(conn, &day, &ids, &index, &seen, done.own_day)?;
         let processed = skip.max(i64::try_from(totals.count).unwrap_or(i64::MAX));
         let matched_now = i64::try_from(matched - done.matched).unwrap_or(i64::MAX);
-        let moved = reg_store::advance(
+        reg_store::advance(
             conn,
             &id,
-            done.processed,
             processed,
             &[
                 (Outcome::Matched, matched_now),
                 (Outcome::MissingFromRegistry, missing),
             ],
         )?;
-        if !moved {
-            return Err(ImportError::Busy);
-        }
         reg_store::finish(conn, &id, now.naive_utc())?;
         reg_store::find(conn, &id)?.ok_or_else(|| ImportError::Invalid("registry vanished".into()))
     })?;
@@ -769,9 +765,7 @@ fn reconcile_chunk(
         *counts.entry(Outcome::Matched).or_default() +=
             i64::try_from(last.matched_before - done.matched).unwrap_or(i64::MAX);
         let counts: Vec<(Outcome, i64)> = counts.into_iter().collect();
-        if !reg_store::advance(conn, registry, done.processed, last_line, &counts)? {
-            return Err(ImportError::Busy);
-        }
+        reg_store::advance(conn, registry, last_line, &counts)?;
         Ok(own_day)
     })?;
     done.processed = i64::try_from(last.line.number).unwrap_or(i64::MAX);

@@ -123,13 +123,12 @@ impl RegistryRow {
     }
 }
 
-/// Adds a chunk's counts and moves the resume point.
 /// Takes the registry being imported for the caller's transaction, as the
 /// transaction's first statement: `false` if it is not at resume point `from`
 /// any more or no longer being imported (another run of the same import got
 /// there first). On PostgreSQL the row stays locked until the transaction
 /// ends, so a second run waits here, before it writes anything, and then finds
-/// the point moved.
+/// the point moved; the [`advance`] that ends the transaction needs no check.
 pub fn claim(conn: &mut DbConnection, id: &str, from: i64) -> Result<bool, StoreError> {
     let n = diesel::update(
         registries::table
@@ -142,18 +141,13 @@ pub fn claim(conn: &mut DbConnection, id: &str, from: i64) -> Result<bool, Store
     Ok(n == 1)
 }
 
-/// Moves the resume point of a registry being imported from `from` to
-/// `processed` and adds `counts` to its outcomes; `false` (nothing changed) if
-/// it is not at `from` any more or is no longer being imported: another run
-/// of the same import got there first. The update holds the row until the
-/// transaction ends, so of two runs only one moves it past a given point.
+/// Adds a chunk's counts and moves the resume point (after [`claim`]).
 pub fn advance(
     conn: &mut DbConnection,
     id: &str,
-    from: i64,
     processed: i64,
     counts: &[(Outcome, i64)],
-) -> Result<bool, StoreError> {
+) -> Result<(), StoreError> {
     let current: String = registries::table
         .find(id)
         .select(registries::counts)
@@ -163,18 +157,13 @@ pub fn advance(
     for (outcome, n) in counts {
         *all.entry(outcome.as_str().to_string()).or_default() += n;
     }
-    let n = diesel::update(
-        registries::table
-            .find(id)
-            .filter(registries::processed_lines.eq(from))
-            .filter(registries::status.eq(PROCESSING)),
-    )
-    .set((
-        registries::processed_lines.eq(processed),
-        registries::counts.eq(serde_json::to_string(&all).unwrap_or_else(|_| "{}".into())),
-    ))
-    .execute(conn)?;
-    Ok(n == 1)
+    diesel::update(registries::table.find(id))
+        .set((
+            registries::processed_lines.eq(processed),
+            registries::counts.eq(serde_json::to_string(&all).unwrap_or_else(|_| "{}".into())),
+        ))
+        .execute(conn)?;
+    Ok(())
 }
 
 pub fn finish(
