@@ -424,16 +424,20 @@ fn report_missing(
         Ok(())
     };
     if now == named + looked_up + not_named {
-        for (after, up_to) in index.missing_ranges() {
-            let rows =
-                reg_store::unconfirmed_of_day_between(conn, day.bank, day.date, after, up_to)?;
+        for range in index.missing_ranges() {
+            let rows = reg_store::unconfirmed_of_day_page(conn, day.bank, day.date, range, None)?;
             report(conn, &rows)?;
         }
     } else {
         let mut after = String::new();
         loop {
-            let page =
-                reg_store::unconfirmed_of_day_page(conn, day.bank, day.date, &after, MISSING_PAGE)?;
+            let page = reg_store::unconfirmed_of_day_page(
+                conn,
+                day.bank,
+                day.date,
+                (Some(&after), None),
+                Some(MISSING_PAGE),
+            )?;
             let Some(last) = page.last() else { break };
             after = last.0.clone();
             report(conn, &page)?;

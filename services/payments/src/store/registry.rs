@@ -288,11 +288,8 @@ pub fn confirm(
     Ok(())
 }
 
-/// The accepted online payments of `bank` on `day` that no registry of another
-/// day confirmed: what a registry of that day must mention. The totals and the
-/// pages below read the same set, so the import's shortcut (totals agree, none
-/// missing) and its page-by-page search cannot disagree.
-fn unconfirmed_of_day<'a>(
+/// The accepted online payments of `bank` on `day`.
+fn of_day<'a>(
     bank: &'a str,
     day: chrono::NaiveDate,
 ) -> bank_payments::BoxedQuery<'a, storage::MultiBackend> {
@@ -300,8 +297,18 @@ fn unconfirmed_of_day<'a>(
         .filter(bank_payments::bank.eq(bank))
         .filter(bank_payments::banking_day.eq(day))
         .filter(bank_payments::status.eq(super::banking::ACCEPTED))
-        .filter(bank_payments::registry_id.is_null())
         .into_boxed()
+}
+
+/// The payments of [`of_day`] that no registry of another day confirmed: what
+/// a registry of that day must mention. The totals and the pages below read
+/// the same set, so the import's shortcut (totals agree, only the index's
+/// unnamed ones can be missing) and its page-by-page search cannot disagree.
+fn unconfirmed_of_day<'a>(
+    bank: &'a str,
+    day: chrono::NaiveDate,
+) -> bank_payments::BoxedQuery<'a, storage::MultiBackend> {
+    of_day(bank, day).filter(bank_payments::registry_id.is_null())
 }
 
 /// How many payments [`unconfirmed_of_day`] holds, and their sum in kopecks.
@@ -320,61 +327,15 @@ pub fn unconfirmed_of_day_totals(
     Ok((n, total))
 }
 
-/// A page of [`unconfirmed_of_day`], in transaction id order after `after`:
-/// (txn id, account, kopecks, paid at).
+/// The payments of [`unconfirmed_of_day`] in transaction id order with an id
+/// after `after` and up to `up_to` (either end open where `None`), at most
+/// `limit` of them (all where `None`): (txn id, account, kopecks, paid at).
 pub fn unconfirmed_of_day_page(
     conn: &mut DbConnection,
     bank: &str,
     day: chrono::NaiveDate,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<(String, String, i64, chrono::NaiveDateTime)>, StoreError> {
-    Ok(unconfirmed_of_day(bank, day)
-        .filter(bank_payments::txn_id.gt(after))
-        .order(bank_payments::txn_id)
-        .limit(limit)
-        .select((
-            bank_payments::txn_id,
-            bank_payments::account,
-            bank_payments::amount_kopecks,
-            bank_payments::txn_at,
-        ))
-        .load(conn)?)
-}
-
-/// A page of the accepted payments of `bank` on `day`, confirmed or not, in
-/// transaction id order after `after`: (txn id, kopecks, the registry that
-/// confirmed it).
-pub fn of_day_page(
-    conn: &mut DbConnection,
-    bank: &str,
-    day: chrono::NaiveDate,
-    after: &str,
-    limit: i64,
-) -> Result<Vec<(String, i64, Option<String>)>, StoreError> {
-    Ok(bank_payments::table
-        .filter(bank_payments::bank.eq(bank))
-        .filter(bank_payments::banking_day.eq(day))
-        .filter(bank_payments::status.eq(super::banking::ACCEPTED))
-        .filter(bank_payments::txn_id.gt(after))
-        .order(bank_payments::txn_id)
-        .limit(limit)
-        .select((
-            bank_payments::txn_id,
-            bank_payments::amount_kopecks,
-            bank_payments::registry_id,
-        ))
-        .load(conn)?)
-}
-
-/// The payments of [`unconfirmed_of_day`] with a transaction id after `after`
-/// and up to `up_to` (an open end where `None`), as [`unconfirmed_of_day_page`].
-pub fn unconfirmed_of_day_between(
-    conn: &mut DbConnection,
-    bank: &str,
-    day: chrono::NaiveDate,
-    after: Option<&str>,
-    up_to: Option<&str>,
+    (after, up_to): (Option<&str>, Option<&str>),
+    limit: Option<i64>,
 ) -> Result<Vec<(String, String, i64, chrono::NaiveDateTime)>, StoreError> {
     let mut query = unconfirmed_of_day(bank, day);
     if let Some(after) = after {
@@ -383,6 +344,9 @@ pub fn unconfirmed_of_day_between(
     if let Some(up_to) = up_to {
         query = query.filter(bank_payments::txn_id.le(up_to));
     }
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
     Ok(query
         .order(bank_payments::txn_id)
         .select((
@@ -390,6 +354,27 @@ pub fn unconfirmed_of_day_between(
             bank_payments::account,
             bank_payments::amount_kopecks,
             bank_payments::txn_at,
+        ))
+        .load(conn)?)
+}
+
+/// A page of [`of_day`], confirmed or not, in transaction id order after
+/// `after`: (txn id, kopecks, the registry that confirmed it).
+pub fn of_day_page(
+    conn: &mut DbConnection,
+    bank: &str,
+    day: chrono::NaiveDate,
+    after: &str,
+    limit: i64,
+) -> Result<Vec<(String, i64, Option<String>)>, StoreError> {
+    Ok(of_day(bank, day)
+        .filter(bank_payments::txn_id.gt(after))
+        .order(bank_payments::txn_id)
+        .limit(limit)
+        .select((
+            bank_payments::txn_id,
+            bank_payments::amount_kopecks,
+            bank_payments::registry_id,
         ))
         .load(conn)?)
 }
