@@ -608,3 +608,96 @@ async fn two_registries_of_one_day_at_once_are_one() {
     assert_eq!(registries, 1);
     app.stop().await;
 }
+
+/// Online payments of the registry's day that arrive while it is imported
+/// (after the import read the day's payments): one the registry names (`T9`)
+/// is matched, not credited and not missing; one it does not name (`A77`) is
+/// missing from it, beside `T3`. The day also holds 600 payments the registry
+/// names (`P0001`…), so the import's index has ranges it would not read back
+/// if it trusted the index: `A77` sorts before them all, far from `T3`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_arriving_during_the_import_are_checked_too() {
+    use diesel::connection::SimpleConnection;
+    let app = app().await;
+    let bank = setup(&app).await;
+    let row = |txn: &str, account: &str, kopecks: i64| {
+        format!(
+            "('bp-{txn}', 'sber', '{txn}', '{account}', {kopecks}, '2026-09-14 04:00:00', \
+             '2026-09-14 04:00:00', '2026-09-14', 'm-{txn}', 'accepted')"
+        )
+    };
+    let insert = |rows: Vec<String>| {
+        format!(
+            "INSERT INTO bank_payments (id, bank, txn_id, account, amount_kopecks, txn_at, \
+             accepted_at, banking_day, movement_id, status) VALUES {};",
+            rows.join(", ")
+        )
+    };
+    let named: Vec<String> = (1..=600)
+        .map(|i| row(&format!("P{i:04}"), "ls-3", 100))
+        .collect();
+    let arriving = insert(vec![row("T9", "ls-3", 30000), row("A77", "ls-1", 7000)]);
+    let setup_sql = insert(named);
+    // The arriving ones come with the registry's row, which is inserted after
+    // the day's payments were read.
+    app.context("payments")
+        .db
+        .write(move |conn| -> Result<(), storage::StorageError> {
+            let trigger = match conn {
+                storage::DbConnection::Pg(_) => format!(
+                    "CREATE FUNCTION test_arrive() RETURNS trigger LANGUAGE plpgsql AS \
+                     $$ BEGIN {arriving} RETURN NEW; END $$; \
+                     CREATE TRIGGER test_arrive AFTER INSERT ON registries \
+                     FOR EACH ROW EXECUTE FUNCTION test_arrive();"
+                ),
+                storage::DbConnection::Sqlite(_) => format!(
+                    "CREATE TRIGGER test_arrive AFTER INSERT ON registries BEGIN {arriving} END;"
+                ),
+            };
+            conn.batch_execute(&format!("{setup_sql} {trigger}"))
+                .map_err(storage::StorageError::from)
+        })
+        .await
+        .unwrap();
+    let mut text = REGISTRY.replace("ИТОГО;6;850.00\r\n", "");
+    for i in 1..=600 {
+        text.push_str(&format!("P{i:04};ls-3;1.00;14.09.2026 09:00:00;x\r\n"));
+    }
+    text.push_str("ИТОГО;606;1450.00\r\n");
+    let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text)).await;
+    assert_eq!(res.status(), 201, "{}", res.text().await.unwrap());
+    let summary: Value = res.json().await.unwrap();
+    let o = &summary["outcomes"];
+    assert_eq!(
+        (
+            o["matched"].as_i64(),
+            o["credited"].as_i64(),
+            o["missing_from_registry"].as_i64()
+        ),
+        (Some(603), None, Some(2)),
+        "{summary}"
+    );
+    assert_eq!(balance(&app, "ls-3").await, m("0.00"));
+    let operator = app.token("op", &[Role::OperatorAdmin], |_| {});
+    let id = summary["id"].as_str().unwrap();
+    let csv = reqwest::Client::new()
+        .get(app.url(&format!("/api/payments/registries/{id}/report?format=csv")))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let missing: Vec<&str> = csv
+        .lines()
+        .filter(|l| l.starts_with(';') && l.contains("нет в реестре"))
+        .collect();
+    assert_eq!(missing.len(), 2, "{missing:?}");
+    assert!(
+        missing.iter().any(|l| l.contains(";A77;ls-1"))
+            && missing.iter().any(|l| l.contains(";T3;ls-1")),
+        "{missing:?}"
+    );
+    app.stop().await;
+}
