@@ -321,18 +321,27 @@ pub fn import_with_limit(
     if let Some(from) = stopped_at {
         let flush_at = CHUNK.min(sorter.limit);
         let input = open(path, progress)?;
-        reader::read(input, request.format, &mut |line: Line| {
+        // A chunk's failure stops the reading and is answered as itself, not
+        // as a fault of the file (which the first pass found sound).
+        let mut failed = None;
+        let read = reader::read(input, request.format, &mut |line: Line| {
             if line.number < from {
                 return Ok(());
             }
             sorter.take(line);
             if sorter.pending.len() >= flush_at {
                 let chunk = std::mem::take(&mut sorter.pending);
-                reconcile_chunk(db, &day, &chunk, &mut done)
-                    .map_err(|e| FormatError::Unreadable(e.to_string()))?;
+                if let Err(e) = reconcile_chunk(db, &day, &chunk, &mut done) {
+                    failed = Some(e);
+                    return Err(FormatError::Unreadable("reconciling stopped".into()));
+                }
             }
             Ok(())
-        })?;
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        read?;
         let chunk = std::mem::take(&mut sorter.pending);
         if !chunk.is_empty() {
             reconcile_chunk(db, &day, &chunk, &mut done)?;
