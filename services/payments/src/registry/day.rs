@@ -44,7 +44,7 @@ pub enum Hit {
     First { kopecks: i64 },
     /// An earlier line of this registry named it, or this registry credited
     /// it (an interrupted run of this import).
-    Again { kopecks: i64 },
+    Again,
 }
 
 /// The accepted online payments of one bank and banking day, loaded in
@@ -123,11 +123,12 @@ impl DayIndex {
         let at = self.position(key)?;
         let flags = self.flags[at];
         self.flags[at] |= FOUND;
-        let kopecks = self.kopecks[at];
         Some(if flags & (FOUND | BY_THIS) != 0 {
-            Hit::Again { kopecks }
+            Hit::Again
         } else {
-            Hit::First { kopecks }
+            Hit::First {
+                kopecks: self.kopecks[at],
+            }
         })
     }
 

@@ -509,7 +509,7 @@ impl Sorter<'_> {
         let key = self.ids.key(&line.txn_id);
         let known = match self.index.hit(key) {
             Some(Hit::First { kopecks }) => Known::Online(kopecks),
-            Some(Hit::Again { .. }) => Known::Duplicate,
+            Some(Hit::Again) => Known::Duplicate,
             None if self.seen.insert(key) => Known::LookUp,
             None => Known::Duplicate,
         };
