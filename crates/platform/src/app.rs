@@ -191,11 +191,12 @@ pub async fn start(options: StartOptions) -> Result<Running, StartError> {
     // The whole topology before any relay publishes (see contracts::topology).
     // The in-process bus holds and confirms a message only through a consumer
     // of this process, so it gets the queues of the services running here; a
-    // broker keeps every queue, whoever consumes it and whenever it starts.
-    let in_process = shared_bus.backend_name() == "memory";
+    // broker keeps every queue, whoever consumes it and whenever it starts
+    // (unless `bus.declare_all_queues` is off).
+    let own_only = shared_bus.backend_name() == "memory" || !settings.bus.declare_all_queues;
     let specs: Vec<bus::QueueSpec> = contracts::topology()
         .iter()
-        .filter(|q| !in_process || services.iter().any(|s| s.name() == q.consumer))
+        .filter(|q| !own_only || services.iter().any(|s| s.name() == q.consumer))
         .map(|q| bus::QueueSpec::new(q.queue, q.bindings))
         .collect();
     if let Err(e) = shared_bus.declare(&specs).await {

@@ -81,6 +81,12 @@ pub struct BusSettings {
     pub relay_poll_ms: u64,
     /// Default timeout of request/reply calls.
     pub request_timeout_ms: u64,
+    /// Declare every service's queues on a broker at start, so what is
+    /// published for a service that has not started yet waits in its queue.
+    /// `false` declares only the queues of the services this process runs
+    /// (the tests that run some services alone, so their messages do not pile
+    /// up in queues nobody of theirs consumes).
+    pub declare_all_queues: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -182,6 +188,7 @@ impl Default for Settings {
                 relay_batch: 500,
                 relay_poll_ms: 200,
                 request_timeout_ms: 10_000,
+                declare_all_queues: true,
             },
             auth: AuthSettings {
                 jwks_path: String::new(),
