@@ -318,7 +318,12 @@ async fn xml_registry_is_accepted_and_checked() {
     )
     .await;
     assert_eq!(res.status(), 400);
-    assert!(res.text().await.unwrap().contains("2026-09-14"));
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(
+        problem["detail"],
+        "date: the registry is for 2026-09-14, the upload says 2026-09-15"
+    );
+    assert_eq!(problem["errors"][0]["field"], "date");
     let missing = xml.replace(" amount=\"50.00\"", "");
     let res = upload(&app, &bank, "format=xml", missing.into_bytes()).await;
     assert_eq!(res.status(), 422);

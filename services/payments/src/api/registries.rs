@@ -85,10 +85,11 @@ fn import_problem(e: ImportError) -> ApiError {
             "The registry is not acceptable; nothing was imported",
             f.to_string(),
         ),
-        ImportError::Invalid(m) => {
-            let field = m.split(':').next().unwrap_or("registry").to_string();
-            Problem::invalid(&field, m)
-        }
+        // The message names its field first ("date: …"); the problem names it once.
+        ImportError::Invalid(m) => match m.split_once(": ") {
+            Some((field, message)) => Problem::invalid(field, message),
+            None => Problem::invalid("registry", m),
+        },
         e @ ImportError::OtherRegistryForDay { .. } => {
             Problem::conflict("registry-exists", e.to_string())
         }
