@@ -196,6 +196,24 @@ async fn registry_reconciles_reports_and_is_idempotent() {
     assert_eq!(res.json::<Value>().await.unwrap()["already_imported"], true);
     assert_eq!(balance(&app, "ls-3").await, m("300.00"));
     assert_eq!(balance(&app, "suspense").await, m("40.00"));
+    // The same file as another day's registry, or from another bank, is refused
+    // by name (not answered "imported before"), and another bank is not told whose.
+    let res = upload(&app, &bank, "format=csv&date=2026-09-15", cp1251(REGISTRY)).await;
+    assert_eq!(res.status(), 400);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "date", "{problem}");
+    assert_eq!(
+        problem["detail"],
+        "date: this file was imported as the registry of 2026-09-14, the upload says 2026-09-15"
+    );
+    let vtb = app.token("gw2", &[Role::Bank], |r| r.banks = vec!["vtb".into()]);
+    let res = upload(&app, &vtb, "format=csv&date=2026-09-14", cp1251(REGISTRY)).await;
+    assert_eq!(res.status(), 400);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "bank", "{problem}");
+    assert!(!problem.to_string().contains("sber"), "{problem}");
+    assert_eq!(balance(&app, "ls-3").await, m("300.00"));
+    assert_eq!(balance(&app, "suspense").await, m("40.00"));
     // A different file for the same bank and day is a conflict.
     let other = REGISTRY.replace("касса школы 5", "касса школы 6");
     assert_eq!(

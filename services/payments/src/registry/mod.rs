@@ -190,6 +190,19 @@ pub fn import_with_limit(
     let id = file_id(path)?;
     let existing = reg_store::find(&mut *db.conn()?, &id)?;
     if let Some(existing) = &existing {
+        // The same bytes are one registry: of one bank and one day. Another
+        // bank is not told whose it was.
+        if existing.bank != request.bank {
+            return Err(ImportError::Invalid(
+                "bank: this file was imported as another bank's registry".into(),
+            ));
+        }
+        if let Some(asked) = request.date.filter(|d| *d != existing.registry_date) {
+            return Err(ImportError::Invalid(format!(
+                "date: this file was imported as the registry of {}, the upload says {asked}",
+                existing.registry_date
+            )));
+        }
         if existing.status == reg_store::DONE {
             return Ok(Imported {
                 registry: existing.clone(),
