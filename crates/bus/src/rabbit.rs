@@ -448,6 +448,21 @@ impl RabbitBus {
     }
 }
 
+/// Deletes the settings' exchange and so its bindings (a test's own exchange,
+/// when the test stops); the queues stay.
+pub async fn delete_exchange(settings: &BusSettings) -> Result<(), BusError> {
+    let link = open_link(settings, false).await?;
+    link.channel
+        .exchange_delete(
+            settings.exchange.as_str().into(),
+            lapin::options::ExchangeDeleteOptions::default(),
+        )
+        .await
+        .map_err(unavailable)?;
+    let _ = link.connection.close(200, "done".into()).await;
+    Ok(())
+}
+
 /// Deletes a work queue and its retry queues (tests and decommissioning).
 pub async fn delete_queue(settings: &BusSettings, queue: &str) -> Result<(), BusError> {
     let link = open_link(settings, false).await?;

@@ -128,5 +128,12 @@ impl TestApp {
     pub async fn stop(self) {
         self.running.stop().await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
+        // The test's own exchange goes with it (its bindings too), so a
+        // developer's broker does not collect one per test run.
+        if distributed() {
+            if let Err(e) = bus::rabbit::delete_exchange(&self.settings.bus).await {
+                tracing::warn!("could not delete the test exchange: {e}");
+            }
+        }
     }
 }
