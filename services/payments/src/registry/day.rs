@@ -67,13 +67,26 @@ fn split(key: u128) -> [u64; 2] {
 }
 
 impl DayIndex {
-    /// Loads the day's accepted payments of `bank`, in pages.
+    /// Loads the day's accepted payments of `bank`, in pages. A second thread
+    /// fetches the pages, so the database reads the next one while this thread
+    /// hashes the last.
     pub fn load(
         conn: &mut DbConnection,
         ids: &Ids,
         bank: &str,
         day: chrono::NaiveDate,
         registry: &str,
+    ) -> Result<DayIndex, ImportError> {
+        Self::load_paged(conn, ids, bank, day, registry, LOAD_PAGE)
+    }
+
+    fn load_paged(
+        conn: &mut DbConnection,
+        ids: &Ids,
+        bank: &str,
+        day: chrono::NaiveDate,
+        registry: &str,
+        page_size: i64,
     ) -> Result<DayIndex, ImportError> {
         let mut index = DayIndex {
             keys: Vec::new(),
@@ -82,33 +95,64 @@ impl DayIndex {
             table: hashbrown::HashTable::new(),
             marks: Vec::new(),
         };
-        let mut after = String::new();
-        loop {
-            let page = reg_store::of_day_page(conn, bank, day, &after, LOAD_PAGE)?;
-            let Some((last, ..)) = page.last() else { break };
-            after = last.clone();
-            for (txn, kopecks, confirmed_by) in page {
-                let key = split(ids.key(&txn));
-                let at = u32::try_from(index.keys.len()).map_err(|_| {
-                    ImportError::Invalid("more than 4 billion payments in a day".into())
-                })?;
-                index.keys.push(key);
-                index.kopecks.push(kopecks);
-                index.flags.push(match confirmed_by.as_deref() {
-                    None => 0,
-                    Some(r) if r == registry => BY_THIS,
-                    Some(_) => BY_OTHER,
-                });
-                let keys = &index.keys;
-                index
-                    .table
-                    .insert_unique(key[0], at, |&i| keys[i as usize][0]);
-                if index.keys.len() % MARK_EVERY == 0 {
-                    index.marks.push(txn);
+        std::thread::scope(|scope| -> Result<(), ImportError> {
+            // One page waits at most: memory stays two pages.
+            let (pages, arriving) = std::sync::mpsc::sync_channel(1);
+            let fetcher = scope.spawn(move || -> Result<(), ImportError> {
+                let mut after = String::new();
+                loop {
+                    let page = reg_store::of_day_page(conn, bank, day, &after, page_size)?;
+                    let Some((last, ..)) = page.last() else {
+                        return Ok(());
+                    };
+                    after = last.clone();
+                    if pages.send(page).is_err() {
+                        // The hashing side stopped (and says why).
+                        return Ok(());
+                    }
                 }
+            });
+            let added = arriving
+                .iter()
+                .try_for_each(|page| index.add(ids, page, registry));
+            // Hashing stops when the pages stop (all read, or the fetcher's
+            // error) or on its own error; then the fetcher's next send fails.
+            drop(arriving);
+            let fetched = fetcher
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            fetched.and(added)
+        })?;
+        Ok(index)
+    }
+
+    /// Adds one page of the day's payments, in transaction id order.
+    fn add(
+        &mut self,
+        ids: &Ids,
+        page: Vec<(String, i64, Option<String>)>,
+        registry: &str,
+    ) -> Result<(), ImportError> {
+        for (txn, kopecks, confirmed_by) in page {
+            let key = split(ids.key(&txn));
+            let at = u32::try_from(self.keys.len()).map_err(|_| {
+                ImportError::Invalid("more than 4 billion payments in a day".into())
+            })?;
+            self.keys.push(key);
+            self.kopecks.push(kopecks);
+            self.flags.push(match confirmed_by.as_deref() {
+                None => 0,
+                Some(r) if r == registry => BY_THIS,
+                Some(_) => BY_OTHER,
+            });
+            let keys = &self.keys;
+            self.table
+                .insert_unique(key[0], at, |&i| keys[i as usize][0]);
+            if self.keys.len() % MARK_EVERY == 0 {
+                self.marks.push(txn);
             }
         }
-        Ok(index)
+        Ok(())
     }
 
     fn position(&self, key: u128) -> Option<usize> {
@@ -209,5 +253,85 @@ impl Seen {
 
     pub fn contains(&self, key: u128) -> bool {
         self.0.contains(&key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::store::banking::{self, BankPaymentRow};
+
+    fn payment(n: usize, day: chrono::NaiveDate, registry: Option<&str>) -> BankPaymentRow {
+        let at = day.and_hms_opt(10, 0, 0).unwrap();
+        BankPaymentRow {
+            id: format!("p{n}"),
+            bank: "sber".into(),
+            txn_id: format!("T{n:04}"),
+            account: "ls-1".into(),
+            amount_kopecks: 100 + i64::try_from(n).unwrap(),
+            txn_at: at,
+            accepted_at: at,
+            banking_day: day,
+            movement_id: format!("m{n}"),
+            status: banking::ACCEPTED.into(),
+            cancelled_at: None,
+            registry_id: registry.map(str::to_string),
+        }
+    }
+
+    /// The day is read in many pages by a second thread: every payment of the
+    /// day arrives once, in order, with its kopecks and who confirmed it, and
+    /// nothing of another day or bank.
+    #[test]
+    fn the_day_loads_whole_across_pages() {
+        let test_db = storage::testing::TestDb::new("payments").unwrap();
+        let db = &test_db.db;
+        db.migrate(&platform::app::migration_sets(&crate::PaymentsService))
+            .unwrap();
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 9, 14).unwrap();
+        let next = day.succ_opt().unwrap();
+        let mut rows: Vec<BankPaymentRow> = (0..1000)
+            .map(|n| {
+                let confirmed = match n % 10 {
+                    3 => Some("this"),
+                    7 => Some("other"),
+                    _ => None,
+                };
+                payment(n, day, confirmed)
+            })
+            .collect();
+        rows.push(payment(5000, next, None));
+        let mut elsewhere = payment(5001, day, None);
+        elsewhere.bank = "vtb".into();
+        rows.push(elsewhere);
+        db.write_blocking(|conn| banking::insert_all(conn, &rows))
+            .unwrap();
+
+        let ids = Ids::default();
+        let mut conn = db.conn().unwrap();
+        let mut index = DayIndex::load_paged(&mut conn, &ids, "sber", day, "this", 37).unwrap();
+        assert_eq!(index.keys.len(), 1000);
+        assert_eq!(index.marks.len(), 1000 / MARK_EVERY);
+        assert_eq!(index.marks[0], format!("T{:04}", MARK_EVERY - 1));
+        assert_eq!(index.hit(ids.key("T5000")), None, "another day");
+        assert_eq!(index.hit(ids.key("T5001")), None, "another bank");
+        for n in 0..1000_usize {
+            let hit = index.hit(ids.key(&format!("T{n:04}")));
+            let expected = if n % 10 == 3 {
+                Hit::Again
+            } else {
+                Hit::First {
+                    kopecks: 100 + i64::try_from(n).unwrap(),
+                }
+            };
+            assert_eq!(hit, Some(expected), "T{n:04}");
+        }
+        // Named once now, so a second line is a repeat.
+        assert_eq!(index.hit(ids.key("T0000")), Some(Hit::Again));
+        // The unconfirmed ones: not 3 (this registry) nor 7 (another) of each ten.
+        let (named, not_named) = index.unconfirmed();
+        assert_eq!((named.count, not_named.count), (800, 0));
     }
 }
