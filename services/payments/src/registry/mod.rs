@@ -151,7 +151,7 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
-fn open(path: &Path, progress: &Arc<Progress>) -> Result<impl Read, ImportError> {
+fn open(path: &Path, progress: &Arc<Progress>) -> Result<impl Read + Send, ImportError> {
     let file = std::fs::File::open(path).map_err(|e| ImportError::Io(e.to_string()))?;
     progress.bytes.store(0, Ordering::Relaxed);
     Ok(Counting {
@@ -258,12 +258,10 @@ pub fn import_with_limit(
         pending: Vec::new(),
         limit: pending_limit.max(1),
         stopped_at: None,
-        progress: progress.clone(),
     };
-    let header = reader::read(input, request.format, &mut |line: Line| {
+    let header = read_beside(input, request.format, progress, &mut |line, offset| {
         tally.add(&line);
-        sorter.take(line);
-        Ok(())
+        sorter.take(line, offset);
     })?;
     let totals: Totals = tally.check(header.totals)?;
 
@@ -341,7 +339,7 @@ pub fn import_with_limit(
             if line.number < from {
                 return Ok(());
             }
-            sorter.take(line);
+            sorter.take(line, progress.bytes.load(Ordering::Relaxed));
             if sorter.pending.len() >= flush_at {
                 let chunk = std::mem::take(&mut sorter.pending);
                 if let Err(e) = reconcile_chunk(db, &day, &chunk, &mut done) {
@@ -505,11 +503,11 @@ struct Sorter<'a> {
     limit: usize,
     /// The first line not sorted because `limit` lines were waiting.
     stopped_at: Option<u64>,
-    progress: Arc<Progress>,
 }
 
 impl Sorter<'_> {
-    fn take(&mut self, line: Line) {
+    /// Sorts the next line; `offset` is the bytes read when it was.
+    fn take(&mut self, line: Line, offset: u64) {
         if self.stopped_at.is_some() {
             return;
         }
@@ -539,9 +537,55 @@ impl Sorter<'_> {
             line,
             known,
             matched_before: self.matched,
-            offset: self.progress.bytes.load(Ordering::Relaxed),
+            offset,
         });
     }
+}
+
+/// Lines handed from the reading thread to the sorting one at a time.
+const BATCH: usize = 1024;
+
+/// [`reader::read`] on a second thread: `on_line` gets every line in order,
+/// with the bytes read when it was, while the next lines are being parsed.
+/// On a format error the lines before it have been handed over, as with
+/// `reader::read`.
+fn read_beside(
+    input: impl Read + Send,
+    format: Format,
+    progress: &Progress,
+    on_line: &mut dyn FnMut(Line, u64),
+) -> Result<Header, ImportError> {
+    std::thread::scope(|scope| {
+        // A few batches wait at most: memory stays a few thousand lines.
+        let (batches, arriving) = std::sync::mpsc::sync_channel::<Vec<(Line, u64)>>(4);
+        let reading = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH);
+            let header = reader::read(input, format, &mut |line: Line| {
+                batch.push((line, progress.bytes.load(Ordering::Relaxed)));
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    batches
+                        .send(full)
+                        .map_err(|_| FormatError::Unreadable("the import stopped".into()))?;
+                }
+                Ok(())
+            })?;
+            if !batch.is_empty() {
+                batches
+                    .send(batch)
+                    .map_err(|_| FormatError::Unreadable("the import stopped".into()))?;
+            }
+            Ok(header)
+        });
+        for batch in arriving {
+            for (line, offset) in batch {
+                on_line(line, offset);
+            }
+        }
+        reading
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    })
 }
 
 /// What the reconciled chunks did so far.
