@@ -24,6 +24,9 @@
 
 #![allow(clippy::unwrap_used, clippy::float_arithmetic)]
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -60,32 +63,6 @@ fn personal(n: u64) -> String {
     format!("ls-{n:04}")
 }
 
-/// Busy and total jiffies of all CPUs, from /proc/stat.
-fn cpu_jiffies() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap();
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap())
-        .collect();
-    let total: u64 = fields.iter().sum();
-    // idle and iowait
-    (total - fields[3] - fields[4], total)
-}
-
-/// CPU time of this process (user + system), in the same clock ticks as /proc/stat.
-fn own_jiffies() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let rest = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line.
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 /// Share of the machine's CPU that was busy, and this process's share of that.
 struct Cpu {
     busy: u64,
@@ -95,11 +72,11 @@ struct Cpu {
 
 impl Cpu {
     fn now() -> Cpu {
-        let (busy, total) = cpu_jiffies();
+        let (busy, total) = cpu::machine_ticks();
         Cpu {
             busy,
             total,
-            own: own_jiffies(),
+            own: cpu::own_ticks(),
         }
     }
 

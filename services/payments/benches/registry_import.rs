@@ -25,6 +25,9 @@
 
 #![allow(clippy::unwrap_used, clippy::float_arithmetic)]
 
+#[path = "common/cpu.rs"]
+mod cpu;
+
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -240,62 +243,6 @@ fn vm_hwm_kib() -> u64 {
         .unwrap()
 }
 
-/// The command name and CPU time (user and system) in seconds of a process's
-/// `/proc/<pid>/stat` line; Linux counts it in ticks of 1/100 s.
-fn process_cpu(stat: &str) -> (&str, f64) {
-    let name = &stat[stat.find('(').unwrap() + 1..stat.rfind(')').unwrap()];
-    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    (name, ticks as f64 / 100.0)
-}
-
-/// CPU time of this process so far, in seconds.
-fn cpu_seconds() -> f64 {
-    process_cpu(&std::fs::read_to_string("/proc/self/stat").unwrap()).1
-}
-
-/// CPU time of every PostgreSQL process (server, backends, WAL writer, …) so far.
-fn postgres_cpu_seconds() -> f64 {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-        })
-        .filter_map(|e| std::fs::read_to_string(e.path().join("stat")).ok())
-        .map(|stat| {
-            let (name, cpu) = process_cpu(&stat);
-            if name == "postgres" {
-                cpu
-            } else {
-                0.0
-            }
-        })
-        .sum()
-}
-
-/// CPU time (user and system, every process) the whole machine has spent so
-/// far, in seconds: the first line of `/proc/stat`, less idle and I/O wait.
-fn machine_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap();
-    let ticks: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .skip(1)
-        .map(|t| t.parse().unwrap())
-        .collect();
-    // user nice system idle iowait irq softirq steal …
-    let busy: u64 = ticks.iter().sum::<u64>() - ticks[3] - ticks[4];
-    busy as f64 / 100.0
-}
-
 fn bare_parse(path: &Path) -> u64 {
     let file = std::fs::File::open(path).unwrap();
     let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
@@ -381,14 +328,14 @@ fn child_import(path: &Path) {
         uploaded_by: "bench".into(),
     };
     let started = Instant::now();
-    let cpu_before = cpu_seconds();
-    let machine_before = machine_cpu_seconds();
-    let postgres_before = postgres_cpu_seconds();
+    let cpu_before = cpu::own_ticks();
+    let machine_before = cpu::machine_ticks().0;
+    let postgres_before = cpu::ticks_of("postgres");
     let imported = registry::import(&db, chrono::Utc::now(), path, &request, &progress).unwrap();
     let seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu_before;
-    let machine = machine_cpu_seconds() - machine_before;
-    let postgres = postgres_cpu_seconds() - postgres_before;
+    let cpu = cpu::seconds(cpu::own_ticks() - cpu_before);
+    let machine = cpu::seconds(cpu::machine_ticks().0 - machine_before);
+    let postgres = cpu::seconds(cpu::ticks_of("postgres") - postgres_before);
     done.store(true, Ordering::Relaxed);
     let marks = sampler.join().unwrap();
     let at = |m: Option<Duration>| m.map_or(f64::NAN, |d| d.as_secs_f64());
