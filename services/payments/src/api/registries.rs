@@ -104,7 +104,7 @@ fn import_problem(e: ImportError) -> ApiError {
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     security(("bearer" = [])),
     responses((status = 201, body = RegistryView), (status = 200, body = RegistryView, description = "The same file again: nothing changed"),
-        (status = 400, body = Problem), (status = 409, body = Problem, description = "Another registry of the bank for that day was imported, or this one is being imported by another request (ask again later)"), (status = 422, body = Problem)))]
+        (status = 400, body = Problem, description = "The upload's date or bank disagrees with the registry's own, or this file was imported as the registry of another day or bank; the problem names the field"), (status = 409, body = Problem, description = "Another registry of the bank for that day was imported, or this one is being imported by another request (ask again later)"), (status = 422, body = Problem)))]
 async fn upload(
     ctx: web::Data<ServiceContext>,
     caller: Caller,
