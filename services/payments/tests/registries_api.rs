@@ -597,6 +597,56 @@ async fn the_same_registry_uploaded_twice_at_once_takes_effect_once() {
     app.stop().await;
 }
 
+/// The same file uploaded at once as the registry of two days: one is
+/// imported as the day it asked for; the other is refused (400 if it saw the
+/// first's registry, 409 if it raced it) and never resumes the first's import
+/// under its own date.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_file_as_two_days_at_once_is_imported_once() {
+    let app = app().await;
+    let bank = setup(&app).await;
+    let text = long_registry();
+    let days = ["2026-09-14", "2026-09-15"];
+    let queries = days.map(|d| format!("format=csv&date={d}"));
+    let (a, b) = tokio::join!(
+        upload(&app, &bank, &queries[0], cp1251(&text)),
+        upload(&app, &bank, &queries[1], cp1251(&text)),
+    );
+    let mut winner = None;
+    let mut losers = 0;
+    for (day, res) in days.into_iter().zip([a, b]) {
+        match res.status().as_u16() {
+            201 => {
+                let summary: Value = res.json().await.unwrap();
+                assert_eq!(summary["date"], day, "imported as the day it asked for");
+                winner = Some(day);
+            }
+            400 | 409 => losers += 1,
+            other => panic!("{day}: {other} {}", res.text().await.unwrap()),
+        }
+    }
+    assert_eq!(losers, 1);
+    let winner = winner.expect("one is imported");
+    let loser = days.into_iter().find(|d| *d != winner).unwrap();
+    let res = upload(
+        &app,
+        &bank,
+        &format!("format=csv&date={winner}"),
+        cp1251(&text),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let res = upload(
+        &app,
+        &bank,
+        &format!("format=csv&date={loser}"),
+        cp1251(&text),
+    )
+    .await;
+    assert_eq!(res.status(), 400);
+    app.stop().await;
+}
+
 /// Two different files of one bank and day uploaded at once: one is imported,
 /// the other refused (409) whichever order their requests reach the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

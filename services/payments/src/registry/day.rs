@@ -96,7 +96,8 @@ impl DayIndex {
             marks: Vec::new(),
         };
         std::thread::scope(|scope| -> Result<(), ImportError> {
-            // One page waits at most: memory stays two pages.
+            // One page waits at most: memory stays three pages (one being
+            // read, one waiting, one being hashed).
             let (pages, arriving) = std::sync::mpsc::sync_channel(1);
             let fetcher = scope.spawn(move || -> Result<(), ImportError> {
                 let mut after = String::new();
@@ -121,7 +122,8 @@ impl DayIndex {
             let fetched = fetcher
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            fetched.and(added)
+            // Hashing's own error is the cause when both failed.
+            added.and(fetched)
         })?;
         Ok(index)
     }

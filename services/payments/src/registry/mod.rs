@@ -289,6 +289,11 @@ pub fn import_with_limit(
             });
         }
         match reg_store::find(conn, &id)? {
+            // The row inserted meanwhile by an upload of this file as another
+            // bank's or day's registry is not this import's to resume.
+            Some(existing) if existing.bank != request.bank || existing.registry_date != date => {
+                Err(ImportError::Busy)
+            }
             Some(existing)
                 if existing.processed_lines == skip && existing.status == reg_store::PROCESSING =>
             {
@@ -560,7 +565,7 @@ fn read_beside(
         let (batches, arriving) = std::sync::mpsc::sync_channel::<Vec<(Line, u64)>>(4);
         let reading = scope.spawn(move || {
             let mut batch = Vec::with_capacity(BATCH);
-            let header = reader::read(input, format, &mut |line: Line| {
+            let read = reader::read(input, format, &mut |line: Line| {
                 batch.push((line, progress.bytes.load(Ordering::Relaxed)));
                 if batch.len() == BATCH {
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
@@ -569,13 +574,13 @@ fn read_beside(
                         .map_err(|_| FormatError::Unreadable("the import stopped".into()))?;
                 }
                 Ok(())
-            })?;
+            });
+            // The lines before a format error too; the receiving side never
+            // stops first, so this send cannot fail.
             if !batch.is_empty() {
-                batches
-                    .send(batch)
-                    .map_err(|_| FormatError::Unreadable("the import stopped".into()))?;
+                let _ = batches.send(batch);
             }
-            Ok(header)
+            read
         });
         for batch in arriving {
             for (line, offset) in batch {
