@@ -95,11 +95,11 @@ impl DayIndex {
             table: hashbrown::HashTable::new(),
             marks: Vec::new(),
         };
-        std::thread::scope(|scope| -> Result<(), ImportError> {
-            // One page waits at most: memory stays three pages (one being
-            // read, one waiting, one being hashed).
-            let (pages, arriving) = std::sync::mpsc::sync_channel(1);
-            let fetcher = scope.spawn(move || -> Result<(), ImportError> {
+        // One page waits at most: memory stays three pages (one being read,
+        // one waiting, one being hashed).
+        super::beside(
+            1,
+            |pages| {
                 let mut after = String::new();
                 loop {
                     let page = reg_store::of_day_page(conn, bank, day, &after, page_size)?;
@@ -112,19 +112,9 @@ impl DayIndex {
                         return Ok(());
                     }
                 }
-            });
-            let added = arriving
-                .iter()
-                .try_for_each(|page| index.add(ids, page, registry));
-            // Hashing stops when the pages stop (all read, or the fetcher's
-            // error) or on its own error; then the fetcher's next send fails.
-            drop(arriving);
-            let fetched = fetcher
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            // Hashing's own error is the cause when both failed.
-            added.and(fetched)
-        })?;
+            },
+            |page| index.add(ids, page, registry),
+        )?;
         Ok(index)
     }
 

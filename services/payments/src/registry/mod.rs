@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::io::{BufReader, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
 use primitives::Money;
@@ -160,6 +161,28 @@ fn open(path: &Path, progress: &Arc<Progress>) -> Result<impl Read + Send, Impor
     })
 }
 
+/// The same bytes are one registry, of one bank and one day: `existing` (the
+/// file's registry, imported or being imported) must be `bank`'s and of `date`
+/// (when the upload names one). Another bank is not told whose it was.
+fn same_registry(
+    existing: &RegistryRow,
+    bank: &str,
+    date: Option<chrono::NaiveDate>,
+) -> Result<(), ImportError> {
+    if existing.bank != bank {
+        return Err(ImportError::Invalid(
+            "bank: this file was imported as another bank's registry".into(),
+        ));
+    }
+    if let Some(asked) = date.filter(|d| *d != existing.registry_date) {
+        return Err(ImportError::Invalid(format!(
+            "date: this file was imported as the registry of {}, the upload says {asked}",
+            existing.registry_date
+        )));
+    }
+    Ok(())
+}
+
 /// Lines waiting to be reconciled after the check, at most: a registry whose
 /// lines mostly name no online payment of its day (cash-desk payments) is
 /// reconciled in a second reading of the file from the first line that did
@@ -190,19 +213,7 @@ pub fn import_with_limit(
     let id = file_id(path)?;
     let existing = reg_store::find(&mut *db.conn()?, &id)?;
     if let Some(existing) = &existing {
-        // The same bytes are one registry: of one bank and one day. Another
-        // bank is not told whose it was.
-        if existing.bank != request.bank {
-            return Err(ImportError::Invalid(
-                "bank: this file was imported as another bank's registry".into(),
-            ));
-        }
-        if let Some(asked) = request.date.filter(|d| *d != existing.registry_date) {
-            return Err(ImportError::Invalid(format!(
-                "date: this file was imported as the registry of {}, the upload says {asked}",
-                existing.registry_date
-            )));
-        }
+        same_registry(existing, &request.bank, request.date)?;
         if existing.status == reg_store::DONE {
             return Ok(Imported {
                 registry: existing.clone(),
@@ -289,17 +300,16 @@ pub fn import_with_limit(
             });
         }
         match reg_store::find(conn, &id)? {
-            // The row inserted meanwhile by an upload of this file as another
-            // bank's or day's registry is not this import's to resume.
-            Some(existing) if existing.bank != request.bank || existing.registry_date != date => {
-                Err(ImportError::Busy)
+            // Also a row inserted meanwhile by an upload of this file as
+            // another bank's or day's registry, which is not this one's to resume.
+            Some(existing) => {
+                same_registry(&existing, &request.bank, Some(date))?;
+                if existing.processed_lines == skip && existing.status == reg_store::PROCESSING {
+                    Ok(())
+                } else {
+                    Err(ImportError::Busy)
+                }
             }
-            Some(existing)
-                if existing.processed_lines == skip && existing.status == reg_store::PROCESSING =>
-            {
-                Ok(())
-            }
-            Some(_) => Err(ImportError::Busy),
             None if reg_store::insert(conn, &row)? => Ok(()),
             // Another request inserted a registry of the day since the look
             // above: this one, or another file.
@@ -547,6 +557,29 @@ impl Sorter<'_> {
     }
 }
 
+/// Runs `produce` on a second thread and hands what it sends, in order, to
+/// `consume` on this one, at most `waiting` items queued between them.
+/// Either side stopping stops the other: `produce` returning (done or failed)
+/// ends the items; `consume` failing ends the receiving, so `produce`'s next
+/// send fails. `consume`'s error is the cause when both failed; a panic of
+/// the second thread is raised again here.
+fn beside<T: Send, R: Send>(
+    waiting: usize,
+    produce: impl FnOnce(&SyncSender<T>) -> Result<R, ImportError> + Send,
+    consume: impl FnMut(T) -> Result<(), ImportError>,
+) -> Result<R, ImportError> {
+    std::thread::scope(|scope| {
+        let (items, arriving) = std::sync::mpsc::sync_channel(waiting);
+        let producer = scope.spawn(move || produce(&items));
+        let consumed = arriving.iter().try_for_each(consume);
+        drop(arriving);
+        let produced = producer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        consumed.and(produced)
+    })
+}
+
 /// Lines handed from the reading thread to the sorting one at a time.
 const BATCH: usize = 1024;
 
@@ -560,10 +593,10 @@ fn read_beside(
     progress: &Progress,
     on_line: &mut dyn FnMut(Line, u64),
 ) -> Result<Header, ImportError> {
-    std::thread::scope(|scope| {
-        // A few batches wait at most: memory stays a few thousand lines.
-        let (batches, arriving) = std::sync::mpsc::sync_channel::<Vec<(Line, u64)>>(4);
-        let reading = scope.spawn(move || {
+    // A few batches wait at most: memory stays a few thousand lines.
+    beside(
+        4,
+        |batches| {
             let mut batch = Vec::with_capacity(BATCH);
             let read = reader::read(input, format, &mut |line: Line| {
                 batch.push((line, progress.bytes.load(Ordering::Relaxed)));
@@ -581,16 +614,14 @@ fn read_beside(
                 let _ = batches.send(batch);
             }
             read
-        });
-        for batch in arriving {
+        },
+        |batch: Vec<(Line, u64)>| {
             for (line, offset) in batch {
                 on_line(line, offset);
             }
-        }
-        reading
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-    })
+            Ok(())
+        },
+    )
 }
 
 /// What the reconciled chunks did so far.
