@@ -20,10 +20,12 @@ use clap::{Parser, Subcommand};
 )]
 struct Cli {
     /// Extra configuration files, read after deploy/config/*.toml and before the
-    /// environment (e.g. deploy/config/distributed.toml).
+    /// environment (e.g. deploy/config/distributed.toml); a profile's name
+    /// (`distributed`) is its compiled-in copy where no such file exists.
     #[arg(long = "config", global = true)]
     config: Vec<PathBuf>,
-    /// Directory of the base configuration files.
+    /// Directory of the base configuration files, read over the compiled-in
+    /// base configuration if it exists.
     #[arg(
         long,
         global = true,
@@ -44,6 +46,15 @@ enum Command {
         /// Address to bind, overriding the configuration.
         #[arg(long)]
         bind: Option<String>,
+        /// Run on a clock that starts at this Tyumen time (`2026-05-12T10:00`)
+        /// instead of the real one: training, demos, an integrator's test
+        /// contour. Embedded mode only; refused with the distributed stores.
+        #[arg(long, value_name = "YYYY-MM-DDTHH:MM")]
+        clock: Option<String>,
+        /// With --clock: how many seconds of the platform's time pass in one
+        /// real second (60: an hour a minute).
+        #[arg(long, default_value_t = 1, requires = "clock", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+        speed: u32,
     },
     /// Apply pending database migrations and exit.
     Migrate {
@@ -152,8 +163,20 @@ fn run(cli: Cli) -> Result<(), String> {
     match cli.command.unwrap_or(Command::Serve {
         services: Vec::new(),
         bind: None,
+        clock: None,
+        speed: 1,
     }) {
-        Command::Serve { services, bind } => runtime.block_on(serve(settings, &services, bind)),
+        Command::Serve {
+            services,
+            bind,
+            clock,
+            speed,
+        } => {
+            let clock = clock
+                .map(|at| moving_clock(&settings, &at, speed))
+                .transpose()?;
+            runtime.block_on(serve(settings, &services, bind, clock))
+        }
         Command::Migrate { services } => migrate(&settings, &services),
         Command::Token(args) => token(&settings, args),
         Command::Dlq { command } => dlq(&settings, command),
@@ -181,8 +204,36 @@ async fn serve(
     settings: settings::Settings,
     names: &[String],
     bind: Option<String>,
+    clock: Option<Arc<dyn calendar::Clock>>,
 ) -> Result<(), String> {
-    platform::app::serve(settings, select(names)?, bind).await
+    platform::app::serve(settings, select(names)?, bind, clock).await
+}
+
+/// `--clock` / `--speed`: a moving clock from a chosen Tyumen time, for the
+/// embedded mode only: a production deployment's day close and payment dates
+/// run on real time, and a shared database must never see invented times.
+fn moving_clock(
+    settings: &settings::Settings,
+    at: &str,
+    speed: u32,
+) -> Result<Arc<dyn calendar::Clock>, String> {
+    if settings.is_distributed() {
+        return Err(
+            "--clock: a settable clock is for the embedded mode only; this configuration \
+             uses PostgreSQL or RabbitMQ"
+                .into(),
+        );
+    }
+    let local = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(at, f).ok())
+        .ok_or_else(|| {
+            format!("--clock: {at:?} is not a Tyumen time YYYY-MM-DDTHH:MM (e.g. 2026-05-12T10:00)")
+        })?;
+    Ok(Arc::new(calendar::MovingClock::new(
+        calendar::local_to_utc(local),
+        speed,
+    )))
 }
 
 fn migrate(settings: &settings::Settings, names: &[String]) -> Result<(), String> {

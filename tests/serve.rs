@@ -37,33 +37,24 @@ struct Portal {
 impl Portal {
     /// `portal serve` in a fresh directory, with the stores of the test mode.
     fn start() -> Portal {
+        Portal::start_with(&[])
+    }
+
+    /// [`Portal::start`] with more arguments to `serve`.
+    fn start_with(extra: &[&str]) -> Portal {
         let dir = std::env::temp_dir().join(unique_name("portal-bin"));
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
-        let mut env = vec![
-            (
-                "PORTAL_CONFIG_DIR".to_string(),
-                repo().join("deploy/config").display().to_string(),
-            ),
-            (
-                "PORTAL_CALENDAR__DIR".to_string(),
-                repo().join("deploy/calendar").display().to_string(),
-            ),
-            ("PORTAL_HTTP__BIND".to_string(), format!("127.0.0.1:{port}")),
-        ];
+        // Nothing of the repository beside it: the configuration and the
+        // production calendar are compiled in.
+        let mut env = vec![("PORTAL_HTTP__BIND".to_string(), format!("127.0.0.1:{port}"))];
         let mut args = vec!["serve".to_string()];
         if distributed() {
             // One service as its own process, as docker-compose runs it; tokens are
             // verified against a JWKS file, as in production.
             let keys = dir.join("data/keys");
             auth::LocalSigner::load_or_create(&keys).unwrap();
-            args.extend(["--service", "payments", "--config"].map(String::from));
-            args.push(
-                repo()
-                    .join("deploy/config/distributed.toml")
-                    .display()
-                    .to_string(),
-            );
+            args.extend(["--service", "payments", "--config", "distributed"].map(String::from));
             env.extend([
                 (
                     "PORTAL_STORAGE__DATABASE_URL".to_string(),
@@ -89,6 +80,7 @@ impl Portal {
                 ("PORTAL_HTTP__BIND".to_string(), format!("127.0.0.1:{port}")),
             ]);
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let child = Command::new(BIN)
             .args(&args)
             .current_dir(&dir)
@@ -335,4 +327,97 @@ fn a_bad_configuration_value_stops_start_up_naming_the_key() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown service `kitchen`"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settable_clock_runs_the_embedded_platform_from_a_chosen_time() {
+    // Refused with the distributed stores, and a time that does not parse is named.
+    let dir = std::env::temp_dir().join(unique_name("portal-clock"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (args, expected) in [
+        (
+            vec![
+                "serve",
+                "--config",
+                "distributed",
+                "--clock",
+                "2026-05-12T10:00",
+            ],
+            "embedded mode only",
+        ),
+        (
+            vec!["serve", "--clock", "12.05.2026 10:00"],
+            "\"12.05.2026 10:00\"",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    if distributed() {
+        return;
+    }
+
+    // An hour of the platform's time a real minute: movements are dated by it.
+    let mut portal = Portal::start_with(&["--clock", "2026-05-12T10:00", "--speed", "60"]);
+    portal.wait_ready().await;
+    let out = portal.cli(&["token", "--role", "operator_admin", "--subject", "op-1"]);
+    let operator = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let http = reqwest::Client::new();
+    let res = http
+        .post(format!("{}/api/payments/accounts", portal.base))
+        .bearer_auth(&operator)
+        .json(&json!({
+            "account": "ls-1", "student_name": "Петрова Анна", "school": "s1", "class_name": "1Б",
+            "municipality": "tyumen", "organizer": "org-1"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let adjust = |key: &'static str| {
+        http.post(format!(
+            "{}/api/payments/accounts/ls-1/adjustments",
+            portal.base
+        ))
+        .bearer_auth(&operator)
+        .header("Idempotency-Key", key)
+        .json(&json!({ "amount": "100.00", "reason": "cash paid at the school office" }))
+        .send()
+    };
+    assert_eq!(adjust("k-1").await.unwrap().status(), 201);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(adjust("k-2").await.unwrap().status(), 201);
+    let page: Value = http
+        .get(format!(
+            "{}/api/payments/accounts/ls-1/movements",
+            portal.base
+        ))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = |i: usize| {
+        chrono::DateTime::parse_from_rfc3339(page["items"][i]["at"].as_str().unwrap()).unwrap()
+    };
+    let (second, first) = (at(0), at(1));
+    assert!(
+        first.to_rfc3339().starts_with("2026-05-12T10:"),
+        "{first} is not the chosen day and hour"
+    );
+    let apart = (second - first).num_seconds();
+    assert!(
+        (150..=600).contains(&apart),
+        "3 real seconds at speed 60 are 3 minutes, not {apart} s"
+    );
+    portal.terminate();
 }

@@ -39,5 +39,7 @@ pub use error::AuthError;
 pub use jsonwebtoken::jwk::JwkSet;
 pub use principal::Principal;
 pub use role::{Role, UnknownRole};
-pub use signer::{LocalSigner, MintRequest, JWKS_FILE, LOCAL_ISSUER, SIGNING_KEY_FILE};
+pub use signer::{
+    LocalSigner, MintRequest, JWKS_FILE, LOCAL_AUDIENCE, LOCAL_ISSUER, SIGNING_KEY_FILE,
+};
 pub use verifier::{bearer_token, Verifier, VerifierConfig, MIN_REFRESH_INTERVAL};

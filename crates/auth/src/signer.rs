@@ -22,6 +22,9 @@ pub const JWKS_FILE: &str = "jwks.json";
 /// Issuer written by [`MintRequest::new`].
 pub const LOCAL_ISSUER: &str = "portal-local";
 
+/// The `aud` of the platform's tokens unless configured otherwise.
+pub const LOCAL_AUDIENCE: &str = "portal";
+
 /// What to put into a locally minted token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MintRequest {
@@ -54,8 +57,8 @@ pub struct MintRequest {
 }
 
 impl MintRequest {
-    /// A request with no scopes, issuer [`LOCAL_ISSUER`], no audience and a 12 h
-    /// lifetime.
+    /// A request with no scopes, issuer [`LOCAL_ISSUER`], audience
+    /// [`LOCAL_AUDIENCE`] and a 12 h lifetime.
     pub fn new(subject: impl Into<String>, roles: impl IntoIterator<Item = Role>) -> Self {
         MintRequest {
             subject: subject.into(),
@@ -70,7 +73,7 @@ impl MintRequest {
             name: None,
             ttl: Duration::hours(12),
             issuer: LOCAL_ISSUER.to_owned(),
-            audience: None,
+            audience: Some(LOCAL_AUDIENCE.to_owned()),
         }
     }
 }

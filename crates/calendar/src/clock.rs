@@ -78,6 +78,39 @@ impl Clock for FixedClock {
     }
 }
 
+/// A clock that starts at a chosen instant and runs `speed` times as fast as
+/// real time: a trainer, a demo or an integrator's test contour walks a
+/// fortnight of school days in minutes (`portal serve --clock … --speed N`).
+#[derive(Debug, Clone, Copy)]
+pub struct MovingClock {
+    started: DateTime<Utc>,
+    at: DateTime<Utc>,
+    speed: u32,
+}
+
+impl MovingClock {
+    /// A clock reading `at` now and moving on `speed` seconds per real second.
+    pub fn new(at: DateTime<Utc>, speed: u32) -> MovingClock {
+        MovingClock {
+            started: Utc::now(),
+            at,
+            speed: speed.max(1),
+        }
+    }
+
+    /// The instant this clock reads when the real clock reads `real`.
+    pub fn at_real(&self, real: DateTime<Utc>) -> DateTime<Utc> {
+        let elapsed = (real - self.started).num_milliseconds();
+        self.at + Duration::milliseconds(elapsed.saturating_mul(i64::from(self.speed)))
+    }
+}
+
+impl Clock for MovingClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.at_real(Utc::now())
+    }
+}
+
 /// A stored UTC timestamp (the naive form both databases keep) in Tyumen time.
 pub fn in_tyumen(utc: NaiveDateTime) -> DateTime<Tz> {
     utc.and_utc().with_timezone(&TYUMEN)
@@ -112,6 +145,19 @@ pub fn local_to_utc(local: NaiveDateTime) -> DateTime<Utc> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_moving_clock_starts_where_asked_and_runs_speed_times_as_fast() {
+        let clock = MovingClock::new(utc("2026-05-12 05:00"), 60);
+        let started = clock.started;
+        assert_eq!(clock.at_real(started), utc("2026-05-12 05:00"));
+        assert_eq!(
+            clock.at_real(started + Duration::seconds(90)),
+            utc("2026-05-12 06:30")
+        );
+        let now = clock.now();
+        assert!(now >= utc("2026-05-12 05:00") && now < utc("2026-05-12 06:00"));
+    }
 
     fn local(s: &str) -> NaiveDateTime {
         NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").unwrap()

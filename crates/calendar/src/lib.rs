@@ -5,5 +5,7 @@
 mod clock;
 mod production;
 
-pub use clock::{in_tyumen, local_to_utc, tyumen_iso, Clock, FixedClock, SystemClock, TYUMEN};
+pub use clock::{
+    in_tyumen, local_to_utc, tyumen_iso, Clock, FixedClock, MovingClock, SystemClock, TYUMEN,
+};
 pub use production::{CalendarError, ProductionCalendar};

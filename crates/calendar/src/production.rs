@@ -175,6 +175,35 @@ impl ProductionCalendar {
         Ok(calendar)
     }
 
+    /// The years compiled into the binary (`deploy/calendar/ru-YYYY.toml` at
+    /// build time), so the platform starts from any directory.
+    pub fn builtin() -> ProductionCalendar {
+        let mut calendar = ProductionCalendar {
+            years: BTreeMap::new(),
+        };
+        for (name, text) in BUILTIN {
+            // The files are checked by this crate's tests; a broken one fails them.
+            if let Ok(data) = parse_year(name, text) {
+                calendar.years.insert(data.0, data.1);
+            }
+        }
+        calendar
+    }
+
+    /// The compiled-in years, with every `ru-YYYY.toml` of `dir` replacing or
+    /// adding its year: a region drops next year's file beside the binary
+    /// without rebuilding it. An empty `dir` means the compiled-in years alone.
+    pub fn builtin_with_dir(dir: impl AsRef<Path>) -> Result<ProductionCalendar, CalendarError> {
+        let dir = dir.as_ref();
+        let mut calendar = Self::builtin();
+        if dir.as_os_str().is_empty() {
+            return Ok(calendar);
+        }
+        let overrides = Self::load_dir(dir)?;
+        calendar.years.extend(overrides.years);
+        Ok(calendar)
+    }
+
     /// Builds a calendar from TOML texts in the file format, for tests and
     /// embedded data. Errors name the text as `input #N` (1-based).
     pub fn from_toml_strs(texts: &[&str]) -> Result<ProductionCalendar, CalendarError> {
@@ -342,6 +371,22 @@ fn overlap(a0: NaiveDateTime, a1: NaiveDateTime, b0: NaiveDateTime, b1: NaiveDat
 }
 
 /// `ru-2026.toml` → 2026.
+/// The production calendar files compiled into the binary.
+const BUILTIN: &[(&str, &str)] = &[
+    (
+        "ru-2025.toml (built in)",
+        include_str!("../../../deploy/calendar/ru-2025.toml"),
+    ),
+    (
+        "ru-2026.toml (built in)",
+        include_str!("../../../deploy/calendar/ru-2026.toml"),
+    ),
+    (
+        "ru-2027.toml (built in)",
+        include_str!("../../../deploy/calendar/ru-2027.toml"),
+    ),
+];
+
 fn year_from_file_name(name: &str) -> Option<i32> {
     let digits = name.strip_prefix("ru-")?.strip_suffix(".toml")?;
     if digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit()) {

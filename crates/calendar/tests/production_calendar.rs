@@ -455,3 +455,52 @@ fn load_dir_errors() {
         .to_string();
     assert!(msg.contains("ru-2025.toml"), "{msg}");
 }
+
+#[test]
+fn the_built_in_years_are_the_files() {
+    let (built_in, files) = (ProductionCalendar::builtin(), real());
+    assert_eq!(built_in.years(), files.years());
+    let mut day = d("2025-01-01");
+    while day <= d("2027-12-31") {
+        assert_eq!(
+            built_in.working_day_hours(day).unwrap(),
+            files.working_day_hours(day).unwrap(),
+            "{day}"
+        );
+        day += Duration::days(1);
+    }
+}
+
+#[test]
+fn a_directory_replaces_and_adds_years_over_the_built_in_ones() {
+    let dir = std::env::temp_dir().join(format!("calendar-over-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/calendar");
+    // 2026 with 2026-12-30 declared a holiday as well; 2028 as a copy of 2027's shape.
+    let y2026 = std::fs::read_to_string(format!("{base}/ru-2026.toml"))
+        .unwrap()
+        .replace("\"2026-12-31\",", "\"2026-12-30\", \"2026-12-31\",");
+    std::fs::write(dir.join("ru-2026.toml"), y2026).unwrap();
+    std::fs::write(
+        dir.join("ru-2028.toml"),
+        "year = 2028\nholidays = []\nworking_weekends = []\nshort_days = []\n",
+    )
+    .unwrap();
+    let calendar = ProductionCalendar::builtin_with_dir(&dir).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(calendar.years(), vec![2025, 2026, 2027, 2028]);
+    assert!(!calendar.is_working_day(d("2026-12-30")).unwrap());
+    assert!(ProductionCalendar::builtin()
+        .is_working_day(d("2026-12-30"))
+        .unwrap());
+    assert!(calendar.is_working_day(d("2028-01-03")).unwrap());
+    // An empty directory setting is the built-in years alone; a missing directory is an error.
+    assert_eq!(
+        ProductionCalendar::builtin_with_dir("").unwrap().years(),
+        vec![2025, 2026, 2027]
+    );
+    assert!(matches!(
+        ProductionCalendar::builtin_with_dir("/nonexistent/calendar"),
+        Err(CalendarError::Io { .. })
+    ));
+}

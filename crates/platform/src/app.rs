@@ -156,7 +156,7 @@ pub async fn start(options: StartOptions) -> Result<Running, StartError> {
     } = options;
     let settings = Arc::new(settings);
     let calendar = Arc::new(
-        calendar::ProductionCalendar::load_dir(&settings.calendar.dir)
+        calendar::ProductionCalendar::builtin_with_dir(&settings.calendar.dir)
             .map_err(|e| StartError::Config(format!("key `calendar.dir`: {e}")))?,
     );
     let verifier = Arc::new(verifier(&settings).await?);
@@ -331,7 +331,131 @@ pub fn openapi_document(services: &[Arc<dyn Service>]) -> utoipa::openapi::OpenA
     for service in services {
         doc.merge(service.openapi());
     }
+    complete(&mut doc);
     doc
+}
+
+/// What the platform's own layers do for every operation, written into the
+/// document so a generated client knows it without each handler repeating it:
+/// every `{name}` in a path is a required string parameter; a secured
+/// operation may answer 401 (no or bad token) and 403 (role); an operation
+/// with parameters or a body may answer 400 (they do not parse), one with a
+/// body 413 (too large), one with path parameters 404 (nothing there, or
+/// nothing the caller may see); every error is `application/problem+json`.
+fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Required, ResponseBuilder};
+    let problem = |description: &str| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/problem+json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("Problem")))
+                        .build(),
+                )
+                .build(),
+        )
+    };
+    let problem_ref = Ref::from_schema_name("Problem").ref_location;
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let names: Vec<String> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(str::to_string)
+            .collect();
+        let declared_on_item: Vec<String> = item
+            .parameters
+            .iter()
+            .flatten()
+            .filter(|p| p.parameter_in == ParameterIn::Path)
+            .map(|p| p.name.clone())
+            .collect();
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let params = op.parameters.get_or_insert_with(Vec::new);
+            for name in &names {
+                let declared = declared_on_item.contains(name)
+                    || params
+                        .iter()
+                        .any(|p| p.parameter_in == ParameterIn::Path && &p.name == name);
+                if !declared {
+                    let param: Parameter = ParameterBuilder::new()
+                        .name(name)
+                        .parameter_in(ParameterIn::Path)
+                        .required(Required::True)
+                        .schema(Some(
+                            utoipa::openapi::ObjectBuilder::new()
+                                .schema_type(utoipa::openapi::schema::Type::String),
+                        ))
+                        .build();
+                    params.push(param);
+                }
+            }
+            let has_params = !params.is_empty();
+            if params.is_empty() {
+                op.parameters = None;
+            }
+            let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+            let has_body = op.request_body.is_some();
+            let responses = &mut op.responses.responses;
+            let mut add = |code: &str, description: &str| {
+                responses
+                    .entry(code.to_string())
+                    .or_insert_with(|| problem(description));
+            };
+            if has_params || has_body {
+                add(
+                    "400",
+                    "The parameters or the body are invalid; the problem names the field",
+                );
+            }
+            if secured {
+                add("401", "No bearer token, or one that is invalid, expired, of another issuer or for another audience");
+                add("403", "The token's roles do not allow this operation");
+            }
+            // A school, class, organizer or municipality named in the query is
+            // looked up like one in the path.
+            let names_a_scope = op.parameters.iter().flatten().any(|p| {
+                p.parameter_in == ParameterIn::Query
+                    && matches!(
+                        p.name.as_str(),
+                        "school" | "class" | "organizer" | "municipality" | "account"
+                    )
+            });
+            if !names.is_empty() || names_a_scope {
+                add("404", "Nothing there, or nothing the caller may see");
+            }
+            if has_body {
+                add("413", "The body is larger than the platform accepts");
+            }
+            for response in responses.values_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                let Some(content) = response.content.shift_remove("application/json") else {
+                    continue;
+                };
+                let is_problem =
+                    matches!(&content.schema, Some(RefOr::Ref(r)) if r.ref_location == problem_ref);
+                let key = if is_problem {
+                    "application/problem+json"
+                } else {
+                    "application/json"
+                };
+                response.content.insert(key.to_string(), content);
+            }
+        }
+    }
 }
 
 #[derive(utoipa::OpenApi)]
@@ -414,6 +538,7 @@ pub async fn serve(
     settings: settings::Settings,
     services: Vec<Arc<dyn Service>>,
     bind: Option<String>,
+    clock: Option<Arc<dyn calendar::Clock>>,
 ) -> Result<(), String> {
     let service_name = match services.as_slice() {
         [only] => format!("portal-{}", only.name()),
@@ -431,7 +556,7 @@ pub async fn serve(
     let running = start(StartOptions {
         settings,
         services,
-        clock: Arc::new(calendar::SystemClock),
+        clock: clock.unwrap_or_else(|| Arc::new(calendar::SystemClock)),
         bind,
     })
     .await
@@ -470,7 +595,7 @@ pub fn run_single(service: Arc<dyn Service>, args: &[String]) -> std::process::E
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?
-                .block_on(serve(settings, vec![service], bind))
+                .block_on(serve(settings, vec![service], bind, None))
         });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

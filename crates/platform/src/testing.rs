@@ -57,6 +57,15 @@ impl TestApp {
     /// Starts `services` at `clock` time. In distributed mode each service gets a
     /// fresh schema.
     pub async fn spawn(services: Vec<Arc<dyn Service>>, clock: calendar::FixedClock) -> TestApp {
+        Self::spawn_configured(services, clock, |_| {}).await
+    }
+
+    /// [`TestApp::spawn`] with settings changed by `configure` first.
+    pub async fn spawn_configured(
+        services: Vec<Arc<dyn Service>>,
+        clock: calendar::FixedClock,
+        configure: impl FnOnce(&mut settings::Settings),
+    ) -> TestApp {
         let data_dir = std::env::temp_dir().join(unique_name("portal-app"));
         std::fs::create_dir_all(&data_dir).expect("temp dir");
         let mut settings = test_settings(&data_dir);
@@ -71,6 +80,7 @@ impl TestApp {
                 );
             }
         }
+        configure(&mut settings);
         Self::spawn_with(services, clock, settings).await
     }
 

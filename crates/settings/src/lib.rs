@@ -1,4 +1,6 @@
-//! Layered configuration: defaults compiled in, then `deploy/config/*.toml`, then
+//! Layered configuration: defaults compiled in (with `deploy/config/portal.toml` as it
+//! was at build time, so the binary starts from any directory), then the
+//! `deploy/config/*.toml` beside it, then
 //! environment variables (`PORTAL_` prefix, `__` between levels, e.g.
 //! `PORTAL_BUS__BACKEND=rabbitmq`). A bad value stops start-up with a message that
 //! names the key.
@@ -38,6 +40,9 @@ pub struct HttpSettings {
     /// Seconds an in-flight request may take to finish on shutdown.
     pub shutdown_grace_secs: u64,
     pub workers: usize,
+    /// The largest file upload accepted (a bank's payment registry), in MiB;
+    /// a larger one answers 413 and changes nothing.
+    pub max_upload_mib: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -96,9 +101,12 @@ pub struct AuthSettings {
     /// under `data_dir/keys` (embedded mode).
     pub jwks_path: String,
     pub jwks_url: String,
-    /// Expected `iss`; empty accepts any issuer.
+    /// Expected `iss`: a token of another issuer is refused. The embedded
+    /// mode's own tokens say `portal-local`; in production, the identity
+    /// provider's issuer.
     pub issuer: String,
-    /// Expected `aud`; empty skips the audience check.
+    /// Expected `aud` (one of the token's audiences): a token minted for
+    /// another system is refused.
     pub audience: String,
     /// Seconds of clock skew tolerated on `exp`/`nbf`.
     pub leeway_secs: u64,
@@ -124,7 +132,9 @@ pub struct TelemetrySettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CalendarSettings {
-    /// Directory with `ru-YYYY.toml` production calendar files.
+    /// Directory with `ru-YYYY.toml` production calendar files, each replacing
+    /// or adding its year over the years compiled into the binary; empty means
+    /// the compiled-in years alone.
     pub dir: PathBuf,
 }
 
@@ -171,6 +181,7 @@ impl Default for Settings {
                 bind: "127.0.0.1:8080".into(),
                 shutdown_grace_secs: 30,
                 workers: 0,
+                max_upload_mib: 512,
             },
             storage: StorageSettings {
                 data_dir: PathBuf::from("./data"),
@@ -193,8 +204,8 @@ impl Default for Settings {
             auth: AuthSettings {
                 jwks_path: String::new(),
                 jwks_url: String::new(),
-                issuer: String::new(),
-                audience: String::new(),
+                issuer: "portal-local".into(),
+                audience: "portal".into(),
                 leeway_secs: 30,
             },
             telemetry: TelemetrySettings {
@@ -203,7 +214,7 @@ impl Default for Settings {
                 otlp_endpoint: String::new(),
             },
             calendar: CalendarSettings {
-                dir: PathBuf::from("deploy/calendar"),
+                dir: PathBuf::new(),
             },
             meals: MealsSettings::default(),
             services: BTreeMap::new(),
@@ -255,7 +266,8 @@ impl Settings {
         extra_files: &[PathBuf],
         env: Env,
     ) -> Result<Settings, SettingsError> {
-        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let mut figment =
+            Figment::from(Serialized::defaults(Settings::default())).merge(Toml::string(BASE_FILE));
         if config_dir.is_dir() {
             let mut files: Vec<PathBuf> = std::fs::read_dir(config_dir)
                 .map_err(|e| {
@@ -270,13 +282,17 @@ impl Settings {
             }
         }
         for f in extra_files {
-            if !f.is_file() {
+            if f.is_file() {
+                figment = figment.merge(Toml::file_exact(f));
+            } else if let Some(text) = builtin_profile(f) {
+                figment = figment.merge(Toml::string(text));
+            } else {
                 return Err(SettingsError::Invalid(format!(
-                    "configuration file {} does not exist",
-                    f.display()
+                    "configuration file {} does not exist (built-in profiles: {})",
+                    f.display(),
+                    PROFILES.join(", ")
                 )));
             }
-            figment = figment.merge(Toml::file_exact(f));
         }
         Self::finish(figment.merge(env))
     }
@@ -296,6 +312,17 @@ impl Settings {
                 "http.bind",
                 format!("`{}` is not host:port", self.http.bind),
             );
+        }
+        // A verifier with no issuer or audience would take any signed token
+        // the key set verifies, including one minted for another system.
+        if self.auth.issuer.trim().is_empty() {
+            return bad("auth.issuer", "must name the trusted token issuer".into());
+        }
+        if self.auth.audience.trim().is_empty() {
+            return bad("auth.audience", "must name this platform's audience".into());
+        }
+        if self.http.max_upload_mib == 0 {
+            return bad("http.max_upload_mib", "must be at least 1".into());
         }
         if self.storage.pool_size == 0 {
             return bad("storage.pool_size", "must be at least 1".into());
@@ -403,6 +430,32 @@ fn is_base_layer(path: &Path) -> bool {
 /// Profile files in `deploy/config/` selected with `--config`.
 pub const PROFILES: &[&str] = &["distributed"];
 
+/// `deploy/config/portal.toml` as it was at build time: the base layer when no
+/// configuration directory is beside the binary.
+const BASE_FILE: &str = include_str!("../../../deploy/config/portal.toml");
+
+/// The profiles' files as they were at build time.
+const PROFILE_FILES: &[(&str, &str)] = &[(
+    "distributed",
+    include_str!("../../../deploy/config/distributed.toml"),
+)];
+
+/// A profile asked for by name (`--config distributed`) or by its path in the
+/// repository (`--config deploy/config/distributed.toml`) where no such file is
+/// beside the binary: the compiled-in copy.
+fn builtin_profile(asked: &Path) -> Option<&'static str> {
+    let stem = asked.file_stem()?.to_str()?;
+    let by_name = asked.as_os_str() == stem;
+    let by_path = asked == Path::new("deploy/config").join(format!("{stem}.toml"));
+    if !(by_name || by_path) {
+        return None;
+    }
+    PROFILE_FILES
+        .iter()
+        .find(|(name, _)| *name == stem)
+        .map(|(_, text)| *text)
+}
+
 /// A plain lower-case SQL identifier (used for schema names).
 pub fn is_identifier(s: &str) -> bool {
     !s.is_empty()
@@ -507,6 +560,30 @@ mod tests {
             assert_eq!(s.bus.backend, BusBackend::Memory);
             let s = Settings::load(Path::new("."), &[PathBuf::from("distributed.toml")]).unwrap();
             assert_eq!(s.bus.backend, BusBackend::Rabbitmq);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn with_no_configuration_beside_it_the_compiled_in_files_serve() {
+        Jail::expect_with(|_jail| {
+            let s = Settings::load(Path::new("deploy/config"), &[]).unwrap();
+            assert_eq!(s.bus.backend, BusBackend::Memory);
+            assert_eq!(s.calendar.dir, PathBuf::new());
+            for asked in ["distributed", "deploy/config/distributed.toml"] {
+                let s =
+                    Settings::load(Path::new("deploy/config"), &[PathBuf::from(asked)]).unwrap();
+                assert_eq!(s.bus.backend, BusBackend::Rabbitmq, "{asked}");
+                assert_eq!(s.auth.jwks_path, "/etc/portal/jwks.json");
+            }
+            let err = Settings::load(
+                Path::new("."),
+                &[PathBuf::from("elsewhere/distributed.toml")],
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("does not exist"), "{err}");
+            assert!(err.contains("built-in profiles: distributed"), "{err}");
             Ok(())
         });
     }
