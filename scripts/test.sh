@@ -13,5 +13,8 @@ export PORTAL_TEST_AMQP_URL="${PORTAL_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.
 echo "== embedded mode: SQLite and the in-process bus"
 PORTAL_TEST_MODE=embedded cargo test --workspace --locked
 
+echo "== the OpenAPI document as a contract: schemathesis against the embedded platform"
+bash scripts/contract.sh
+
 echo "== distributed mode: PostgreSQL and RabbitMQ"
 PORTAL_TEST_MODE=distributed cargo test --workspace --locked

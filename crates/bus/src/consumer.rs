@@ -62,6 +62,13 @@ fn process_batch(
     handler: &dyn Handler,
     messages: &[Envelope],
 ) -> Result<Vec<Outcome>, HandlerError> {
+    // Handled in lock-key order (stable: delivery order among equal keys);
+    // the outcomes are answered in delivery order.
+    let mut order: Vec<usize> = (0..messages.len()).collect();
+    let keys: Vec<Option<String>> = messages.iter().map(|m| handler.lock_key(m)).collect();
+    if keys.iter().any(Option::is_some) {
+        order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
+    }
     sb.db.write_blocking(|conn| {
         let ids: Vec<&str> = messages
             .iter()
@@ -71,7 +78,7 @@ fn process_batch(
         let seen = store::inbox_seen(conn, consumer, &ids)?;
         let mut fresh: Vec<&Envelope> = Vec::new();
         let mut in_batch = std::collections::HashSet::new();
-        for m in messages {
+        for m in order.iter().map(|i| &messages[*i]) {
             // The same id twice in one batch (a redelivery racing the original)
             // counts as a duplicate the second time.
             if !m.id.is_empty() && !seen.contains(&m.id) && in_batch.insert(m.id.as_str()) {
@@ -101,10 +108,11 @@ fn process_batch(
                 })
                 .collect());
         }
-        let mut outcomes = Vec::with_capacity(messages.len());
-        for message in messages {
+        let mut outcomes: Vec<Option<Outcome>> = messages.iter().map(|_| None).collect();
+        for &i in &order {
+            let message = &messages[i];
             if message.id.is_empty() {
-                outcomes.push(Outcome::Failed(HandlerError::Permanent(
+                outcomes[i] = Some(Outcome::Failed(HandlerError::Permanent(
                     "message has no id".into(),
                 )));
                 continue;
@@ -120,9 +128,12 @@ fn process_batch(
                 run_handler(c, consumer, handler, message)?;
                 Ok(Outcome::Done)
             });
-            outcomes.push(result.unwrap_or_else(Outcome::Failed));
+            outcomes[i] = Some(result.unwrap_or_else(Outcome::Failed));
         }
-        Ok(outcomes)
+        Ok(outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Duplicate))
+            .collect())
     })
 }
 

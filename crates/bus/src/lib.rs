@@ -125,6 +125,16 @@ impl From<diesel::result::Error> for HandlerError {
 /// events go to the outbox with [`store::enqueue`]).
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, conn: &mut DbConnection, message: &Envelope) -> Result<(), HandlerError>;
+
+    /// The row a message's effect locks (an account, say). A batch's messages
+    /// are handled in the order of their keys, so two consumers whose batches
+    /// touch the same rows take their locks in one order and cannot deadlock
+    /// each other. Only for handlers whose effects commute (the newest
+    /// movement's balance wins, whatever order it arrives in); `None` (the
+    /// default) keeps the delivery order.
+    fn lock_key(&self, _message: &Envelope) -> Option<String> {
+        None
+    }
 }
 
 impl<F> Handler for F

@@ -37,6 +37,16 @@ pub struct DebitResult {
     pub movement_id: Option<String>,
 }
 
+/// The end of every "over the credit limit" reason, in meals' request lines
+/// and payments' refused debits alike, so a parent, a teacher and an
+/// accountant read one wording: `would be -154.75, below the credit limit of -100.00`.
+pub fn below_credit_limit(after: Money, credit: Money) -> String {
+    format!(
+        "would be {after}, below the credit limit of {}",
+        Money::from_kopecks(-credit.kopecks())
+    )
+}
+
 impl Contract for DebitResult {
     const TOPIC: &'static str = "payments.debit.result.v1";
     const KIND: &'static str = "payments.DebitResult.v1";

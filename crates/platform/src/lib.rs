@@ -13,11 +13,13 @@ use tokio_util::sync::CancellationToken;
 pub mod app;
 pub mod caller;
 pub mod export;
+pub mod paging;
 pub mod problem;
 pub mod testing;
 
 pub use app::{start, Running, StartError, StartOptions};
 pub use caller::{Caller, Principal, Role};
+pub use paging::Page;
 pub use problem::{FieldError, Problem};
 
 pub use actix_web;

@@ -69,6 +69,26 @@ impl Problem {
         }
     }
 
+    /// `Ok` when `value` is text a person typed: not blank, and free of
+    /// control characters (a NUL or an escape sequence in a child's name would
+    /// reach printed requests, registries and other systems). Line breaks and
+    /// tabs are text.
+    pub fn require_text(field: &str, value: &str) -> Result<(), Problem> {
+        if value.trim().is_empty() {
+            return Err(Problem::invalid(field, "must not be empty"));
+        }
+        if value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            return Err(Problem::invalid(
+                field,
+                "must not contain control characters",
+            ));
+        }
+        Ok(())
+    }
+
     /// 400 for one invalid field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Problem {
         let message = message.into();
@@ -160,6 +180,14 @@ pub fn json_config() -> actix_web::web::JsonConfig {
     actix_web::web::JsonConfig::default()
         .limit(4 * 1024 * 1024)
         .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError;
+            if let JsonPayloadError::Overflow { limit }
+            | JsonPayloadError::OverflowKnownLength { limit, .. } = err
+            {
+                return Problem::new(413, "payload-too-large", "The request body is too large")
+                    .detail(format!("a JSON body may be at most {} KiB", limit / 1024))
+                    .into();
+            }
             let detail = err.to_string();
             Problem::new(
                 400,

@@ -58,6 +58,16 @@ impl bus::Handler for Balances {
         )
         .map_err(transient)
     }
+
+    /// A batch takes its accounts' balance rows in account order: two
+    /// consumers (or replicas) absorbing the night's events at once cannot
+    /// deadlock on them.
+    fn lock_key(&self, message: &bus::Envelope) -> Option<String> {
+        message
+            .decode::<contracts::payments::BalanceChanged>()
+            .ok()
+            .map(|e| e.account)
+    }
 }
 
 /// Marks each write-off accepted or refused, as payments answered.
@@ -98,6 +108,14 @@ impl bus::Handler for DebitResults {
             .map_err(transient)?;
         }
         Ok(())
+    }
+
+    /// In account order, like [`Balances`]: both touch the balance rows.
+    fn lock_key(&self, message: &bus::Envelope) -> Option<String> {
+        message
+            .decode::<contracts::payments::DebitResult>()
+            .ok()
+            .map(|r| r.account)
     }
 }
 

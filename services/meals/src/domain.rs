@@ -184,8 +184,8 @@ pub fn credit_exclusion(
         None
     } else {
         Some(format!(
-            "balance {balance} less {pending} already requested and {to_pay} for this meal would be {} , below the credit limit of −{credit}",
-            Money::from_kopecks(after)
+            "balance {balance} less {pending} already requested and {to_pay} for this meal {}",
+            contracts::payments::below_credit_limit(Money::from_kopecks(after), credit)
         ))
     }
 }
@@ -297,6 +297,13 @@ mod tests {
         assert_eq!(
             credit_exclusion(m("10.00"), m("0"), m("110.00"), m("100.00")),
             None
+        );
+        assert_eq!(
+            credit_exclusion(m("10.00"), m("19.75"), m("145.00"), m("100.00")).as_deref(),
+            Some(
+                "balance 10.00 less 19.75 already requested and 145.00 for this meal \
+                 would be -154.75, below the credit limit of -100.00"
+            )
         );
         assert!(credit_exclusion(m("10.00"), m("0"), m("110.01"), m("100.00")).is_some());
         assert!(credit_exclusion(m("100.00"), m("50.00"), m("60.00"), m("0")).is_some());

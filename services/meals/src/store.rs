@@ -728,32 +728,31 @@ pub fn record_balance(
     movement_id: &str,
     at: NaiveDateTime,
 ) -> Result<(), StorageError> {
-    let known: Option<String> = balances::table
-        .find(account)
-        .select(balances::movement_id)
-        .first(conn)
-        .optional()?;
-    match known {
-        Some(m) if m.as_str() >= movement_id => {}
-        Some(_) => {
-            diesel::update(balances::table.find(account))
-                .set((
-                    balances::balance_kopecks.eq(balance.kopecks()),
-                    balances::movement_id.eq(movement_id),
-                    balances::updated_at.eq(at),
-                ))
-                .execute(conn)?;
-        }
-        None => {
-            diesel::insert_into(balances::table)
-                .values((
-                    balances::account.eq(account),
-                    balances::balance_kopecks.eq(balance.kopecks()),
-                    balances::movement_id.eq(movement_id),
-                    balances::updated_at.eq(at),
-                ))
-                .execute(conn)?;
-        }
+    // Newer wins in the statement itself, and the first event of an account
+    // inserts with ON CONFLICT DO NOTHING: two consumers that both find no row
+    // cannot both insert, and an older movement's event arriving late changes
+    // nothing.
+    let updated = diesel::update(
+        balances::table
+            .find(account)
+            .filter(balances::movement_id.lt(movement_id)),
+    )
+    .set((
+        balances::balance_kopecks.eq(balance.kopecks()),
+        balances::movement_id.eq(movement_id),
+        balances::updated_at.eq(at),
+    ))
+    .execute(conn)?;
+    if updated == 0 {
+        storage::per_backend!(conn, |c| diesel::insert_into(balances::table)
+            .values((
+                balances::account.eq(account),
+                balances::balance_kopecks.eq(balance.kopecks()),
+                balances::movement_id.eq(movement_id),
+                balances::updated_at.eq(at),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c))?;
     }
     Ok(())
 }

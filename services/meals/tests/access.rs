@@ -199,6 +199,66 @@ async fn writes_are_checked_against_role_and_scope() {
     .await;
     ok(s, &v);
 
+    // A school's information system registers students and marks attendance in
+    // the schools its token names only; to any other, or with no school in its
+    // token, the school does not exist, and nothing changes.
+    let system = |schools: &[&str]| {
+        let schools: Vec<String> = schools.iter().map(|s| s.to_string()).collect();
+        app.token("is-school", &[Role::InformationSystem], move |r| {
+            r.schools = schools
+        })
+    };
+    let rename = json!({"class": "1a", "full_name": "Чужой Ученик", "birth_date": "2019-02-01"});
+    for token in [system(&["s2"]), system(&[])] {
+        let (s, v) = call(
+            &app,
+            "PUT",
+            "/api/meals/schools/s1/students/ls-1",
+            &token,
+            rename.clone(),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+        let (s, v) = call(
+            &app,
+            "POST",
+            "/api/meals/classes/1a/attendance",
+            &token,
+            json!({"date": "2026-04-27", "marks": [{"account": "ls-1", "present": true}]}),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    }
+    let (s, v) = call(
+        &app,
+        "GET",
+        "/api/meals/reports/balances?school=s1",
+        &admin,
+        json!(null),
+    )
+    .await;
+    ok(s, &v);
+    assert_eq!(v["rows"][0][3], "Иванов Иван", "{v}");
+    let own = system(&["s1"]);
+    let (s, v) = call(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/students/ls-1",
+        &own,
+        json!({"class": "1a", "full_name": "Иванов Иван Петрович", "birth_date": "2019-02-01"}),
+    )
+    .await;
+    ok(s, &v);
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/api/meals/classes/1a/attendance",
+        &own,
+        json!({"date": "2026-04-27", "marks": [{"account": "ls-1", "present": true}]}),
+    )
+    .await;
+    ok(s, &v);
+
     // The organizer's catalogue is its own; menus only for linked schools.
     let (s, v) = call(
         &app,

@@ -563,6 +563,14 @@ async fn cancellation_and_access() {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, _) = pay(&app, &t.operator, "P-x", &uin, "1.00").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+    // Another supplier's information system cannot pay into the charge, nor
+    // learn from the answer what it still owes; the charge stays unpaid.
+    let (status, answer) = pay(&app, &t.gibdd, "P-other", &uin, "1.00").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{answer}");
+    assert!(answer.get("remaining").is_none(), "{answer}");
+    let (_, view) = get(&app, &t.zags, &path).await;
+    assert_eq!(view["status"], "active");
+    assert_eq!(view["payments"].as_array().unwrap().len(), 0);
     let (status, _) = get(
         &app,
         &t.bank,

@@ -115,6 +115,42 @@ async fn ledger_round_trip_with_idempotency_reversal_and_access() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // A body over the limit is too large, not malformed.
+    let mut huge = account_body("ls-3003");
+    huge["student_name"] = json!("я".repeat(5 * 1024 * 1024));
+    let res = http
+        .post(app.url("/api/payments/accounts"))
+        .bearer_auth(&organizer)
+        .json(&huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(
+        problem["type"], "urn:problem:payload-too-large",
+        "{problem}"
+    );
+    // A NUL (or any control character) in a name is refused, naming the field.
+    let mut nul = account_body("ls-3003");
+    nul["student_name"] = json!("Иванов\u{0}Пётр");
+    let res = http
+        .post(app.url("/api/payments/accounts"))
+        .bearer_auth(&organizer)
+        .json(&nul)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "student_name", "{problem}");
+    let res = http
+        .get(app.url("/api/payments/accounts/ls-3003"))
+        .bearer_auth(&organizer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
 
     // Without a token, 401; a parent of another child sees nothing (404, not 403).
     let res = http
@@ -137,6 +173,47 @@ async fn ledger_round_trip_with_idempotency_reversal_and_access() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    // A token the platform's key signed, but of another issuer or for another
+    // system (or for none), is refused all the same.
+    let parent_of = |r: &mut auth::MintRequest| r.children = vec!["ls-1001".into()];
+    for (what, token) in [
+        (
+            "another issuer",
+            app.token("p-1", &[Role::Parent], |r| {
+                parent_of(r);
+                r.issuer = "https://idp.elsewhere".into();
+            }),
+        ),
+        (
+            "another audience",
+            app.token("p-1", &[Role::Parent], |r| {
+                parent_of(r);
+                r.audience = Some("billing".into());
+            }),
+        ),
+        (
+            "no audience",
+            app.token("p-1", &[Role::Parent], |r| {
+                parent_of(r);
+                r.audience = None;
+            }),
+        ),
+    ] {
+        let res = http
+            .get(app.url("/api/payments/accounts/ls-1001"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "{what}");
+    }
+    let res = http
+        .get(app.url("/api/payments/accounts/ls-1001"))
+        .bearer_auth(app.token("p-1", &[Role::Parent], parent_of))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
 
     // Adjustments: only the operator, only with an Idempotency-Key, once per key.
     let adjust = |amount: &str, key: Option<&str>, token: &str| {
@@ -210,6 +287,19 @@ async fn ledger_round_trip_with_idempotency_reversal_and_access() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    // A page past any offset is refused, not wrapped round to the first page.
+    let res = http
+        .get(app.url(&format!(
+            "/api/payments/accounts/ls-1001/movements?page={}",
+            i64::MAX
+        )))
+        .bearer_auth(&parent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "page", "{problem}");
 
     // A reversal undoes the first adjustment, once.
     let movement = first["movement"].as_str().unwrap();

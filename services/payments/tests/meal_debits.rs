@@ -145,7 +145,7 @@ async fn debits_respect_the_credit_limit_and_take_effect_once() {
         r[2].reason
             .as_deref()
             .unwrap()
-            .contains("credit limit of 50.00"),
+            == "balance 20.00 less 70.01 for this meal would be -50.01, below the credit limit of -50.00",
         "{:?}",
         r[2].reason
     );

@@ -273,6 +273,54 @@ async fn registry_reconciles_reports_and_is_idempotent() {
         theirs.contains("T2;ls-2") && !theirs.contains("ls-999") && !theirs.contains("ls-3"),
         "{theirs}"
     );
+    // An organizer's summary counts its own accounts' lines, never the bank's
+    // whole file; an organizer or another bank with no line in it finds no registry.
+    let org2 = app.token("org2", &[Role::MealOrganizer], |r| {
+        r.organizers = vec!["org-2".into()]
+    });
+    let theirs: Value = reqwest::Client::new()
+        .get(app.url(&format!("/api/payments/registries/{id}")))
+        .bearer_auth(&org2)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theirs["lines"], 1, "{theirs}");
+    assert_eq!(theirs["total"], "300.00", "{theirs}");
+    assert_eq!(theirs["outcomes"], json!({ "credited": 1 }), "{theirs}");
+    let csv2 = reqwest::Client::new()
+        .get(app.url(&format!("/api/payments/registries/{id}/report")))
+        .bearer_auth(&org2)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        csv2.contains("T9;ls-3") && !csv2.contains("850.00") && !csv2.contains("ls-1"),
+        "{csv2}"
+    );
+    let org3 = app.token("org3", &[Role::MealOrganizer], |r| {
+        r.organizers = vec!["org-3".into()]
+    });
+    let vtb = app.token("vtb", &[Role::Bank], |r| r.banks = vec!["vtb".into()]);
+    for (who, token) in [("organizer without lines", &org3), ("another bank", &vtb)] {
+        for path in [
+            format!("/api/payments/registries/{id}"),
+            format!("/api/payments/registries/{id}/report"),
+        ] {
+            let res = reqwest::Client::new()
+                .get(app.url(&path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 404, "{who} {path}");
+        }
+    }
     let res = reqwest::Client::new()
         .get(app.url(&format!("/api/payments/registries/{id}/report?format=xlsx")))
         .bearer_auth(&operator)
@@ -767,5 +815,44 @@ async fn payments_arriving_during_the_import_are_checked_too() {
             && missing.iter().any(|l| l.contains(";T3;ls-1")),
         "{missing:?}"
     );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_over_the_size_limit_is_refused_and_changes_nothing() {
+    let clock = calendar::FixedClock::at_local(
+        chrono::NaiveDate::from_ymd_opt(2026, 9, 11)
+            .unwrap()
+            .and_hms_opt(12, 0, 0)
+            .unwrap(),
+    );
+    let app = TestApp::spawn_configured(vec![Arc::new(payments::PaymentsService)], clock, |s| {
+        s.http.max_upload_mib = 1
+    })
+    .await;
+    let bank = setup(&app).await;
+    let line = "T1;ls-1;100,00;14.09.2026 10:01:00;Орлов Иван\r\n";
+    let big = line.repeat(2 * (1 << 20) / line.len());
+    let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&big)).await;
+    assert_eq!(res.status(), 413);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(
+        problem["type"], "urn:problem:registry-too-large",
+        "{problem}"
+    );
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 1 MiB"),
+        "{problem}"
+    );
+    // Nothing was imported and nothing was left on disk; a file within the limit goes through.
+    let uploads = app.data_dir.join("uploads");
+    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0);
+    assert_eq!(balance(&app, "ls-1").await, m("150.00"));
+    let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(REGISTRY)).await;
+    assert_eq!(res.status(), 201);
     app.stop().await;
 }

@@ -349,7 +349,7 @@ fn save_extra(
 
 #[utoipa::path(put, path = "/api/meals/organizers/{organizer}/dishes/{id}", tag = "meals-catalog",
     request_body = Dish, security(("bearer" = [])),
-    responses((status = 200, body = Dish), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 409, body = Problem, description = "The id is a dish of another organizer"), (status = 200, body = Dish), (status = 400, body = Problem), (status = 403, body = Problem)))]
 async fn put_dish(
     ctx: web::Data<ServiceContext>,
     caller: Caller,
@@ -484,7 +484,8 @@ fn catalog_of(c: &mut DbConnection, org: &str) -> Result<Catalog, StorageError> 
 
 #[utoipa::path(post, path = "/api/meals/organizers/{organizer}/catalog", tag = "meals-catalog",
     request_body = CatalogUpload, security(("bearer" = [])),
-    responses((status = 200, body = Catalog), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 200, body = Catalog), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 409, body = Problem, description = "A dish id of the upload is another organizer's; nothing was saved")))]
 async fn upload(
     ctx: web::Data<ServiceContext>,
     caller: Caller,

@@ -42,12 +42,49 @@ pub(crate) fn valid_id(field: &str, id: &str) -> Result<(), Problem> {
     Problem::require_plain_id(field, id)
 }
 
-pub(crate) fn required(field: &str, value: &str) -> Result<(), Problem> {
-    if value.trim().is_empty() {
-        Err(Problem::invalid(field, "must not be empty"))
-    } else {
-        Ok(())
+/// A column of a row answered as a JSON array (`["1a", "1А", 1, null]`).
+#[derive(Clone, Copy)]
+pub(crate) enum Col {
+    Text,
+    Int,
+    OptText,
+}
+
+/// The OpenAPI schema of a list of rows answered as JSON arrays of fixed
+/// columns: each row an array of exactly `columns.len()` values of the
+/// columns' types (the order is in the field's description). Tuple schemas
+/// (`prefixItems`) are left out: stock clients still read 3.1 documents with
+/// 3.0 tooling that rejects them.
+pub(crate) fn rows_of(columns: &[Col]) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{
+        ArrayBuilder, ArrayItems, ObjectBuilder, Schema, SchemaType, Type,
+    };
+    let mut types = Vec::new();
+    for c in columns {
+        let more: &[Type] = match c {
+            Col::Text => &[Type::String],
+            Col::Int => &[Type::Integer],
+            Col::OptText => &[Type::String, Type::Null],
+        };
+        for t in more {
+            if !types.contains(t) {
+                types.push(t.clone());
+            }
+        }
     }
+    let value = ObjectBuilder::new().schema_type(SchemaType::from_iter(types));
+    let row = ArrayBuilder::new()
+        .items(value)
+        .min_items(Some(columns.len()))
+        .max_items(Some(columns.len()))
+        .build();
+    ArrayBuilder::new()
+        .items(ArrayItems::RefOrSchema(Box::new(Schema::Array(row).into())))
+        .build()
+}
+
+pub(crate) fn required(field: &str, value: &str) -> Result<(), Problem> {
+    Problem::require_text(field, value)
 }
 
 pub(crate) fn date(field: &str, s: &str) -> Result<NaiveDate, Problem> {
@@ -131,6 +168,24 @@ pub(crate) fn require_admin(caller: &Caller, school: &store::School) -> Result<(
             school.id
         )))
     }
+}
+
+/// The school's meal admin, or the school's own information system (the
+/// Electronic school that registers its students and marks attendance): an ИС
+/// reaches only the schools its token names, and any other school does not
+/// exist for it.
+pub(crate) fn require_admin_or_school_system(
+    caller: &Caller,
+    school: &store::School,
+) -> Result<(), Problem> {
+    if caller.has_role(Role::InformationSystem) && !caller.has_role(Role::OperatorAdmin) {
+        return if caller.may_see_school(&school.id) {
+            Ok(())
+        } else {
+            Err(Problem::not_found("no such school"))
+        };
+    }
+    require_admin(caller, school)
 }
 
 pub(crate) fn require_organizer(caller: &Caller, organizer: &str) -> Result<(), Problem> {

@@ -72,6 +72,7 @@ pub(crate) async fn own_child(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Range {
     /// First day, `YYYY-MM-DD`; tomorrow by default.
@@ -173,7 +174,7 @@ fn order_line(
 }
 
 #[utoipa::path(get, path = "/api/meals/students/{account}/menu", tag = "meals-parents", params(Range), security(("bearer" = [])),
-    responses((status = 200, body = [MenuDay]), (status = 404, body = Problem)))]
+    responses((status = 409, body = Problem), (status = 422, body = Problem), (status = 200, body = [MenuDay]), (status = 404, body = Problem)))]
 async fn menu(
     ctx: web::Data<ServiceContext>,
     caller: Caller,

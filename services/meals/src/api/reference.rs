@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use storage::{DbConnection, StorageError};
 use utoipa::ToSchema;
 
+use super::Col;
 use super::{
     load_school, meal_kind, non_negative, require_admin, require_municipal, required, resource,
     valid_id,
@@ -329,15 +330,47 @@ async fn put_category(
     Ok(HttpResponse::Ok().json(body))
 }
 
+fn menu_type_rows() -> utoipa::openapi::schema::Array {
+    super::rows_of(&[Col::Text, Col::Text])
+}
+
+fn age_category_rows() -> utoipa::openapi::schema::Array {
+    super::rows_of(&[Col::Text, Col::Text, Col::Int, Col::Int])
+}
+
+fn category_rows() -> utoipa::openapi::schema::Array {
+    super::rows_of(&[Col::Text, Col::Text, Col::Text, Col::Text])
+}
+
+fn rate_rows() -> utoipa::openapi::schema::Array {
+    super::rows_of(&[Col::Text, Col::Text, Col::Int])
+}
+
+fn building_rows() -> utoipa::openapi::schema::Array {
+    super::rows_of(&[Col::Text, Col::Text, Col::Text, Col::OptText])
+}
+
+fn class_rows() -> utoipa::openapi::schema::Array {
+    super::rows_of(&[Col::Text, Col::Text, Col::Int, Col::OptText])
+}
+
+fn meal_time_rows() -> utoipa::openapi::schema::Array {
+    super::rows_of(&[Col::Text, Col::Text, Col::Int, Col::Text])
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Dictionaries {
     /// code → name
+    #[schema(schema_with = menu_type_rows)]
     pub menu_types: Vec<(String, String)>,
     /// code, name, min_age, max_age
+    #[schema(schema_with = age_category_rows)]
     pub age_categories: Vec<(String, String, i32, i32)>,
     /// code, name, funder, kind
+    #[schema(schema_with = category_rows)]
     pub pchvr_categories: Vec<(String, String, String, String)>,
     /// category, meal kind, value (basis points or kopecks)
+    #[schema(schema_with = rate_rows)]
     pub pchvr_rates: Vec<(String, String, i64)>,
 }
 
@@ -463,10 +496,13 @@ pub struct SchoolView {
     pub credit_limit: Money,
     pub organizer: Option<String>,
     /// id, name, address, own organizer
+    #[schema(schema_with = building_rows)]
     pub buildings: Vec<(String, String, String, Option<String>)>,
     /// id, name, shift, building
+    #[schema(schema_with = class_rows)]
     pub classes: Vec<(String, String, i32, Option<String>)>,
     /// code, kind, shift, starts_at
+    #[schema(schema_with = meal_time_rows)]
     pub meal_times: Vec<(String, String, i32, String)>,
     pub students: i64,
 }
@@ -559,7 +595,7 @@ pub struct BuildingBody {
 
 #[utoipa::path(put, path = "/api/meals/schools/{school}/buildings/{building}", tag = "meals-reference",
     request_body = BuildingBody, security(("bearer" = [])),
-    responses((status = 200, body = SchoolView), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 409, body = Problem), (status = 200, body = SchoolView), (status = 400, body = Problem), (status = 403, body = Problem)))]
 async fn put_building(
     ctx: web::Data<ServiceContext>,
     caller: Caller,
@@ -621,7 +657,7 @@ pub struct ClassBody {
 
 #[utoipa::path(put, path = "/api/meals/schools/{school}/classes/{class}", tag = "meals-reference",
     request_body = ClassBody, security(("bearer" = [])),
-    responses((status = 200, body = SchoolView), (status = 400, body = Problem), (status = 403, body = Problem)))]
+    responses((status = 409, body = Problem), (status = 200, body = SchoolView), (status = 400, body = Problem), (status = 403, body = Problem)))]
 async fn put_class(
     ctx: web::Data<ServiceContext>,
     caller: Caller,
@@ -807,9 +843,7 @@ async fn put_student(
 ) -> Result<HttpResponse, Problem> {
     let (sid, account) = path.into_inner();
     let school = load_school(&ctx, &sid).await?;
-    if !caller.has_role(Role::InformationSystem) {
-        require_admin(&caller, &school)?;
-    }
+    super::require_admin_or_school_system(&caller, &school)?;
     valid_id("account", &account)?;
     required("full_name", &body.full_name)?;
     let birth: NaiveDate = super::date("birth_date", &body.birth_date)?;

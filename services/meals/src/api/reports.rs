@@ -46,6 +46,7 @@ pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
 pub struct ReportsApi;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Scope {
     pub school: Option<String>,

@@ -86,7 +86,7 @@ pub struct Attendance {
 }
 
 #[utoipa::path(post, path = "/api/meals/classes/{class}/attendance", tag = "meals-requests", request_body = Attendance,
-    security(("bearer" = [])), responses((status = 204), (status = 400, body = Problem), (status = 404, body = Problem)))]
+    security(("bearer" = [])), responses((status = 409, body = Problem), (status = 204), (status = 400, body = Problem), (status = 404, body = Problem)))]
 async fn mark(
     ctx: web::Data<ServiceContext>,
     caller: Caller,
@@ -94,10 +94,15 @@ async fn mark(
     body: web::Json<Attendance>,
 ) -> Result<HttpResponse, Problem> {
     let class = path.into_inner();
-    if !(teacher_of(&caller, &class) || caller.has_role(Role::InformationSystem)) {
+    let system = caller.has_role(Role::InformationSystem);
+    if !(teacher_of(&caller, &class) || system) {
         return Err(Problem::not_found("no such class"));
     }
-    let (class, _) = load_class(&ctx, &class).await?;
+    let (class, school) = load_class(&ctx, &class).await?;
+    // The school's information system marks its own classes only.
+    if !teacher_of(&caller, &class.id) && !caller.may_see_school(&school.id) {
+        return Err(Problem::not_found("no such class"));
+    }
     let day = super::date("date", &body.date)?;
     let now = local_now(&ctx);
     if day != now.date() {
@@ -385,7 +390,7 @@ pub fn form_request(
 /// credit limit are listed as excluded, with the reason.
 #[utoipa::path(post, path = "/api/meals/classes/{class}/requests", tag = "meals-requests", request_body = FormRequest,
     security(("bearer" = [])),
-    responses((status = 201, body = RequestView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 422, body = Problem), (status = 201, body = RequestView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
 async fn form(
     ctx: web::Data<ServiceContext>,
     caller: Caller,
@@ -677,6 +682,7 @@ async fn actual(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DayQuery {
     /// `YYYY-MM-DD`; today by default.

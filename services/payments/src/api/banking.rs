@@ -346,6 +346,7 @@ async fn cancel(
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DayQuery {
     /// Banking day, YYYY-MM-DD (Tyumen); today when omitted.

@@ -354,6 +354,7 @@ async fn get_charge(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChargeQuery {
     /// Only charges in this status.
@@ -385,14 +386,8 @@ async fn list_charges(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::InformationSystem, Role::OperatorAdmin])?;
     let q = query.into_inner();
-    let page = q.page.unwrap_or(1);
-    let per_page = q.per_page.unwrap_or(50);
-    if page < 1 {
-        return Err(Problem::invalid("page", "must be at least 1").into());
-    }
-    if !(1..=500).contains(&per_page) {
-        return Err(Problem::invalid("per_page", "must be between 1 and 500").into());
-    }
+    let paging = platform::Page::parse(q.page, q.per_page, 50, 500)?;
+    let (page, per_page, offset) = (paging.page, paging.per_page, paging.offset());
     let status = match q.status.as_deref() {
         None | Some("") => None,
         Some(s) => Some(ChargeStatus::parse(s).ok_or_else(|| {
@@ -405,15 +400,7 @@ async fn list_charges(
     let supplier = own_scope(&caller, q.supplier.as_deref())?;
     let (rows, total) = ctx
         .db
-        .read(move |conn| {
-            store::list_charges(
-                conn,
-                supplier.as_deref(),
-                status,
-                (page - 1) * per_page,
-                per_page,
-            )
-        })
+        .read(move |conn| store::list_charges(conn, supplier.as_deref(), status, offset, per_page))
         .await?;
     let items = rows
         .iter()
@@ -548,6 +535,7 @@ fn payment_source(caller: &Caller, bank: Option<&str>) -> Result<String, Problem
 #[utoipa::path(post, path = "/api/payments/unip/payments", tag = "unip", request_body = PaymentInput,
     security(("bearer" = [])),
     responses((status = 201, body = PaymentResult), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "An information system named a УИН that is not one of its own charges"),
         (status = 409, body = Problem, description = "The payment id is already present")))]
 async fn receive_payment(
     ctx: web::Data<ServiceContext>,
@@ -561,9 +549,26 @@ async fn receive_payment(
     let by = caller.subject.clone();
     let now = ctx.clock.now().naive_utc();
     let pid = payment.payment_id.clone();
+    // A bank accepts payments for any supplier's charge. An information system
+    // reports payments taken at its own counter into its own charges only: to
+    // any other (or a УИН that names none) it neither pays nor learns what the
+    // charge still owes.
+    let own_charges_only = caller
+        .participant
+        .clone()
+        .filter(|_| source.starts_with("is:"));
     let received = ctx
         .db
-        .write(move |conn| store::receive_payment(conn, &payment, &source, &by, now))
+        .write(move |conn| {
+            if let Some(participant) = own_charges_only {
+                let uin = payment.uin.to_string();
+                match store::find_charge(conn, &uin)? {
+                    Some(charge) if charge.supplier == participant => {}
+                    _ => return Err(ChargeStoreError::UnknownCharge(uin)),
+                }
+            }
+            store::receive_payment(conn, &payment, &source, &by, now)
+        })
         .await;
     let received = match received {
         // A concurrent import of the same id won the primary key.
@@ -601,6 +606,7 @@ async fn receive_payment(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// First payment date, YYYY-MM-DD.

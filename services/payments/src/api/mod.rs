@@ -169,11 +169,7 @@ fn valid_account_id(field: &str, id: &str) -> Result<(), Problem> {
 }
 
 fn required(field: &str, value: &str) -> Result<(), Problem> {
-    if value.trim().is_empty() {
-        Err(Problem::invalid(field, "must not be empty"))
-    } else {
-        Ok(())
-    }
+    Problem::require_text(field, value)
 }
 
 /// Open a personal account.
@@ -280,6 +276,7 @@ async fn get_account(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// 1-based page number.
@@ -340,18 +337,12 @@ async fn account_movements(
     path: web::Path<String>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = query.page.unwrap_or(1);
-    let per_page = query.per_page.unwrap_or(50);
-    if page < 1 {
-        return Err(Problem::invalid("page", "must be at least 1").into());
-    }
-    if !(1..=500).contains(&per_page) {
-        return Err(Problem::invalid("per_page", "must be between 1 and 500").into());
-    }
+    let paging = platform::Page::parse(query.page, query.per_page, 50, 500)?;
+    let (page, per_page, offset) = (paging.page, paging.per_page, paging.offset());
     let row = visible_account(&ctx, &caller, path.into_inner()).await?;
     let (lines, total) = ctx
         .db
-        .read(move |conn| store::history(conn, &row.id, (page - 1) * per_page, per_page))
+        .read(move |conn| store::history(conn, &row.id, offset, per_page))
         .await?;
     let items = lines
         .into_iter()

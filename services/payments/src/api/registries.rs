@@ -14,11 +14,18 @@ use super::ApiError;
 use crate::registry::{self, Format, ImportError, ImportRequest, Progress};
 use crate::store::registry as reg_store;
 
+/// The uploaded file on disk, removed however the request ends.
+struct Upload(std::path::PathBuf);
+
+impl Drop for Upload {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
     web::scope("/api/payments/registries")
         .app_data(web::Data::new(ctx.clone()))
-        // A day's registry of a large bank runs to tens of megabytes.
-        .app_data(web::PayloadConfig::new(512 * 1024 * 1024))
         .route("", web::post().to(upload))
         .route("/{id}", web::get().to(summary))
         .route("/{id}/report", web::get().to(report))
@@ -35,6 +42,7 @@ pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
 pub struct RegistriesApi;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadQuery {
     pub format: Format,
@@ -104,11 +112,12 @@ fn import_problem(e: ImportError) -> ApiError {
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
     security(("bearer" = [])),
     responses((status = 201, body = RegistryView), (status = 200, body = RegistryView, description = "The same file again: nothing changed"),
-        (status = 400, body = Problem, description = "The upload's date or bank disagrees with the registry's own, or this file was imported as the registry of another day or bank; the problem names the field"), (status = 409, body = Problem, description = "Another registry of the bank for that day was imported, or this one is being imported by another request (ask again later)"), (status = 422, body = Problem)))]
+        (status = 400, body = Problem, description = "The upload's date or bank disagrees with the registry's own, or this file was imported as the registry of another day or bank; the problem names the field"), (status = 409, body = Problem, description = "Another registry of the bank for that day was imported, or this one is being imported by another request (ask again later)"), (status = 413, body = Problem, description = "The file is larger than `http.max_upload_mib` (512 MiB by default); nothing was imported"), (status = 422, body = Problem)))]
 async fn upload(
     ctx: web::Data<ServiceContext>,
     caller: Caller,
     query: web::Query<UploadQuery>,
+    request: actix_web::HttpRequest,
     mut body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Bank, Role::OperatorAdmin])?;
@@ -121,13 +130,39 @@ async fn upload(
     } else {
         super::banking::bank_of(&caller)?
     };
+    let too_large = || {
+        ApiError::from(
+            Problem::new(
+                413,
+                "registry-too-large",
+                "The registry is larger than the platform accepts",
+            )
+            .detail(format!(
+                "a registry file may be at most {} MiB; nothing was imported",
+                ctx.settings.http.max_upload_mib
+            )),
+        )
+    };
+    // A day of a large bank runs to tens of megabytes (1,000,000 lines are
+    // about 70 MiB of CSV); `http.max_upload_mib` bounds what a client can send,
+    // whether it announces the length or not.
+    let limit = ctx.settings.http.max_upload_mib.saturating_mul(1 << 20);
+    if content_length(&request).is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
     // The file goes to disk first: the import reads it twice and never holds its lines.
     let dir = ctx.settings.storage.data_dir.join("uploads");
     std::fs::create_dir_all(&dir).map_err(Problem::internal)?;
     let path = dir.join(format!("{}.registry", uuid::Uuid::now_v7()));
+    let upload = Upload(path.clone());
     let mut file = std::fs::File::create(&path).map_err(Problem::internal)?;
+    let mut size = 0u64;
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(|e| Problem::invalid("body", e.to_string()))?;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large());
+        }
         file.write_all(&chunk).map_err(Problem::internal)?;
     }
     drop(file);
@@ -154,7 +189,7 @@ async fn upload(
     })
     .await
     .map_err(Problem::internal)?;
-    let _ = std::fs::remove_file(&path);
+    drop(upload);
     let imported = result.map_err(import_problem)?;
     ctx.bus.wake_relay();
     let status = if imported.already_imported {
@@ -165,27 +200,66 @@ async fn upload(
     Ok(HttpResponse::build(status).json(view(&imported.registry, imported.already_imported)))
 }
 
-/// Who may see a registry, and which of its items: `None` = all of them.
-fn scope_of(
-    caller: &Caller,
-    registry: &reg_store::RegistryRow,
-) -> Result<Option<Vec<String>>, ApiError> {
-    if caller.has_role(Role::OperatorAdmin)
-        || (caller.has_role(Role::Bank) && caller.is_bank(&registry.bank))
-    {
-        return Ok(None);
-    }
-    if caller.has_role(Role::MealOrganizer) && !caller.organizers.is_empty() {
-        return Ok(Some(caller.organizers.iter().cloned().collect()));
-    }
-    Err(Problem::not_found("no such registry").into())
+fn content_length(request: &actix_web::HttpRequest) -> Option<u64> {
+    request
+        .headers()
+        .get(actix_web::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
 }
 
-async fn load(ctx: &ServiceContext, id: String) -> Result<reg_store::RegistryRow, ApiError> {
-    ctx.db
-        .read(move |conn| reg_store::find(conn, &id))
-        .await?
-        .ok_or_else(|| Problem::not_found("no such registry").into())
+/// The registry as `caller` may see it, with the items it may see. The bank
+/// that sent it and the operator see all of it. An organizer sees only the
+/// lines of accounts under its contracts, and figures counted over those lines
+/// alone (the bank's own totals are the bank's business); a registry with none
+/// of its lines does not exist for it, nor for anyone else. The items are read
+/// for the bank and the operator only when `with_items`.
+async fn visible(
+    ctx: &ServiceContext,
+    caller: &Caller,
+    id: String,
+    with_items: bool,
+) -> Result<(reg_store::RegistryRow, Vec<reg_store::ItemRow>), ApiError> {
+    let not_found = || ApiError::from(Problem::not_found("no such registry"));
+    let organizers: Option<Vec<String>> = if caller.has_role(Role::OperatorAdmin) {
+        None
+    } else if caller.has_role(Role::MealOrganizer) && !caller.organizers.is_empty() {
+        Some(caller.organizers.iter().cloned().collect())
+    } else if caller.has_role(Role::Bank) {
+        None
+    } else {
+        return Err(not_found());
+    };
+    let whole = organizers.is_none();
+    let (registry, items) = ctx
+        .db
+        .read(move |conn| {
+            let Some(registry) = reg_store::find(conn, &id)? else {
+                return Ok::<_, crate::store::StoreError>((None, Vec::new()));
+            };
+            let items = if with_items || organizers.is_some() {
+                reg_store::items(conn, &id, organizers.as_deref())?
+            } else {
+                Vec::new()
+            };
+            Ok((Some(registry), items))
+        })
+        .await?;
+    let registry = registry.ok_or_else(not_found)?;
+    if whole {
+        let own_bank = caller.has_role(Role::OperatorAdmin) || caller.is_bank(&registry.bank);
+        return if own_bank {
+            Ok((registry, items))
+        } else {
+            Err(not_found())
+        };
+    }
+    if items.is_empty() {
+        return Err(not_found());
+    }
+    Ok((registry::report::restricted(&registry, &items), items))
 }
 
 /// A registry's summary.
@@ -196,12 +270,12 @@ async fn summary(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let registry = load(&ctx, path.into_inner()).await?;
-    scope_of(&caller, &registry)?;
+    let (registry, _) = visible(&ctx, &caller, path.into_inner(), false).await?;
     Ok(HttpResponse::Ok().json(view(&registry, false)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReportQuery {
     /// `csv` (default) or `xlsx`.
@@ -222,13 +296,7 @@ async fn report(
     if format != "csv" && format != "xlsx" {
         return Err(Problem::invalid("format", "csv or xlsx").into());
     }
-    let registry = load(&ctx, path.into_inner()).await?;
-    let organizers = scope_of(&caller, &registry)?;
-    let id = registry.id.clone();
-    let items = ctx
-        .db
-        .read(move |conn| reg_store::items(conn, &id, organizers.as_deref()))
-        .await?;
+    let (registry, items) = visible(&ctx, &caller, path.into_inner(), true).await?;
     let name = format!(
         "reconciliation-{}-{}",
         registry.bank, registry.registry_date

@@ -50,6 +50,7 @@ fn filter_of(caller: &Caller) -> Result<Filter, Problem> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BalancesQuery {
     pub school: Option<String>,
@@ -98,21 +99,15 @@ async fn balances(
     if !["json", "csv", "xlsx"].contains(&format.as_str()) {
         return Err(Problem::invalid("format", "json, csv or xlsx").into());
     }
-    let page = q.page.unwrap_or(1);
-    let per_page = q.per_page.unwrap_or(100);
-    if page < 1 {
-        return Err(Problem::invalid("page", "must be at least 1").into());
-    }
-    if !(1..=1000).contains(&per_page) {
-        return Err(Problem::invalid("per_page", "must be between 1 and 1000").into());
-    }
+    let paging = platform::Page::parse(q.page, q.per_page, 100, 1000)?;
+    let (page, per_page) = (paging.page, paging.per_page);
     filter.school = q.school;
     filter.class_name = q.class_name;
     let whole = format != "json";
     let (offset, limit) = if whole {
         (0, i64::MAX)
     } else {
-        ((page - 1) * per_page, per_page)
+        (paging.offset(), per_page)
     };
     let (lines, total) = ctx
         .db
@@ -167,6 +162,7 @@ async fn balances(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TurnoverQuery {
     /// The Tyumen day, YYYY-MM-DD.

@@ -10,7 +10,8 @@ use super::ledger::{LedgerError, Movement, MovementKind, Posting};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error(
-        "the debit of {amount} would take the balance {balance} below the credit limit of {limit}"
+        "balance {balance} less {amount} for this meal {}",
+        contracts::payments::below_credit_limit(*balance - *amount, *limit)
     )]
     OverCreditLimit {
         balance: Money,

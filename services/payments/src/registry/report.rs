@@ -72,6 +72,22 @@ fn summary_lines(registry: &RegistryRow) -> Vec<(String, String)> {
     lines
 }
 
+/// The registry as one organizer sees it: its figures counted over `items`
+/// (the lines of the organizer's accounts) instead of the whole file.
+pub fn restricted(registry: &RegistryRow, items: &[ItemRow]) -> RegistryRow {
+    let lines: Vec<&ItemRow> = items.iter().filter(|i| i.line_no > 0).collect();
+    let mut counts = std::collections::BTreeMap::<String, i64>::new();
+    for item in items {
+        *counts.entry(item.outcome.clone()).or_default() += 1;
+    }
+    RegistryRow {
+        lines_total: lines.len() as i64,
+        amount_total_kopecks: lines.iter().map(|i| i.amount_kopecks).sum(),
+        counts: serde_json::to_string(&counts).unwrap_or_default(),
+        ..registry.clone()
+    }
+}
+
 pub fn csv(registry: &RegistryRow, items: &[ItemRow]) -> String {
     let mut out = String::from("\u{feff}");
     for (k, v) in summary_lines(registry) {
