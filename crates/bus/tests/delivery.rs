@@ -334,3 +334,50 @@ async fn one_bad_message_does_not_undo_its_batch() {
     cancel.cancel();
     drop_queue(&settings, &format!("{prefix}.picky")).await;
 }
+
+/// Records the order it handles messages in; its lock key runs against the
+/// delivery order.
+struct Ordered {
+    seen: Mutex<Vec<i64>>,
+}
+
+impl bus::Handler for Ordered {
+    fn handle(&self, _conn: &mut DbConnection, message: &Envelope) -> Result<(), HandlerError> {
+        let body: serde_json::Value = message.decode()?;
+        self.seen.lock().unwrap().push(body["n"].as_i64().unwrap());
+        Ok(())
+    }
+
+    fn lock_key(&self, message: &Envelope) -> Option<String> {
+        let body: serde_json::Value = message.decode().ok()?;
+        Some(format!("{:03}", 100 - body["n"].as_i64()?))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_handled_in_the_order_of_its_lock_keys() {
+    let settings = bus_settings();
+    let bus = Bus::connect(&settings).await.unwrap();
+    let producer = side("producer", &bus, &settings).await;
+    let consumer = side("consumer", &bus, &settings).await;
+    let prefix = topic_prefix();
+    let mut opts = queue_for(&prefix, "ordered");
+    opts.concurrency = 1;
+    // All ten are committed before the consumer starts, so they arrive as one
+    // batch; two consumers taking rows in one order cannot deadlock.
+    enqueue(&producer, &prefix, 0, 10, 10).await;
+    let handler = Arc::new(Ordered {
+        seen: Mutex::new(Vec::new()),
+    });
+    let cancel = start(&producer, &consumer, opts, handler.clone()).await;
+    wait_for("10 handled", Duration::from_secs(30), || {
+        handler.seen.lock().unwrap().len() == 10
+    })
+    .await;
+    assert_eq!(
+        *handler.seen.lock().unwrap(),
+        (0..10).rev().collect::<Vec<i64>>()
+    );
+    cancel.cancel();
+    drop_queue(&settings, &format!("{prefix}.ordered")).await;
+}

@@ -841,6 +841,46 @@ async fn two_weeks_around_the_may_holidays() {
         "−40.65 − 69.50 would pass the credit limit"
     );
     assert_eq!(line13("ls-d")["reason"], "absent at the first lesson");
+    // 003 §3.2.2: the teacher cannot feed ls-c past the school's credit by
+    // confirming it ate; the refusal names the student and changes nothing.
+    let req13_id = req13["id"].as_str().unwrap().to_string();
+    let (s, problem) = t
+        .call(
+            &app,
+            "PUT",
+            &format!("/api/meals/requests/{req13_id}/actual"),
+            &teacher,
+            Some(json!({"ate": ["ls-a", "ls-b", "ls-c"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{problem}");
+    assert_eq!(
+        problem["type"], "urn:problem:over-credit-limit",
+        "{problem}"
+    );
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("ls-c: balance ") && detail.contains(", below the credit limit of -"),
+        "{detail}"
+    );
+    let (_, unchanged) = t
+        .call(
+            &app,
+            "GET",
+            &format!("/api/meals/requests/{req13_id}"),
+            &teacher,
+            None,
+        )
+        .await;
+    assert!(unchanged["confirmed_at"].is_null(), "{unchanged}");
+    t.ok(
+        &app,
+        "PUT",
+        &format!("/api/meals/requests/{req13_id}/actual"),
+        &teacher,
+        json!({"ate": ["ls-a", "ls-b"]}),
+    )
+    .await;
     clock.set(at(13, 22, 0));
     let settings = app.settings.clone();
     let data_dir = app.data_dir.clone();
@@ -875,6 +915,38 @@ async fn two_weeks_around_the_may_holidays() {
         )
         .await;
     assert_eq!(closes[0]["late"], true, "{closes}");
+    assert_eq!(closes[0]["to_pay"], "75.00", "{closes}");
+    assert_eq!(closes[0]["reimbursed"], "225.00", "{closes}");
+    assert_eq!(closes[0]["refused_amount"], "0.00", "{closes}");
+    // Had payments refused ls-b's debit, neither its part nor the budget's
+    // would count as written off or reimbursed in the day-close view.
+    app.context("meals")
+        .db
+        .write(move |c| {
+            diesel::update(
+                meals::store::write_offs::table
+                    .filter(meals::store::write_offs::date.eq(day13))
+                    .filter(meals::store::write_offs::account.eq("ls-b")),
+            )
+            .set(meals::store::write_offs::status.eq("refused"))
+            .execute(c)
+            .map_err(storage::StorageError::from)
+        })
+        .await
+        .unwrap();
+    let (_, closes) = t
+        .call(
+            &app,
+            "GET",
+            "/api/meals/day-closes?school=s1&date=2026-05-13",
+            &admin,
+            None,
+        )
+        .await;
+    assert_eq!(closes[0]["to_pay"], "0.00", "{closes}");
+    assert_eq!(closes[0]["reimbursed"], "150.00", "{closes}");
+    assert_eq!(closes[0]["refused_amount"], "150.00", "{closes}");
+    assert_eq!(closes[0]["refused"], 1, "{closes}");
     assert_eq!(debit_messages(&app).await, 5);
     let balances = t
         .http

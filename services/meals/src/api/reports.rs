@@ -664,10 +664,16 @@ pub struct DayCloseStatus {
     /// Closed by catch-up after the service was down at the close time.
     pub late: bool,
     pub debits: i64,
+    /// The parents' part of the debits written off or still waiting for
+    /// payments' answer (refused ones are not counted).
     #[schema(value_type = String)]
     pub to_pay: Money,
+    /// The budget's part (ПЧВР) of the same debits.
     #[schema(value_type = String)]
     pub reimbursed: Money,
+    /// Both parts of the debits payments refused (the credit limit).
+    #[schema(value_type = String)]
+    pub refused_amount: Money,
     pub accepted: i64,
     pub refused: i64,
     /// Sent, no answer from payments yet.
@@ -714,13 +720,26 @@ async fn day_close_status(
                     .select(store::DayClose::as_select())
                     .first(c)
                     .optional()?;
-                let statuses: Vec<String> = write_offs::table
+                let offs: Vec<(String, i64, i64)> = write_offs::table
                     .filter(write_offs::school_id.eq(&s.id))
                     .filter(write_offs::date.eq(day))
-                    .select(write_offs::status)
+                    .select((
+                        write_offs::status,
+                        write_offs::amount_kopecks,
+                        write_offs::reimbursed_kopecks,
+                    ))
                     .load(c)?;
-                let count = |w: &str| {
-                    i64::try_from(statuses.iter().filter(|x| *x == w).count()).unwrap_or(0)
+                let count =
+                    |w: &str| i64::try_from(offs.iter().filter(|x| x.0 == w).count()).unwrap_or(0);
+                // A refused debit moved no money: neither the parent's part nor
+                // the budget's is counted as written off or reimbursed.
+                let sum = |refused: bool, part: fn(&(String, i64, i64)) -> i64| {
+                    Money::from_kopecks(
+                        offs.iter()
+                            .filter(|x| (x.0 == "refused") == refused)
+                            .map(part)
+                            .sum(),
+                    )
                 };
                 out.push(DayCloseStatus {
                     school: s.id,
@@ -728,10 +747,9 @@ async fn day_close_status(
                     closed_at: row.as_ref().map(|r| tyumen(r.closed_at)),
                     late: row.as_ref().is_some_and(|r| r.late == 1),
                     debits: row.as_ref().map_or(0, |r| i64::from(r.debits)),
-                    to_pay: Money::from_kopecks(row.as_ref().map_or(0, |r| r.to_pay_kopecks)),
-                    reimbursed: Money::from_kopecks(
-                        row.as_ref().map_or(0, |r| r.reimbursed_kopecks),
-                    ),
+                    to_pay: sum(false, |x| x.1),
+                    reimbursed: sum(false, |x| x.2),
+                    refused_amount: sum(true, |x| x.1 + x.2),
                     accepted: count("accepted"),
                     refused: count("refused"),
                     waiting: count("sent"),

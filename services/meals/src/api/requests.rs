@@ -15,7 +15,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{local_now, resource, tyumen};
 use crate::domain::{self, MealPrice};
-use crate::store::{self, attendance, meal_requests, meal_times, orders, request_lines, students};
+use crate::store::{
+    self, attendance, meal_requests, meal_times, orders, request_lines, schools, students,
+};
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -589,7 +591,8 @@ pub struct Actual {
 }
 
 #[utoipa::path(put, path = "/api/meals/requests/{id}/actual", tag = "meals-requests", request_body = Actual, security(("bearer" = [])),
-    responses((status = 200, body = RequestView), (status = 400, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)))]
+    responses((status = 200, body = RequestView), (status = 400, body = Problem), (status = 404, body = Problem),
+        (status = 409, body = Problem, description = "The day closed, or a student the request left out for credit would still be over the credit limit (`over-credit-limit`, naming the student); nothing was changed")))]
 async fn actual(
     ctx: web::Data<ServiceContext>,
     caller: Caller,
@@ -634,6 +637,7 @@ async fn actual(
         caller.subject.clone(),
         ctx.clock.now().naive_utc(),
     );
+    let school_id = v.school.clone();
     let id2 = id.clone();
     ctx.db
         .write(move |c| -> Result<(), Problem> {
@@ -648,11 +652,22 @@ async fn actual(
                     "the day closed; nothing can change",
                 ));
             }
-            let lines: Vec<(String, Option<String>)> = request_lines::table
+            let lines: Vec<(String, Option<String>, i32, i64)> = request_lines::table
                 .filter(request_lines::request_id.eq(&id))
-                .select((request_lines::account, request_lines::complex_id))
+                .select((
+                    request_lines::account,
+                    request_lines::complex_id,
+                    request_lines::included,
+                    request_lines::to_pay_kopecks,
+                ))
                 .load(c)?;
-            for (account, complex) in lines {
+            let credit = Money::from_kopecks(
+                schools::table
+                    .find(&school_id)
+                    .select(schools::credit_limit_kopecks)
+                    .first(c)?,
+            );
+            for (account, complex, included, to_pay) in lines {
                 let did = ate.contains(&account);
                 if did && complex.is_none() {
                     return Err(Problem::invalid(
@@ -660,8 +675,35 @@ async fn actual(
                         format!("{account} has no complex in this request"),
                     ));
                 }
+                // 003 §3.2.2: the teacher changes the request when the credit
+                // is exceeded, and the school's credit is the most a student
+                // may eat on credit. A student the request left out for credit
+                // is confirmed only if the money now allows it (a parent
+                // topped up since); then the line counts like any other.
+                let now_included = if did && included == 0 {
+                    let balance = store::balance(c, &account)?;
+                    let pending = store::pending(c, &account, Some(&id))?;
+                    if let Some(reason) = domain::credit_exclusion(
+                        balance,
+                        pending,
+                        Money::from_kopecks(to_pay),
+                        credit,
+                    ) {
+                        return Err(Problem::conflict(
+                            "over-credit-limit",
+                            format!("{account}: {reason}; nothing was changed"),
+                        )
+                        .field("ate", format!("{account} is over the credit limit")));
+                    }
+                    1
+                } else {
+                    included
+                };
                 diesel::update(request_lines::table.find((&id, &account)))
-                    .set(request_lines::ate.eq(i32::from(did)))
+                    .set((
+                        request_lines::ate.eq(i32::from(did)),
+                        request_lines::included.eq(now_included),
+                    ))
                     .execute(c)?;
             }
             diesel::update(meal_requests::table.find(&id))
