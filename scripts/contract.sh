@@ -33,7 +33,10 @@ for _ in $(seq 1 100); do
 done
 token=$(cd "$dir" && "$bin" token --role operator_admin --subject contract-fuzzer)
 
-"$venv/bin/schemathesis" run "http://127.0.0.1:$port/api/docs/openapi.json" \
+# Run from the scratch directory: schemathesis keeps its caches beside it.
+st="$PWD/$venv/bin/schemathesis"
+cd "$dir"
+"$st" run "http://127.0.0.1:$port/api/docs/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --phases examples,coverage,fuzzing \
@@ -42,4 +45,5 @@ token=$(cd "$dir" && "$bin" token --role operator_admin --subject contract-fuzze
     --workers 2 \
     --no-color \
     --warnings off \
-    --suppress-health-check all
+    --suppress-health-check all \
+    --generation-database none

@@ -68,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Keys of the secrets kept at rest (acquiring passwords, callback secrets).
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Payment registries of the banks.
     Registry {
         #[command(subcommand)]
@@ -117,6 +122,21 @@ struct TokenArgs {
     participant: Option<String>,
     #[arg(long, default_value_t = 12)]
     ttl_hours: i64,
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Create the key file (`secrets.key_file`) with one fresh key, unless it
+    /// exists: for replicas that share the file.
+    Init,
+    /// Seal every stored secret again under a new key: with the key file, a
+    /// fresh key is added and made current (the old ones stay to open what they
+    /// sealed); with `secrets.keys`, the configured `current` one.
+    Rotate {
+        /// After sealing, remove every key but the current one from the key file.
+        #[arg(long)]
+        retire_old: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -181,6 +201,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Token(args) => token(&settings, args),
         Command::Dlq { command } => dlq(&settings, command),
         Command::Registry { command } => registry(&settings, command),
+        Command::Secrets { command } => secrets(&settings, command),
     }
 }
 
@@ -234,6 +255,51 @@ fn moving_clock(
         calendar::local_to_utc(local),
         speed,
     )))
+}
+
+fn secrets(settings: &settings::Settings, command: SecretsCommand) -> Result<(), String> {
+    use platform::secrets;
+    match command {
+        SecretsCommand::Init => {
+            let path = secrets::key_file(settings);
+            if path.exists() {
+                println!("{} exists; nothing changed", path.display());
+                return Ok(());
+            }
+            let id = secrets::add_key(settings).map_err(|e| e.to_string())?;
+            println!("{}: key {id} created", path.display());
+            Ok(())
+        }
+        SecretsCommand::Rotate { retire_old } => {
+            if settings.secrets.keys.is_empty() {
+                let id = secrets::add_key(settings).map_err(|e| e.to_string())?;
+                println!("new key {id} is current");
+            }
+            let keys = secrets::Keyring::load(settings).map_err(|e| e.to_string())?;
+            for service in portal::services() {
+                let db =
+                    platform::app::open_db(settings, service.name()).map_err(|e| e.to_string())?;
+                db.migrate(&platform::app::migration_sets(service.as_ref()))
+                    .map_err(|e| e.to_string())?;
+                let n = service
+                    .reseal_secrets(&db, &keys)
+                    .map_err(|e| format!("{}: {e}", service.name()))?;
+                println!(
+                    "{}: {n} secrets sealed again with key {}",
+                    service.name(),
+                    keys.current()
+                );
+            }
+            if retire_old {
+                if !settings.secrets.keys.is_empty() {
+                    return Err("--retire-old: the keys come from the configuration; remove the old ones there".into());
+                }
+                let retired = secrets::retire_old_keys(settings).map_err(|e| e.to_string())?;
+                println!("retired keys: {}", retired.join(", "));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn migrate(settings: &settings::Settings, names: &[String]) -> Result<(), String> {

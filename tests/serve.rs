@@ -57,6 +57,10 @@ impl Portal {
             args.extend(["--service", "payments", "--config", "distributed"].map(String::from));
             env.extend([
                 (
+                    "PORTAL_SECRETS__KEY_FILE".to_string(),
+                    dir.join("data/keys/secrets.toml").display().to_string(),
+                ),
+                (
                     "PORTAL_STORAGE__DATABASE_URL".to_string(),
                     test_database_url(),
                 ),
@@ -81,6 +85,20 @@ impl Portal {
             ]);
         }
         args.extend(extra.iter().map(|a| a.to_string()));
+        if distributed() {
+            // Replicas share one key file; on PostgreSQL none is invented.
+            let out = Command::new(BIN)
+                .args(["--config", "distributed", "secrets", "init"])
+                .current_dir(&dir)
+                .envs(env.clone())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let child = Command::new(BIN)
             .args(&args)
             .current_dir(&dir)
@@ -130,8 +148,33 @@ impl Portal {
         }
     }
 
+    /// Stops the process gracefully (unless it is stopped) and starts it again
+    /// in the same directory with the same configuration.
+    async fn restart(&mut self) {
+        self.stop();
+        self.child = Command::new(BIN)
+            .args(&self.args)
+            .current_dir(&self.dir)
+            .envs(self.env.clone())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.wait_ready().await;
+    }
+
     /// SIGTERM, then the process must exit on its own, successfully.
     fn terminate(mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+
+    /// SIGTERM, then the process must exit on its own, successfully; a process
+    /// stopped before stays stopped.
+    fn stop(&mut self) {
+        if self.child.try_wait().unwrap().is_some() {
+            return;
+        }
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
             .args(["-TERM", &pid])
@@ -153,7 +196,6 @@ impl Portal {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -418,6 +460,84 @@ async fn a_settable_clock_runs_the_embedded_platform_from_a_chosen_time() {
     assert!(
         (150..=600).contains(&apart),
         "3 real seconds at speed 60 are 3 minutes, not {apart} s"
+    );
+    portal.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn portal_secrets_rotate_seals_every_secret_under_a_new_key() {
+    let mut portal = Portal::start();
+    portal.wait_ready().await;
+    let out = portal.cli(&["token", "--role", "operator_admin", "--subject", "op-1"]);
+    let operator = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let http = reqwest::Client::new();
+    let url = format!("{}/api/payments/organizers/org-1/acquiring", portal.base);
+    let settings = |body: Value| http.put(&url).bearer_auth(&operator).json(&body).send();
+    let res = settings(json!({
+        "base_url": "https://bank.invalid/payment/rest", "merchant_login": "org-1-shop",
+        "merchant_password": "pass-1", "callback_secret": "callback-secret-1"
+    }))
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    let key_file = portal.dir.join("data/keys/secrets.toml");
+    let keys_in_file = || {
+        let text = std::fs::read_to_string(&key_file).unwrap();
+        let file: toml::Value = toml::from_str(&text).unwrap();
+        let keys = file["keys"].as_table().unwrap().len();
+        (file["current"].as_str().unwrap().to_string(), keys)
+    };
+    let (first, n) = keys_in_file();
+    assert_eq!(n, 1);
+
+    // The processes read their keys at start: rotate while they are down.
+    portal.stop();
+    let out = portal.cli(&["secrets", "rotate"]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (second, n) = keys_in_file();
+    assert_ne!(second, first);
+    assert_eq!(n, 2, "the old key stays until retired");
+    assert!(
+        said.contains(&format!(
+            "payments: 2 secrets sealed again with key {second}"
+        )),
+        "{said}"
+    );
+    // Again with --retire-old: nothing left to seal, and only the new key stays.
+    let out = portal.cli(&["secrets", "rotate", "--retire-old"]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said}");
+    let (third, n) = keys_in_file();
+    assert_eq!(n, 1);
+    assert!(said.contains("payments: 2 secrets sealed again"), "{said}");
+    assert!(
+        said.contains(&format!("retired keys: {first}, {second}")),
+        "{said}"
+    );
+
+    // The platform reads the settings with the one key left; saving keeps working.
+    portal.restart().await;
+    let res = http.get(&url).bearer_auth(&operator).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(
+        !text.contains("pass-1") && !text.contains("callback-secret-1"),
+        "{text}"
+    );
+    let res = settings(json!({
+        "base_url": "https://bank.invalid/payment/rest", "merchant_login": "org-1-shop"
+    }))
+    .await
+    .unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "the stored secrets open with key {third}"
     );
     portal.terminate();
 }

@@ -155,6 +155,10 @@ pub async fn start(options: StartOptions) -> Result<Running, StartError> {
         bind,
     } = options;
     let settings = Arc::new(settings);
+    let keyring = Arc::new(
+        crate::secrets::Keyring::load(&settings)
+            .map_err(|e| StartError::Config(format!("key `secrets`: {e}")))?,
+    );
     let calendar = Arc::new(
         calendar::ProductionCalendar::builtin_with_dir(&settings.calendar.dir)
             .map_err(|e| StartError::Config(format!("key `calendar.dir`: {e}")))?,
@@ -183,6 +187,7 @@ pub async fn start(options: StartOptions) -> Result<Running, StartError> {
             clock: clock.clone(),
             calendar: calendar.clone(),
             settings: settings.clone(),
+            secrets: keyring.clone(),
             shared: Arc::default(),
         });
         tracing::info!(service = name, backend = ?contexts.last().map(|c| c.db.backend()), "service database ready");

@@ -15,6 +15,7 @@ pub mod caller;
 pub mod export;
 pub mod paging;
 pub mod problem;
+pub mod secrets;
 pub mod testing;
 
 pub use app::{start, Running, StartError, StartOptions};
@@ -37,6 +38,8 @@ pub struct ServiceContext {
     pub clock: Arc<dyn calendar::Clock>,
     pub calendar: Arc<calendar::ProductionCalendar>,
     pub settings: Arc<settings::Settings>,
+    /// The keys that seal secrets at rest (see [`secrets`]).
+    pub secrets: Arc<secrets::Keyring>,
     /// State a service keeps in memory for the whole process (not per HTTP
     /// worker), created on first use: see [`Shared::get_or_init`].
     pub shared: Arc<Shared>,
@@ -87,6 +90,14 @@ pub trait Service: Send + Sync + 'static {
 
     /// The OpenAPI description of those routes.
     fn openapi(&self) -> utoipa::openapi::OpenApi;
+
+    /// Seals every secret the service keeps at rest again under the current
+    /// key of `keys` (`portal secrets rotate`); returns how many values it
+    /// sealed. Services that keep no secrets keep the default.
+    fn reseal_secrets(&self, db: &storage::Db, keys: &secrets::Keyring) -> Result<usize, String> {
+        let _ = (db, keys);
+        Ok(0)
+    }
 
     /// Starts background work (consumers, schedules); it must stop when `cancel`
     /// fires.

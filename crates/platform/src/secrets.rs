@@ -167,7 +167,8 @@ impl Keyring {
             return Err(SecretError::DoesNotOpen);
         }
         let (nonce, sealed) = bytes.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SecretError::DoesNotOpen)?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| SecretError::DoesNotOpen)?;
         let mut sealed = sealed.to_vec();
         let plain = key
             .open_in_place(nonce, Aad::from(context.as_bytes()), &mut sealed)
@@ -193,8 +194,8 @@ pub fn key_file(settings: &settings::Settings) -> PathBuf {
     }
 }
 
-/// Adds a fresh key to the key file and makes it the current one; the old
-/// keys stay, so rows sealed with them still open until they are sealed again.
+/// Adds a fresh key to the key file and makes it the current one (creates
+/// the file with it if there is none); the old keys stay, so rows sealed with them still open until they are sealed again.
 /// Returns the new key's id. Refused when the keys come from the configuration:
 /// there the operator adds the key and names it `current`.
 pub fn add_key(settings: &settings::Settings) -> Result<String, SecretError> {
@@ -207,7 +208,7 @@ pub fn add_key(settings: &settings::Settings) -> Result<String, SecretError> {
     }
     let path = key_file(settings);
     if !path.exists() {
-        create_key_file(&path)?;
+        return create_key_file(&path);
     }
     let text = std::fs::read_to_string(&path)
         .map_err(|e| SecretError::Config(format!("cannot read {}: {e}", path.display())))?;
@@ -229,7 +230,12 @@ pub fn retire_old_keys(settings: &settings::Settings) -> Result<Vec<String>, Sec
     let mut file: KeyFile = toml::from_str(&text)
         .map_err(|e| SecretError::Config(format!("{}: {e}", path.display())))?;
     let current = file.current.clone();
-    let retired: Vec<String> = file.keys.keys().filter(|k| **k != current).cloned().collect();
+    let retired: Vec<String> = file
+        .keys
+        .keys()
+        .filter(|k| **k != current)
+        .cloned()
+        .collect();
     file.keys.retain(|k, _| *k == current);
     write_key_file(&path, &file)?;
     Ok(retired)
@@ -268,17 +274,20 @@ fn new_key_id(existing: &BTreeMap<String, String>) -> String {
     id
 }
 
-fn create_key_file(path: &Path) -> Result<(), SecretError> {
+/// A key file with one fresh key; returns its id.
+fn create_key_file(path: &Path) -> Result<String, SecretError> {
     let id = new_key_id(&BTreeMap::new());
     let file = KeyFile {
         current: id.clone(),
-        keys: BTreeMap::from([(id, B64.encode(fresh_key()?))]),
+        keys: BTreeMap::from([(id.clone(), B64.encode(fresh_key()?))]),
     };
-    write_key_file(path, &file)
+    write_key_file(path, &file)?;
+    Ok(id)
 }
 
 fn write_key_file(path: &Path, file: &KeyFile) -> Result<(), SecretError> {
-    let io = |e: std::io::Error| SecretError::Config(format!("cannot write {}: {e}", path.display()));
+    let io =
+        |e: std::io::Error| SecretError::Config(format!("cannot write {}: {e}", path.display()));
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -335,7 +344,10 @@ mod tests {
             Err(SecretError::DoesNotOpen)
         );
         // Two seals of one secret differ (a fresh nonce each time).
-        assert_ne!(sealed, keys.seal("merchant-pass", "acq.password:org-1").unwrap());
+        assert_ne!(
+            sealed,
+            keys.seal("merchant-pass", "acq.password:org-1").unwrap()
+        );
         // A value from before sealing reads as it is.
         assert_eq!(keys.open("plain", "x").unwrap(), "plain");
         assert!(!keys.is_current("plain"));
@@ -362,8 +374,12 @@ mod tests {
     #[test]
     fn bad_keys_are_refused_naming_them() {
         let short = BTreeMap::from([("k1".to_string(), vec![1u8; 16])]);
-        assert!(matches!(Keyring::new("k1", &short), Err(SecretError::Config(m)) if m.contains("k1")));
+        assert!(
+            matches!(Keyring::new("k1", &short), Err(SecretError::Config(m)) if m.contains("k1"))
+        );
         let fine = BTreeMap::from([("k1".to_string(), vec![1u8; 32])]);
-        assert!(matches!(Keyring::new("k9", &fine), Err(SecretError::Config(m)) if m.contains("k9")));
+        assert!(
+            matches!(Keyring::new("k9", &fine), Err(SecretError::Config(m)) if m.contains("k9"))
+        );
     }
 }

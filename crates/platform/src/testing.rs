@@ -44,6 +44,12 @@ pub fn test_settings(data_dir: &std::path::Path) -> settings::Settings {
         // events would otherwise pile up, unconsumed, in the meals queue that
         // every later meals test must drain first (20,000 after the registry
         // tests alone, enough to time a meals test out).
+        // Replicas share their secrets' keys through the configuration.
+        s.secrets.keys.insert(
+            "t1".into(),
+            "dGVzdC1rZXktb2YtdGhpcnR5LXR3by1ieXRlcy0xMjM".into(),
+        );
+        s.secrets.current = "t1".into();
         s.bus.exchange = unique_name("t_portal");
         s.bus.declare_all_queues = false;
         if let Ok(url) = std::env::var("PORTAL_TEST_AMQP_URL") {

@@ -27,6 +27,9 @@ pub struct Settings {
     /// The meals service's day close.
     #[serde(default)]
     pub meals: MealsSettings,
+    /// Keys that seal secrets at rest.
+    #[serde(default)]
+    pub secrets: SecretsSettings,
     /// Per-service overrides, keyed by service name.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceSettings>,
@@ -160,6 +163,21 @@ impl Default for MealsSettings {
     }
 }
 
+/// The keys that seal secrets at rest (acquiring merchant passwords, callback
+/// secrets) with AES-256-GCM.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecretsSettings {
+    /// Key id → base64 of 32 random bytes (`openssl rand -base64 32`). Every key
+    /// opens what it sealed; `current` seals. Empty: the key file.
+    pub keys: BTreeMap<String, String>,
+    /// The id of the key that seals, one of `keys`.
+    pub current: String,
+    /// The key file used when `keys` is empty; `<data_dir>/keys/secrets.toml`
+    /// by default, created on the embedded mode's first start.
+    pub key_file: PathBuf,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
@@ -217,6 +235,7 @@ impl Default for Settings {
                 dir: PathBuf::new(),
             },
             meals: MealsSettings::default(),
+            secrets: SecretsSettings::default(),
             services: BTreeMap::new(),
         }
     }
@@ -320,6 +339,15 @@ impl Settings {
         }
         if self.auth.audience.trim().is_empty() {
             return bad("auth.audience", "must name this platform's audience".into());
+        }
+        if !self.secrets.keys.is_empty() && !self.secrets.keys.contains_key(&self.secrets.current) {
+            return bad(
+                "secrets.current",
+                format!(
+                    "`{}` is not one of the keys in `secrets.keys`",
+                    self.secrets.current
+                ),
+            );
         }
         if self.http.max_upload_mib == 0 {
             return bad("http.max_upload_mib", "must be at least 1".into());
@@ -496,6 +524,12 @@ fn collect_keys(value: &serde_json::Value, prefix: String, out: &mut Vec<String>
 /// (`PORTAL_SERVICES__<NAME>__DATABASE_URL`) are accepted for any service name.
 pub fn is_known_env_key(name: &str) -> bool {
     if known_env_keys().iter().any(|k| k == name) {
+        return true;
+    }
+    if name
+        .strip_prefix("PORTAL_SECRETS__KEYS__")
+        .is_some_and(|id| !id.is_empty())
+    {
         return true;
     }
     let Some(rest) = name.strip_prefix("PORTAL_SERVICES__") else {

@@ -38,6 +38,17 @@ impl Service for PaymentsService {
         doc
     }
 
+    fn reseal_secrets(
+        &self,
+        db: &storage::Db,
+        keys: &platform::secrets::Keyring,
+    ) -> Result<usize, String> {
+        let mut conn = db.conn().map_err(|e| e.to_string())?;
+        use diesel::Connection;
+        conn.transaction(|c| store::acquiring::reseal(c, keys))
+            .map_err(|e| e.to_string())
+    }
+
     fn start(
         &self,
         ctx: &ServiceContext,

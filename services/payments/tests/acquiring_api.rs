@@ -823,3 +823,66 @@ async fn the_balance_after_everything_is_exact_to_the_kopeck() {
     assert_eq!(account["balance"], "1500.01");
     w.finish().await;
 }
+
+/// The stored merchant password and callback secret, as the table holds them.
+async fn stored_secrets(app: &TestApp) -> (String, String) {
+    use diesel::prelude::*;
+    use payments::store::acquiring::acquiring_organizers as t;
+    app.context("payments")
+        .db
+        .read(|c| {
+            t::table
+                .find("org-1")
+                .select((t::merchant_password, t::callback_secret))
+                .first::<(String, String)>(c)
+                .map_err(storage::StorageError::from)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_are_sealed_at_rest_and_opened_only_where_used() {
+    let w = world().await;
+    let (password, secret) = stored_secrets(&w.app).await;
+    let current = w.app.context("payments").secrets.current().to_string();
+    for stored in [&password, &secret] {
+        assert!(
+            stored.starts_with(&format!("sealed:v1:{current}:")),
+            "{stored}"
+        );
+        assert!(!stored.contains(PASSWORD) && !stored.contains(SECRET));
+    }
+    // A sealed value moved into the other column does not open there.
+    let keys = w.app.context("payments").secrets.clone();
+    assert!(keys
+        .open(&password, "acquiring_organizers.callback_secret:org-1")
+        .is_err());
+
+    // The flow opens them where they are used: the bank takes the password and
+    // the callback's checksum verifies with the secret.
+    let order = w.top_up("300.00", "k-sealed").await;
+    assert!(w.bank.pay(&order));
+    assert_eq!(w.callback(&order, "deposited", 1).await, 200);
+    assert_eq!(w.balance(ACCOUNT).await, m("300.00"));
+
+    // Saved again, they are sealed afresh (a new nonce), not copied.
+    let res = w
+        .put_settings(
+            &w.organizer,
+            json!({ "base_url": w.bank.base_url(), "merchant_login": "org-1-shop" }),
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let (password_again, _) = stored_secrets(&w.app).await;
+    assert_ne!(password_again, password);
+    assert_eq!(
+        keys.open(
+            &password_again,
+            "acquiring_organizers.merchant_password:org-1"
+        )
+        .unwrap(),
+        PASSWORD
+    );
+    w.finish().await;
+}

@@ -742,3 +742,106 @@ async fn concurrent_requests_take_effect_once() {
         Err(_) => panic!("app still shared"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_uin_payment_is_matched_by_hand_with_a_reason_once() {
+    let app = app().await;
+    let t = tokens(&app);
+    let uin = charge(&app, &t.zags, "m", "300.00").await;
+    // The payer mistyped the УИН: a well-formed one nobody issued.
+    let typo = Uin::with_check_digit("9999999900000009998")
+        .unwrap()
+        .to_string();
+    let (_, p) = pay(&app, &t.bank, "P-typo", &typo, "300.00").await;
+    assert_eq!(p["outcome"], "unknown_uin");
+    let match_it = |token: String, payment: &'static str, body: Value| {
+        let app = &app;
+        async move {
+            let res = reqwest::Client::new()
+                .post(app.url(&format!("{BASE}/payments/{payment}/match")))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    // Only the operator; a reason is required; the charge must exist.
+    let (status, _) = match_it(
+        t.zags.clone(),
+        "P-typo",
+        json!({"uin": uin, "reason": "письмо плательщика"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, problem) = match_it(
+        t.operator.clone(),
+        "P-typo",
+        json!({"uin": uin, "reason": " "}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(field(&problem), "reason");
+    let nobody = Uin::with_check_digit("9999999900000009997")
+        .unwrap()
+        .to_string();
+    let (status, _) = match_it(
+        t.operator.clone(),
+        "P-typo",
+        json!({"uin": nobody, "reason": "письмо"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = match_it(
+        t.operator.clone(),
+        "P-none",
+        json!({"uin": uin, "reason": "письмо"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, view) = get(&app, &t.zags, &format!("/charges/{uin}")).await;
+    assert_eq!(view["status"], "active", "nothing changed so far");
+
+    let (status, matched) = match_it(
+        t.operator.clone(),
+        "P-typo",
+        json!({"uin": uin, "reason": "письмо плательщика с квитанцией"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{matched}");
+    assert_eq!(matched["payment"]["outcome"], "matched");
+    assert_eq!(
+        matched["payment"]["uin"],
+        typo.as_str(),
+        "the payment keeps what it quoted"
+    );
+    assert_eq!(matched["charge_uin"], uin.as_str());
+    assert_eq!(matched["outcome_before"], "unknown_uin");
+    assert_eq!(matched["reason"], "письмо плательщика с квитанцией");
+    assert_eq!(matched["matched_by"], "op-1");
+    // The quittance follows: the charge is paid and the payment is its.
+    let (_, view) = get(&app, &t.zags, &format!("/charges/{uin}")).await;
+    assert_eq!(view["status"], "paid");
+    assert_eq!(view["balance"], "0.00");
+    assert_eq!(view["payments"].as_array().unwrap().len(), 1);
+    let (_, report) = get(
+        &app,
+        &t.zags,
+        &format!("/quittance-report?from={TODAY}&to={TODAY}"),
+    )
+    .await;
+    assert_eq!(report["lines"][0]["outcome"], "matched", "{report}");
+    // Once: a second match (or of a payment matched by its УИН) changes nothing.
+    let (status, problem) = match_it(
+        t.operator.clone(),
+        "P-typo",
+        json!({"uin": uin, "reason": "ещё раз"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+    let (_, view) = get(&app, &t.zags, &format!("/charges/{uin}")).await;
+    assert_eq!(view["payments"].as_array().unwrap().len(), 1);
+    app.stop().await;
+}

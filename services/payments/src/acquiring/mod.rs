@@ -365,9 +365,10 @@ pub async fn create_top_up(
     request: TopUpRequest,
 ) -> Result<TopUp, AcquiringError> {
     let organizer = request.organizer.clone();
+    let keys = ctx.secrets.clone();
     let config = ctx
         .db
-        .read(move |conn| db::find_config(conn, &organizer))
+        .read(move |conn| db::find_config(conn, &organizer, &keys))
         .await?
         .ok_or_else(|| AcquiringError::NotConfigured(request.organizer.clone()))?;
     let limit = Money::from_kopecks(config.top_up_limit_kopecks);
@@ -493,11 +494,12 @@ async fn order_and_config(
     ctx: &ServiceContext,
     id: String,
 ) -> Result<(OrderRow, OrganizerAcquiring), AcquiringError> {
+    let keys = ctx.secrets.clone();
     ctx.db
         .read(move |conn| {
             let order = db::find_order(conn, &id)?
                 .ok_or_else(|| AcquiringError::UnknownOrder(id.clone()))?;
-            let config = db::find_config(conn, &order.organizer)?
+            let config = db::find_config(conn, &order.organizer, &keys)?
                 .ok_or_else(|| AcquiringError::NotConfigured(order.organizer.clone()))?;
             Ok::<_, AcquiringError>((order, config))
         })

@@ -212,10 +212,11 @@ async fn put_settings(
     }
     let author = caller.subject.clone();
     let at = ctx.clock.now().naive_utc();
+    let keys = ctx.secrets.clone();
     let saved = ctx
         .db
         .write(move |conn| {
-            let old = db::find_config(conn, &organizer)?;
+            let old = db::find_config(conn, &organizer, &keys)?;
             let keep = |new: Option<String>, old: Option<String>, field: &str| {
                 new.or(old)
                     .ok_or_else(|| Problem::invalid(field, "required the first time"))
@@ -242,7 +243,7 @@ async fn put_settings(
                 updated_by: author,
                 updated_at: at,
             };
-            db::save_config(conn, &config)?;
+            db::save_config(conn, &config, &keys)?;
             // The clearing account exists before the first credit, so
             // concurrent first credits never race to open it.
             store::ensure_system_account(
@@ -272,9 +273,10 @@ async fn get_settings(
     if !may_configure(&caller, &organizer) {
         return Err(Problem::forbidden(format!("you do not act for organizer {organizer}")).into());
     }
+    let keys = ctx.secrets.clone();
     let config = ctx
         .db
-        .read(move |conn| db::find_config(conn, &organizer))
+        .read(move |conn| db::find_config(conn, &organizer, &keys))
         .await?
         .ok_or_else(|| Problem::not_found("no acquiring bank is set for this organizer"))?;
     Ok(HttpResponse::Ok().json(settings_view(config)))
@@ -560,13 +562,14 @@ async fn callback(
     get("status")?;
     get("checksum")?;
     let lookup = order_number.clone();
+    let keys = ctx.secrets.clone();
     let found = ctx
         .db
         .read(move |conn| {
             let Some(order) = db::find_order(conn, &lookup)? else {
                 return Ok::<_, StoreError>(None);
             };
-            let config = db::find_config(conn, &order.organizer)?;
+            let config = db::find_config(conn, &order.organizer, &keys)?;
             Ok(config.map(|c| (order, c)))
         })
         .await?;

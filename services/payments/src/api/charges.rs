@@ -63,6 +63,12 @@ impl From<ChargeStoreError> for ApiError {
                 "prefix-taken",
                 format!("prefix {prefix} belongs to supplier {owner}"),
             ),
+            ChargeStoreError::UnknownPayment(id) => {
+                Problem::not_found(format!("payment {id} does not exist"))
+            }
+            e @ ChargeStoreError::NotUnmatched { .. } => {
+                Problem::conflict("payment-matched", e.to_string())
+            }
             ChargeStoreError::Storage(s) => Problem::from(s),
             other @ (ChargeStoreError::Issue(_) | ChargeStoreError::Corrupt(_)) => {
                 Problem::internal(other)
@@ -80,6 +86,10 @@ pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
         .route("/charges/{uin}", web::get().to(get_charge))
         .route("/charges/{uin}/cancel", web::post().to(cancel_charge))
         .route("/payments", web::post().to(receive_payment))
+        .route(
+            "/payments/{payment_id}/match",
+            web::post().to(match_payment),
+        )
         .route("/quittance-report", web::get().to(quittance_report))
         .route(
             "/suppliers/{participant}",
@@ -89,8 +99,8 @@ pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(create_charge, list_charges, get_charge, cancel_charge, receive_payment, quittance_report, configure_supplier),
-    components(schemas(ChargeInput, PayerInput, PayeeInput, PaymentInput, ChargeView, ChargePayment, ChargePage,
+    paths(create_charge, list_charges, get_charge, cancel_charge, receive_payment, match_payment, quittance_report, configure_supplier),
+    components(schemas(ChargeInput, PayerInput, PayeeInput, PaymentInput, ChargeView, ChargePayment, ChargePage, MatchBody, ManualMatchView,
         PayerView, CancelRequest, PaymentResult, ReportLine, QuittanceReport, OutcomeTotal, SupplierConfig, SupplierView,
         ChargeStatus, ChargeQuittance, QuittanceOutcome)),
     tags((name = "unip", description = "ИС УНиП: charges (начисления), payments and quittance (квитирование); state-service fees, separate from the personal-account ledger"))
@@ -602,6 +612,88 @@ async fn receive_payment(
         charge_status,
         source: p.source.clone(),
         received_at: tyumen(p.received_at),
+    }))
+}
+
+/// The operator's match of an `unknown_uin` payment to a charge.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatchBody {
+    /// The charge the payment was meant for.
+    pub uin: String,
+    /// Why (e.g. the payer's letter with the receipt): kept in the audit record.
+    pub reason: String,
+}
+
+/// A payment matched by hand, with the audit record.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ManualMatchView {
+    pub payment: PaymentResult,
+    /// The УИН the payment itself quoted (unchanged).
+    pub claimed_uin: String,
+    pub charge_uin: String,
+    pub outcome_before: QuittanceOutcome,
+    pub reason: String,
+    pub matched_by: String,
+    /// Tyumen local time.
+    pub matched_at: String,
+}
+
+/// Match an `unknown_uin` payment (a typo in the УИН) to the charge it was
+/// meant for, with a reason; the operator only. The quittance follows as if
+/// the payment had named the charge; the audit record keeps who, when, why and
+/// the УИН the payment quoted.
+#[utoipa::path(post, path = "/api/payments/unip/payments/{payment_id}/match", tag = "unip", request_body = MatchBody,
+    params(("payment_id" = String, Path, description = "The payment id (УИП)")),
+    security(("bearer" = [])),
+    responses((status = 200, body = ManualMatchView), (status = 400, body = Problem), (status = 403, body = Problem),
+        (status = 404, body = Problem, description = "No such payment or charge"),
+        (status = 409, body = Problem, description = "The payment is matched already (by its УИН or by hand); nothing changed")))]
+async fn match_payment(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+    body: web::Json<MatchBody>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(&[Role::OperatorAdmin])?;
+    let payment_id = path.into_inner();
+    let body = body.into_inner();
+    let uin = primitives::Uin::parse(body.uin.trim())
+        .map_err(|e| Problem::invalid("uin", e.to_string()))?
+        .to_string();
+    Problem::require_text("reason", &body.reason)?;
+    let reason = body.reason.trim().to_string();
+    let (by, now) = (caller.subject.clone(), ctx.clock.now().naive_utc());
+    let (received, record) = ctx
+        .db
+        .write(move |conn| store::match_by_hand(conn, &payment_id, &uin, &reason, &by, now))
+        .await?;
+    tracing::info!(payment = %record.payment_id, charge = %record.charge_uin, by = %record.matched_by, "payment matched to a charge by hand");
+    let p = &received.payment;
+    let charge_status = received
+        .charge
+        .as_ref()
+        .map(ChargeRow::status)
+        .transpose()?;
+    Ok(HttpResponse::Ok().json(ManualMatchView {
+        payment: PaymentResult {
+            payment_id: p.payment_id.clone(),
+            uin: p.uin.clone(),
+            amount: Money::from_kopecks(p.amount_kopecks),
+            payment_date: p.payment_date,
+            outcome: p.outcome()?,
+            remaining: p.remaining_kopecks.map(Money::from_kopecks),
+            overpayment: Money::from_kopecks(p.overpayment_kopecks),
+            charge_status,
+            source: p.source.clone(),
+            received_at: tyumen(p.received_at),
+        },
+        claimed_uin: record.claimed_uin,
+        charge_uin: record.charge_uin,
+        outcome_before: QuittanceOutcome::UnknownUin,
+        reason: record.reason,
+        matched_by: record.matched_by,
+        matched_at: tyumen(record.matched_at),
     }))
 }
 

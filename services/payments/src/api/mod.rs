@@ -40,6 +40,8 @@ impl From<StoreError> for ApiError {
                 "already-reversed",
                 format!("movement {m} has been reversed already"),
             ),
+            // The operator's matter (a key missing from the ring), never the caller's.
+            StoreError::Secret(s) => Problem::internal(s),
             StoreError::Storage(s) => Problem::from(s),
         })
     }

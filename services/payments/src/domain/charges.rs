@@ -38,7 +38,8 @@
 //! quoting one that was not issued yet is a payer's or bank's typo, and
 //! crediting it to whichever charge happens to get that number would pay the
 //! wrong person's debt. Such payments stay in the quittance report for the
-//! operator to resolve.
+//! operator to resolve: the operator matches one to the charge it was meant for
+//! by hand, with a reason (`store::charges::match_by_hand`, audited).
 //!
 //! `balance` = amount − sum of matched payments (as ГИС ГМП defines it; there
 //! are no refunds here): positive while something is owed, negative when

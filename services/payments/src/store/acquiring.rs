@@ -4,6 +4,7 @@
 //! loser sees zero rows changed instead of a lost update.
 
 use diesel::prelude::*;
+use platform::secrets::Keyring;
 use storage::DbConnection;
 
 use super::StoreError;
@@ -71,28 +72,99 @@ pub struct OrganizerAcquiring {
     pub updated_at: chrono::NaiveDateTime,
 }
 
+/// The row's identity bound into a sealed secret: a sealed value copied into
+/// another organizer's row (or the other column) does not open there.
+fn secret_context(organizer: &str, column: &str) -> String {
+    format!("acquiring_organizers.{column}:{organizer}")
+}
+
+/// The organizer's settings with the secrets opened, for the one place that
+/// uses them; the table holds them sealed (see [`platform::secrets`]).
 pub fn find_config(
     conn: &mut DbConnection,
     organizer: &str,
+    keys: &Keyring,
 ) -> Result<Option<OrganizerAcquiring>, StoreError> {
-    Ok(acquiring_organizers::table
+    let Some(mut row) = acquiring_organizers::table
         .find(organizer)
         .select(OrganizerAcquiring::as_select())
         .first(conn)
-        .optional()?)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    row.merchant_password = keys.open(
+        &row.merchant_password,
+        &secret_context(&row.organizer, "merchant_password"),
+    )?;
+    row.callback_secret = keys.open(
+        &row.callback_secret,
+        &secret_context(&row.organizer, "callback_secret"),
+    )?;
+    Ok(Some(row))
 }
 
-/// Replaces the organizer's settings, or creates them.
-pub fn save_config(conn: &mut DbConnection, config: &OrganizerAcquiring) -> Result<(), StoreError> {
-    let updated = diesel::update(acquiring_organizers::table.find(&config.organizer))
-        .set(config)
+/// Replaces the organizer's settings, or creates them; the secrets are sealed
+/// with the current key before they reach the table.
+pub fn save_config(
+    conn: &mut DbConnection,
+    config: &OrganizerAcquiring,
+    keys: &Keyring,
+) -> Result<(), StoreError> {
+    let mut sealed = config.clone();
+    sealed.merchant_password = keys.seal(
+        &config.merchant_password,
+        &secret_context(&config.organizer, "merchant_password"),
+    )?;
+    sealed.callback_secret = keys.seal(
+        &config.callback_secret,
+        &secret_context(&config.organizer, "callback_secret"),
+    )?;
+    let updated = diesel::update(acquiring_organizers::table.find(&sealed.organizer))
+        .set(&sealed)
         .execute(conn)?;
     if updated == 0 {
         diesel::insert_into(acquiring_organizers::table)
-            .values(config)
+            .values(&sealed)
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// Seals every stored secret that is not sealed with the current key (or not
+/// sealed at all, from before secrets were) again with it; returns how many.
+pub fn reseal(conn: &mut DbConnection, keys: &Keyring) -> Result<usize, StoreError> {
+    let rows: Vec<(String, String, String)> = acquiring_organizers::table
+        .select((
+            acquiring_organizers::organizer,
+            acquiring_organizers::merchant_password,
+            acquiring_organizers::callback_secret,
+        ))
+        .order(acquiring_organizers::organizer)
+        .load(conn)?;
+    let mut sealed = 0;
+    for (organizer, password, secret) in rows {
+        let again = |stored: &str, column: &str| -> Result<Option<String>, StoreError> {
+            if keys.is_current(stored) {
+                return Ok(None);
+            }
+            let context = secret_context(&organizer, column);
+            Ok(Some(keys.seal(&keys.open(stored, &context)?, &context)?))
+        };
+        if let Some(value) = again(&password, "merchant_password")? {
+            diesel::update(acquiring_organizers::table.find(&organizer))
+                .set(acquiring_organizers::merchant_password.eq(value))
+                .execute(conn)?;
+            sealed += 1;
+        }
+        if let Some(value) = again(&secret, "callback_secret")? {
+            diesel::update(acquiring_organizers::table.find(&organizer))
+                .set(acquiring_organizers::callback_secret.eq(value))
+                .execute(conn)?;
+            sealed += 1;
+        }
+    }
+    Ok(sealed)
 }
 
 /// A top-up order.

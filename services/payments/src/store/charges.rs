@@ -86,6 +86,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    unip_manual_matches (payment_id) {
+        payment_id -> Text,
+        charge_uin -> Text,
+        claimed_uin -> Text,
+        outcome_before -> Text,
+        outcome_after -> Text,
+        reason -> Text,
+        matched_by -> Text,
+        matched_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(unip_charge_parties -> unip_charges (uin));
 diesel::allow_tables_to_appear_in_same_query!(unip_charges, unip_charge_parties, unip_payments);
 
@@ -107,6 +120,10 @@ pub enum ChargeStoreError {
     PrefixTaken { prefix: String, owner: String },
     #[error(transparent)]
     Issue(#[from] IssueError),
+    #[error("payment {0} does not exist")]
+    UnknownPayment(String),
+    #[error("payment {payment_id} is {outcome}, not unknown_uin: only a payment whose УИН named no charge is matched by hand")]
+    NotUnmatched { payment_id: String, outcome: String },
     #[error("stored charge data is inconsistent: {0}")]
     Corrupt(String),
     #[error(transparent)]
@@ -621,6 +638,98 @@ pub fn receive_payment(
         payment: row,
         charge,
     })
+}
+
+/// An operator's match of a payment to a charge (the audit record).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = unip_manual_matches)]
+pub struct ManualMatch {
+    pub payment_id: String,
+    pub charge_uin: String,
+    pub claimed_uin: String,
+    pub outcome_before: String,
+    pub outcome_after: String,
+    pub reason: String,
+    pub matched_by: String,
+    pub matched_at: NaiveDateTime,
+}
+
+/// Matches an `unknown_uin` payment (a payer's or bank's typo in the УИН) to
+/// the charge `uin` by hand: the quittance is computed as if the payment had
+/// named it, the charge's paid sum and status follow, and the match is
+/// recorded with the operator's reason. The payment keeps the УИН it claimed.
+/// Two operators at once: the second finds the payment matched (409).
+pub fn match_by_hand(
+    conn: &mut DbConnection,
+    payment_id: &str,
+    uin: &str,
+    reason: &str,
+    by: &str,
+    now: NaiveDateTime,
+) -> Result<(Received, ManualMatch), ChargeStoreError> {
+    let payment = find_payment(conn, payment_id)?
+        .ok_or_else(|| ChargeStoreError::UnknownPayment(payment_id.to_string()))?;
+    let unknown = QuittanceOutcome::UnknownUin.as_str();
+    if payment.outcome != unknown {
+        return Err(ChargeStoreError::NotUnmatched {
+            payment_id: payment_id.to_string(),
+            outcome: payment.outcome,
+        });
+    }
+    let charge =
+        lock_charge(conn, uin)?.ok_or_else(|| ChargeStoreError::UnknownCharge(uin.to_string()))?;
+    let q = charges::quittance(
+        Some(&charge.state()?),
+        Money::from_kopecks(payment.amount_kopecks),
+    );
+    // Claimed only while still unmatched: a concurrent match changes no row here.
+    let claimed = diesel::update(
+        unip_payments::table
+            .find(payment_id)
+            .filter(unip_payments::outcome.eq(unknown)),
+    )
+    .set((
+        unip_payments::charge_uin.eq(&charge.uin),
+        unip_payments::supplier.eq(&charge.supplier),
+        unip_payments::outcome.eq(q.outcome.as_str()),
+        unip_payments::remaining_kopecks.eq(q.remaining.map(|m| m.kopecks())),
+        unip_payments::overpayment_kopecks.eq(q.overpayment.kopecks()),
+    ))
+    .execute(conn)?;
+    if claimed == 0 {
+        let now_is = find_payment(conn, payment_id)?
+            .map(|p| p.outcome)
+            .unwrap_or_default();
+        return Err(ChargeStoreError::NotUnmatched {
+            payment_id: payment_id.to_string(),
+            outcome: now_is,
+        });
+    }
+    if let (true, Some(after)) = (q.outcome.is_matched(), q.charge_after) {
+        diesel::update(unip_charges::table.find(&charge.uin))
+            .set((
+                unip_charges::paid_kopecks.eq(after.paid.kopecks()),
+                unip_charges::status.eq(after.status.as_str()),
+            ))
+            .execute(conn)?;
+    }
+    let record = ManualMatch {
+        payment_id: payment_id.to_string(),
+        charge_uin: charge.uin.clone(),
+        claimed_uin: payment.uin.clone(),
+        outcome_before: unknown.to_string(),
+        outcome_after: q.outcome.as_str().to_string(),
+        reason: reason.to_string(),
+        matched_by: by.to_string(),
+        matched_at: now,
+    };
+    diesel::insert_into(unip_manual_matches::table)
+        .values(&record)
+        .execute(conn)?;
+    let payment = find_payment(conn, payment_id)?
+        .ok_or_else(|| ChargeStoreError::UnknownPayment(payment_id.to_string()))?;
+    let charge = find_charge(conn, &charge.uin)?;
+    Ok((Received { payment, charge }, record))
 }
 
 pub fn find_payment(

@@ -73,6 +73,9 @@ pub enum StoreError {
     UnknownMovement(String),
     #[error("movement {0} has been reversed already")]
     AlreadyReversed(String),
+    /// A stored secret does not open (see `platform::secrets`).
+    #[error(transparent)]
+    Secret(#[from] platform::secrets::SecretError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }

@@ -1,0 +1,1 @@
+DROP TABLE unip_manual_matches;
