@@ -148,6 +148,21 @@ impl Portal {
         }
     }
 
+    /// Opens the personal account `account` over REST as `operator`.
+    async fn open_account(&self, operator: &str, account: &str) {
+        let res = reqwest::Client::new()
+            .post(format!("{}/api/payments/accounts", self.base))
+            .bearer_auth(operator)
+            .json(&json!({
+                "account": account, "student_name": "Петрова Анна", "school": "s1",
+                "class_name": "1Б", "municipality": "tyumen", "organizer": "org-1"
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+
     /// Stops the process gracefully (unless it is stopped) and starts it again
     /// in the same directory with the same configuration.
     async fn restart(&mut self) {
@@ -255,17 +270,7 @@ async fn portal_serves_from_a_clean_directory_and_stops_gracefully() {
         "the error names the bad role"
     );
 
-    let res = http
-        .post(format!("{}/api/payments/accounts", portal.base))
-        .bearer_auth(&operator)
-        .json(&json!({
-            "account": "ls-1", "student_name": "Петрова Анна", "school": "s1", "class_name": "1Б",
-            "municipality": "tyumen", "organizer": "org-1"
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    portal.open_account(&operator, "ls-1").await;
     let res = http
         .get(format!("{}/api/payments/accounts/ls-1", portal.base))
         .bearer_auth(&operator)
@@ -412,17 +417,7 @@ async fn a_settable_clock_runs_the_embedded_platform_from_a_chosen_time() {
     let out = portal.cli(&["token", "--role", "operator_admin", "--subject", "op-1"]);
     let operator = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let http = reqwest::Client::new();
-    let res = http
-        .post(format!("{}/api/payments/accounts", portal.base))
-        .bearer_auth(&operator)
-        .json(&json!({
-            "account": "ls-1", "student_name": "Петрова Анна", "school": "s1", "class_name": "1Б",
-            "municipality": "tyumen", "organizer": "org-1"
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+    portal.open_account(&operator, "ls-1").await;
     let adjust = |key: &'static str| {
         http.post(format!(
             "{}/api/payments/accounts/ls-1/adjustments",

@@ -385,6 +385,30 @@ pub struct Order {
     pub updated_at: NaiveDateTime,
 }
 
+/// A parent's order for a day and meal kind, replacing the one there was
+/// (unconfirmed again). Insert first, then update if the row exists: when two
+/// PUTs race on PostgreSQL, the second insert waits for the first's commit and
+/// then changes nothing, and the second updates; update-then-insert let both
+/// insert and one fail on the key.
+pub fn save_order(conn: &mut DbConnection, row: &Order) -> Result<(), StorageError> {
+    let inserted = storage::per_backend!(conn, |c| diesel::insert_into(orders::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    if inserted == 0 {
+        diesel::update(orders::table.find((&row.account, row.date, &row.meal_kind)))
+            .set((
+                orders::complex_id.eq(&row.complex_id),
+                orders::extras.eq(&row.extras),
+                orders::confirmed.eq(row.confirmed),
+                orders::updated_by.eq(&row.updated_by),
+                orders::updated_at.eq(row.updated_at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = meal_requests)]
 pub struct MealRequest {

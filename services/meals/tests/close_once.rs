@@ -173,3 +173,97 @@ async fn count(app: &TestApp, day: NaiveDate) -> Result<(i64, i64, i64), storage
         })
         .await
 }
+
+/// Two parents' PUTs of one order at once, as two transactions: the second
+/// starts after the first inserted and before it commits. Both succeed and one
+/// order stands, the later one's (update-then-insert made the second fail on
+/// the key on PostgreSQL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_orders_saved_at_once_are_one() {
+    let day = NaiveDate::from_ymd_opt(2026, 5, 12).unwrap();
+    let clock = calendar::FixedClock::at_local(day.and_hms_opt(9, 0, 0).unwrap());
+    let app = TestApp::spawn(vec![Arc::new(meals::MealsService)], clock).await;
+    let at = calendar::local_to_utc(day.and_hms_opt(9, 0, 0).unwrap()).naive_utc();
+    let db = app.context("meals").db.clone();
+    db.write(move |c| -> Result<(), storage::StorageError> {
+        diesel::insert_into(schools::table)
+            .values(&store::School {
+                id: "s1".into(),
+                municipality: "tyumen".into(),
+                name: "СОШ".into(),
+                credit_limit_kopecks: 0,
+                organizer: None,
+                created_at: at,
+            })
+            .execute(c)?;
+        diesel::insert_into(classes::table)
+            .values(&store::Class {
+                id: "4a".into(),
+                school_id: "s1".into(),
+                building_id: None,
+                name: "4А".into(),
+                shift: 1,
+            })
+            .execute(c)?;
+        diesel::insert_into(students::table)
+            .values(&store::Student {
+                account: "ls-1".into(),
+                school_id: "s1".into(),
+                class_id: "4a".into(),
+                full_name: "Ученик".into(),
+                birth_date: NaiveDate::from_ymd_opt(2016, 1, 1).unwrap(),
+                category: None,
+                meal_kinds: "lunch".into(),
+                menu_type: None,
+                home_schooled: 0,
+                active: 1,
+                created_at: at,
+            })
+            .execute(c)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let order = |extras: &str| store::Order {
+        account: "ls-1".into(),
+        date: day,
+        meal_kind: "lunch".into(),
+        complex_id: None,
+        extras: extras.into(),
+        confirmed: 0,
+        updated_by: "parent".into(),
+        updated_at: at,
+    };
+    let (first, second) = (order("[\"first\"]"), order("[\"second\"]"));
+    let (inserted_tx, inserted_rx) = std::sync::mpsc::channel();
+    let db1 = db.clone();
+    let a = std::thread::spawn(move || {
+        let mut conn = db1.conn().unwrap();
+        conn.transaction(|c| -> Result<(), storage::StorageError> {
+            store::save_order(c, &first)?;
+            inserted_tx.send(()).unwrap();
+            // The second transaction runs into this one's row meanwhile.
+            std::thread::sleep(Duration::from_millis(500));
+            Ok(())
+        })
+    });
+    inserted_rx.recv().unwrap();
+    let db2 = db.clone();
+    let b = std::thread::spawn(move || {
+        let mut conn = db2.conn().unwrap();
+        conn.transaction(|c| store::save_order(c, &second))
+    });
+    a.join().unwrap().unwrap();
+    b.join().unwrap().unwrap();
+    let stored: Vec<String> = db
+        .read(|c| {
+            meals::store::orders::table
+                .select(meals::store::orders::extras)
+                .load::<String>(c)
+                .map_err(storage::StorageError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, vec!["[\"second\"]".to_string()]);
+    app.stop().await;
+}

@@ -442,6 +442,20 @@ async fn two_weeks_around_the_may_holidays() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
+    // A parent's double click (or two devices) at once: each PUT answers, and
+    // one order stands (before, two inserts raced and one answered 500).
+    let path = order("ls-b", "2026-05-12");
+    let puts = (0..8).map(|i| {
+        let body = if i % 2 == 0 {
+            json!({"complex": "c1"})
+        } else {
+            json!({"complex": "c2"})
+        };
+        t.call(&app, "PUT", &path, &parent, Some(body))
+    });
+    for (s, v) in futures::future::join_all(puts).await {
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
     let v = t
         .ok(
             &app,
@@ -451,6 +465,7 @@ async fn two_weeks_around_the_may_holidays() {
             json!({"complex": "c2", "extras": [{"item": "juice"}]}),
         )
         .await;
+    assert_eq!(v["orders"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["orders"][0]["price"]["to_pay"], "110.67");
     t.ok(
         &app,

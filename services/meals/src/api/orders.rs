@@ -490,12 +490,7 @@ async fn put_order(
             }
             let extras_json = serde_json::to_string(&body.extras).map_err(Problem::internal)?;
             let row = store::Order { account: st.account.clone(), date: day, meal_kind: kind.clone(), complex_id, extras: extras_json, confirmed: 0, updated_by: who, updated_at: now };
-            let n = diesel::update(orders::table.find((&st.account, day, &kind)))
-                .set((orders::complex_id.eq(&row.complex_id), orders::extras.eq(&row.extras), orders::confirmed.eq(0), orders::updated_by.eq(&row.updated_by), orders::updated_at.eq(now)))
-                .execute(c)?;
-            if n == 0 {
-                diesel::insert_into(orders::table).values(&row).execute(c)?;
-            }
+            store::save_order(c, &row)?;
             Ok(summary(c, &school, &st, today, None)?)
         })
         .await?;

@@ -595,13 +595,18 @@ async fn receive_payment(
         }
         other => other?,
     };
+    Ok(HttpResponse::Created().json(payment_result(&received)?))
+}
+
+/// A stored payment as answered, with its charge's status after it.
+fn payment_result(received: &store::Received) -> Result<PaymentResult, ChargeStoreError> {
     let p = &received.payment;
     let charge_status = received
         .charge
         .as_ref()
         .map(ChargeRow::status)
         .transpose()?;
-    Ok(HttpResponse::Created().json(PaymentResult {
+    Ok(PaymentResult {
         payment_id: p.payment_id.clone(),
         uin: p.uin.clone(),
         amount: Money::from_kopecks(p.amount_kopecks),
@@ -612,7 +617,7 @@ async fn receive_payment(
         charge_status,
         source: p.source.clone(),
         received_at: tyumen(p.received_at),
-    }))
+    })
 }
 
 /// The operator's match of an `unknown_uin` payment to a charge.
@@ -669,25 +674,8 @@ async fn match_payment(
         .write(move |conn| store::match_by_hand(conn, &payment_id, &uin, &reason, &by, now))
         .await?;
     tracing::info!(payment = %record.payment_id, charge = %record.charge_uin, by = %record.matched_by, "payment matched to a charge by hand");
-    let p = &received.payment;
-    let charge_status = received
-        .charge
-        .as_ref()
-        .map(ChargeRow::status)
-        .transpose()?;
     Ok(HttpResponse::Ok().json(ManualMatchView {
-        payment: PaymentResult {
-            payment_id: p.payment_id.clone(),
-            uin: p.uin.clone(),
-            amount: Money::from_kopecks(p.amount_kopecks),
-            payment_date: p.payment_date,
-            outcome: p.outcome()?,
-            remaining: p.remaining_kopecks.map(Money::from_kopecks),
-            overpayment: Money::from_kopecks(p.overpayment_kopecks),
-            charge_status,
-            source: p.source.clone(),
-            received_at: tyumen(p.received_at),
-        },
+        payment: payment_result(&received)?,
         claimed_uin: record.claimed_uin,
         charge_uin: record.charge_uin,
         outcome_before: QuittanceOutcome::UnknownUin,
