@@ -110,6 +110,33 @@ async fn writes_are_checked_against_role_and_scope() {
     )
     .await;
     ok(s, &v);
+    // Another municipality's officer reusing the id learns nothing of whose it
+    // is (404, the other municipality unnamed); the operator, who sees both, a
+    // 409 naming it.
+    let ishim = app.token("officer-ishim", &[Role::MunicipalOfficer], |r| {
+        r.municipalities = vec!["ishim".into()]
+    });
+    let (s, v) = call(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1",
+        &ishim,
+        json!({"municipality": "ishim", "name": "Чужая"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert!(!v.to_string().contains("tyumen"), "{v}");
+    let operator = app.token("op", &[Role::OperatorAdmin], |_| {});
+    let (s, v) = call(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1",
+        &operator,
+        json!({"municipality": "ishim", "name": "Чужая"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("tyumen"), "{v}");
     // Only the school's own meal admin sets its credit, links and students.
     let (s, _) = call(
         &app,

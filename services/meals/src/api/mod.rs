@@ -188,6 +188,18 @@ pub(crate) fn require_admin_or_school_system(
     require_admin(caller, school)
 }
 
+/// An id taken by another tenant (a school of another municipality, a class
+/// of another school): the operator, who sees both, gets 409 naming the
+/// owner; anyone else 404 naming only what they asked for, so ids of schools,
+/// classes and municipalities they may not see are not told.
+pub(crate) fn elsewhere(sees_all: bool, kind: &str, theirs: String, owner: String) -> Problem {
+    if sees_all {
+        Problem::conflict(kind, owner)
+    } else {
+        Problem::not_found(theirs)
+    }
+}
+
 pub(crate) fn require_organizer(caller: &Caller, organizer: &str) -> Result<(), Problem> {
     caller.require(&[Role::MealOrganizer, Role::OperatorAdmin])?;
     if caller.may_act_for_organizer(organizer) {

@@ -450,13 +450,19 @@ async fn put_school(
     valid_id("municipality", &body.municipality)?;
     required("name", &body.name)?;
     require_municipal(&caller, &body.municipality)?;
+    let sees_all = caller.has_role(Role::OperatorAdmin);
     let now = ctx.clock.now().naive_utc();
     let sid = id.clone();
     ctx.db
         .write(move |c| -> Result<(), Problem> {
             match store::school(c, &sid)? {
-                Some(s) if s.municipality != body.municipality => Err(Problem::conflict(
+                Some(s) if s.municipality != body.municipality => Err(super::elsewhere(
+                    sees_all,
                     "school-elsewhere",
+                    format!(
+                        "school {sid} is not one of municipality {}'s",
+                        body.municipality
+                    ),
                     format!("school {sid} belongs to municipality {}", s.municipality),
                 )),
                 Some(_) => {
@@ -605,6 +611,7 @@ async fn put_building(
     let (sid, bid) = path.into_inner();
     let school = load_school(&ctx, &sid).await?;
     require_school_manager(&caller, &school)?;
+    let sees_all = caller.has_role(Role::OperatorAdmin);
     valid_id("building", &bid)?;
     required("name", &body.name)?;
     let body = body.into_inner();
@@ -616,8 +623,10 @@ async fn put_building(
                 .first(c)
                 .optional()?;
             match owner {
-                Some(o) if o != sid => Err(Problem::conflict(
+                Some(o) if o != sid => Err(super::elsewhere(
+                    sees_all,
                     "building-elsewhere",
+                    format!("building {bid} is not one of school {sid}'s"),
                     format!("building {bid} belongs to school {o}"),
                 )),
                 Some(_) => {
@@ -667,6 +676,7 @@ async fn put_class(
     let (sid, cid) = path.into_inner();
     let school = load_school(&ctx, &sid).await?;
     require_school_manager(&caller, &school)?;
+    let sees_all = caller.has_role(Role::OperatorAdmin);
     valid_id("class", &cid)?;
     required("name", &body.name)?;
     if !(1..=2).contains(&body.shift) {
@@ -696,8 +706,10 @@ async fn put_class(
                 shift: body.shift,
             };
             match store::class(c, &cid)? {
-                Some(existing) if existing.school_id != sid => Err(Problem::conflict(
+                Some(existing) if existing.school_id != sid => Err(super::elsewhere(
+                    sees_all,
                     "class-elsewhere",
+                    format!("class {cid} is not one of school {sid}'s"),
                     format!("class {cid} belongs to school {}", existing.school_id),
                 )),
                 Some(_) => {
@@ -844,6 +856,7 @@ async fn put_student(
     let (sid, account) = path.into_inner();
     let school = load_school(&ctx, &sid).await?;
     super::require_admin_or_school_system(&caller, &school)?;
+    let sees_all = caller.has_role(Role::OperatorAdmin);
     valid_id("account", &account)?;
     required("full_name", &body.full_name)?;
     let birth: NaiveDate = super::date("birth_date", &body.birth_date)?;
@@ -863,8 +876,10 @@ async fn put_student(
                 })?;
             match store::student(c, &account)? {
                 Some(st) if st.school_id != school.id => {
-                    return Err(Problem::conflict(
+                    return Err(super::elsewhere(
+                        sees_all,
                         "student-elsewhere",
+                        format!("student {account} is not one of school {}'s", school.id),
                         format!("student {account} is registered at school {}", st.school_id),
                     ))
                 }
