@@ -570,14 +570,14 @@ async fn receive_payment(
     let received = ctx
         .db
         .write(move |conn| {
-            if let Some(participant) = own_charges_only {
-                let uin = payment.uin.to_string();
-                match store::find_charge(conn, &uin)? {
-                    Some(charge) if charge.supplier == participant => {}
-                    _ => return Err(ChargeStoreError::UnknownCharge(uin)),
-                }
-            }
-            store::receive_payment(conn, &payment, &source, &by, now)
+            store::receive_payment(
+                conn,
+                &payment,
+                &source,
+                own_charges_only.as_deref(),
+                &by,
+                now,
+            )
         })
         .await;
     let received = match received {

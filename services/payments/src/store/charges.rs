@@ -576,14 +576,24 @@ pub struct Received {
 }
 
 /// Stores a payment once per payment id and matches it to its charge by УИН
-/// (see the outcome table in `domain::charges`).
+/// (see the outcome table in `domain::charges`). With `only_supplier` (an
+/// information system reporting payments taken at its own counter) the УИН
+/// must name one of that supplier's charges, else `UnknownCharge` and nothing
+/// is stored: it neither pays into another's charge nor learns what it owes.
 pub fn receive_payment(
     conn: &mut DbConnection,
     payment: &ValidPayment,
     source: &str,
+    only_supplier: Option<&str>,
     by: &str,
     now: NaiveDateTime,
 ) -> Result<Received, ChargeStoreError> {
+    if let Some(supplier) = only_supplier {
+        let uin = payment.uin.as_str();
+        if find_charge(conn, uin)?.is_none_or(|c| c.supplier != supplier) {
+            return Err(ChargeStoreError::UnknownCharge(uin.to_string()));
+        }
+    }
     let present: Option<String> = unip_payments::table
         .find(&payment.payment_id)
         .select(unip_payments::outcome)
@@ -598,16 +608,7 @@ pub fn receive_payment(
     let charge = lock_charge(conn, payment.uin.as_str())?;
     let state = charge.as_ref().map(ChargeRow::state).transpose()?;
     let q = charges::quittance(state.as_ref(), payment.amount);
-    if q.outcome.is_matched() {
-        if let Some(after) = q.charge_after {
-            diesel::update(unip_charges::table.find(payment.uin.as_str()))
-                .set((
-                    unip_charges::paid_kopecks.eq(after.paid.kopecks()),
-                    unip_charges::status.eq(after.status.as_str()),
-                ))
-                .execute(conn)?;
-        }
-    }
+    apply_quittance(conn, payment.uin.as_str(), &q)?;
     let row = PaymentRow {
         payment_id: payment.payment_id.clone(),
         uin: payment.uin.to_string(),
@@ -638,6 +639,24 @@ pub fn receive_payment(
         payment: row,
         charge,
     })
+}
+
+/// A matched payment's effect on its (locked) charge: the paid sum and status
+/// after it.
+fn apply_quittance(
+    conn: &mut DbConnection,
+    uin: &str,
+    q: &charges::Quittance,
+) -> Result<(), ChargeStoreError> {
+    if let (true, Some(after)) = (q.outcome.is_matched(), &q.charge_after) {
+        diesel::update(unip_charges::table.find(uin))
+            .set((
+                unip_charges::paid_kopecks.eq(after.paid.kopecks()),
+                unip_charges::status.eq(after.status.as_str()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
 }
 
 /// An operator's match of a payment to a charge (the audit record).
@@ -705,14 +724,7 @@ pub fn match_by_hand(
             outcome: now_is,
         });
     }
-    if let (true, Some(after)) = (q.outcome.is_matched(), q.charge_after) {
-        diesel::update(unip_charges::table.find(&charge.uin))
-            .set((
-                unip_charges::paid_kopecks.eq(after.paid.kopecks()),
-                unip_charges::status.eq(after.status.as_str()),
-            ))
-            .execute(conn)?;
-    }
+    apply_quittance(conn, &charge.uin, &q)?;
     let record = ManualMatch {
         payment_id: payment_id.to_string(),
         charge_uin: charge.uin.clone(),
