@@ -271,16 +271,19 @@ fn secrets(settings: &settings::Settings, command: SecretsCommand) -> Result<(),
             Ok(())
         }
         SecretsCommand::Rotate { retire_old } => {
+            if retire_old && !settings.secrets.keys.is_empty() {
+                return Err(
+                    "--retire-old: the keys come from the configuration; remove the old ones there"
+                        .into(),
+                );
+            }
             if settings.secrets.keys.is_empty() {
                 let id = secrets::add_key(settings).map_err(|e| e.to_string())?;
                 println!("new key {id} is current");
             }
             let keys = secrets::Keyring::load(settings).map_err(|e| e.to_string())?;
             for service in portal::services() {
-                let db =
-                    platform::app::open_db(settings, service.name()).map_err(|e| e.to_string())?;
-                db.migrate(&platform::app::migration_sets(service.as_ref()))
-                    .map_err(|e| e.to_string())?;
+                let db = migrated_db(settings, service.as_ref())?;
                 let n = service
                     .reseal_secrets(&db, &keys)
                     .map_err(|e| format!("{}: {e}", service.name()))?;
@@ -291,9 +294,6 @@ fn secrets(settings: &settings::Settings, command: SecretsCommand) -> Result<(),
                 );
             }
             if retire_old {
-                if !settings.secrets.keys.is_empty() {
-                    return Err("--retire-old: the keys come from the configuration; remove the old ones there".into());
-                }
                 let retired = secrets::retire_old_keys(settings).map_err(|e| e.to_string())?;
                 println!("retired keys: {}", retired.join(", "));
             }
@@ -302,11 +302,20 @@ fn secrets(settings: &settings::Settings, command: SecretsCommand) -> Result<(),
     }
 }
 
+/// A service's database as configured, its migrations applied.
+fn migrated_db(
+    settings: &settings::Settings,
+    service: &dyn platform::Service,
+) -> Result<storage::Db, String> {
+    let db = platform::app::open_db(settings, service.name()).map_err(|e| e.to_string())?;
+    db.migrate(&platform::app::migration_sets(service))
+        .map_err(|e| e.to_string())?;
+    Ok(db)
+}
+
 fn migrate(settings: &settings::Settings, names: &[String]) -> Result<(), String> {
     for service in select(names)? {
-        let db = platform::app::open_db(settings, service.name()).map_err(|e| e.to_string())?;
-        db.migrate(&platform::app::migration_sets(service.as_ref()))
-            .map_err(|e| e.to_string())?;
+        migrated_db(settings, service.as_ref())?;
         println!("{}: migrations applied", service.name());
     }
     Ok(())
@@ -466,9 +475,7 @@ fn registry(settings: &settings::Settings, command: RegistryCommand) -> Result<(
     let size = std::fs::metadata(&file)
         .map_err(|e| format!("{}: {e}", file.display()))?
         .len();
-    let db = platform::app::open_db(settings, "payments").map_err(|e| e.to_string())?;
-    db.migrate(&platform::app::migration_sets(&payments::PaymentsService))
-        .map_err(|e| e.to_string())?;
+    let db = migrated_db(settings, &payments::PaymentsService)?;
     let request = payments::registry::ImportRequest {
         format,
         bank,

@@ -370,7 +370,6 @@ fn overlap(a0: NaiveDateTime, a1: NaiveDateTime, b0: NaiveDateTime, b1: NaiveDat
     }
 }
 
-/// `ru-2026.toml` → 2026.
 /// The production calendar files compiled into the binary.
 const BUILTIN: &[(&str, &str)] = &[
     (
@@ -387,6 +386,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// `ru-2026.toml` → 2026.
 fn year_from_file_name(name: &str) -> Option<i32> {
     let digits = name.strip_prefix("ru-")?.strip_suffix(".toml")?;
     if digits.len() == 4 && digits.bytes().all(|b| b.is_ascii_digit()) {

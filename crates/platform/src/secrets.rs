@@ -93,11 +93,7 @@ impl Keyring {
     pub fn load(settings: &settings::Settings) -> Result<Keyring, SecretError> {
         let s = &settings.secrets;
         if !s.keys.is_empty() {
-            let mut keys = BTreeMap::new();
-            for (id, text) in &s.keys {
-                keys.insert(id.clone(), decode_key(id, text)?);
-            }
-            return Keyring::new(&s.current, &keys);
+            return Keyring::new(&s.current, &decode_keys(&s.keys)?);
         }
         let path = key_file(settings);
         if !path.exists() {
@@ -114,15 +110,8 @@ impl Keyring {
     }
 
     fn from_file(path: &Path) -> Result<Keyring, SecretError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| SecretError::Config(format!("cannot read {}: {e}", path.display())))?;
-        let file: KeyFile = toml::from_str(&text)
-            .map_err(|e| SecretError::Config(format!("{}: {e}", path.display())))?;
-        let mut keys = BTreeMap::new();
-        for (id, text) in &file.keys {
-            keys.insert(id.clone(), decode_key(id, text)?);
-        }
-        Keyring::new(&file.current, &keys)
+        let file = read_key_file(path)?;
+        Keyring::new(&file.current, &decode_keys(&file.keys)?)
     }
 
     /// The id of the key that seals.
@@ -210,10 +199,7 @@ pub fn add_key(settings: &settings::Settings) -> Result<String, SecretError> {
     if !path.exists() {
         return create_key_file(&path);
     }
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| SecretError::Config(format!("cannot read {}: {e}", path.display())))?;
-    let mut file: KeyFile = toml::from_str(&text)
-        .map_err(|e| SecretError::Config(format!("{}: {e}", path.display())))?;
+    let mut file = read_key_file(&path)?;
     let id = new_key_id(&file.keys);
     file.keys.insert(id.clone(), B64.encode(fresh_key()?));
     file.current = id.clone();
@@ -225,10 +211,7 @@ pub fn add_key(settings: &settings::Settings) -> Result<String, SecretError> {
 /// sealed every row with it).
 pub fn retire_old_keys(settings: &settings::Settings) -> Result<Vec<String>, SecretError> {
     let path = key_file(settings);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| SecretError::Config(format!("cannot read {}: {e}", path.display())))?;
-    let mut file: KeyFile = toml::from_str(&text)
-        .map_err(|e| SecretError::Config(format!("{}: {e}", path.display())))?;
+    let mut file = read_key_file(&path)?;
     let current = file.current.clone();
     let retired: Vec<String> = file
         .keys
@@ -248,11 +231,24 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn decode_key(id: &str, text: &str) -> Result<Vec<u8>, SecretError> {
-    let text = text.trim();
-    B64.decode(text.trim_end_matches('='))
-        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(text))
-        .map_err(|_| SecretError::Config(format!("key `{id}` is not base64")))
+/// Key id → base64 text, as configured or in the key file, decoded.
+fn decode_keys(texts: &BTreeMap<String, String>) -> Result<BTreeMap<String, Vec<u8>>, SecretError> {
+    texts
+        .iter()
+        .map(|(id, text)| {
+            let text = text.trim();
+            B64.decode(text.trim_end_matches('='))
+                .or_else(|_| base64::engine::general_purpose::STANDARD.decode(text))
+                .map(|key| (id.clone(), key))
+                .map_err(|_| SecretError::Config(format!("key `{id}` is not base64")))
+        })
+        .collect()
+}
+
+fn read_key_file(path: &Path) -> Result<KeyFile, SecretError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| SecretError::Config(format!("cannot read {}: {e}", path.display())))?;
+    toml::from_str(&text).map_err(|e| SecretError::Config(format!("{}: {e}", path.display())))
 }
 
 fn fresh_key() -> Result<[u8; 32], SecretError> {

@@ -38,18 +38,18 @@ pub fn test_settings(data_dir: &std::path::Path) -> settings::Settings {
     if distributed() {
         s.storage.database_url = test_database_url();
         s.bus.backend = settings::BusBackend::Rabbitmq;
-        // An exchange of its own, and only the queues of the services it runs:
-        // what one test publishes reaches no other test's queues. The queues'
-        // names are the services' own, so a payments-only test's balance
-        // events would otherwise pile up, unconsumed, in the meals queue that
-        // every later meals test must drain first (20,000 after the registry
-        // tests alone, enough to time a meals test out).
         // Replicas share their secrets' keys through the configuration.
         s.secrets.keys.insert(
             "t1".into(),
             "dGVzdC1rZXktb2YtdGhpcnR5LXR3by1ieXRlcy0xMjM".into(),
         );
         s.secrets.current = "t1".into();
+        // An exchange of its own, and only the queues of the services it runs:
+        // what one test publishes reaches no other test's queues. The queues'
+        // names are the services' own, so a payments-only test's balance
+        // events would otherwise pile up, unconsumed, in the meals queue that
+        // every later meals test must drain first (20,000 after the registry
+        // tests alone, enough to time a meals test out).
         s.bus.exchange = unique_name("t_portal");
         s.bus.declare_all_queues = false;
         if let Ok(url) = std::env::var("PORTAL_TEST_AMQP_URL") {

@@ -15,9 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{local_now, resource, tyumen};
 use crate::domain::{self, MealPrice};
-use crate::store::{
-    self, attendance, meal_requests, meal_times, orders, request_lines, schools, students,
-};
+use crate::store::{self, attendance, meal_requests, meal_times, orders, request_lines, students};
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -95,14 +93,11 @@ async fn mark(
     path: web::Path<String>,
     body: web::Json<Attendance>,
 ) -> Result<HttpResponse, Problem> {
-    let class = path.into_inner();
-    let system = caller.has_role(Role::InformationSystem);
-    if !(teacher_of(&caller, &class) || system) {
-        return Err(Problem::not_found("no such class"));
-    }
-    let (class, school) = load_class(&ctx, &class).await?;
-    // The school's information system marks its own classes only.
-    if !teacher_of(&caller, &class.id) && !caller.may_see_school(&school.id) {
+    let (class, school) = load_class(&ctx, &path.into_inner()).await?;
+    // The class teacher, or the school's own information system.
+    let school_system =
+        caller.has_role(Role::InformationSystem) && caller.may_see_school(&school.id);
+    if !(teacher_of(&caller, &class.id) || school_system) {
         return Err(Problem::not_found("no such class"));
     }
     let day = super::date("date", &body.date)?;
@@ -661,12 +656,9 @@ async fn actual(
                     request_lines::to_pay_kopecks,
                 ))
                 .load(c)?;
-            let credit = Money::from_kopecks(
-                schools::table
-                    .find(&school_id)
-                    .select(schools::credit_limit_kopecks)
-                    .first(c)?,
-            );
+            let credit = store::school(c, &school_id)?
+                .map(|s| Money::from_kopecks(s.credit_limit_kopecks))
+                .ok_or_else(|| Problem::internal("the request's school vanished"))?;
             for (account, complex, included, to_pay) in lines {
                 let did = ate.contains(&account);
                 if did && complex.is_none() {
