@@ -7,5 +7,6 @@ pub fn services() -> Vec<Arc<dyn platform::Service>> {
     vec![
         Arc::new(payments::PaymentsService),
         Arc::new(meals::MealsService),
+        Arc::new(gateway::GatewayService),
     ]
 }

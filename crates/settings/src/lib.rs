@@ -27,6 +27,7 @@ pub struct Settings {
     /// The meals service's day close.
     #[serde(default)]
     pub meals: MealsSettings,
+    pub gateway: GatewaySettings,
     /// Keys that seal secrets at rest.
     #[serde(default)]
     pub secrets: SecretsSettings,
@@ -163,6 +164,56 @@ impl Default for MealsSettings {
     }
 }
 
+/// Which contour a gateway serves: test messages (smev:TestMsg present) or
+/// production ones, never both.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Contour {
+    Test,
+    Production,
+}
+
+impl Contour {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Contour::Test => "test",
+            Contour::Production => "production",
+        }
+    }
+}
+
+/// The XML gateway: who this platform is in the SMEV envelope, its contour and
+/// its limits.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySettings {
+    /// This platform's participant code: the Recipient of what it receives, the
+    /// Sender of what it answers.
+    pub code: String,
+    /// This platform's name in the envelope.
+    pub name: String,
+    pub contour: Contour,
+    /// The largest SOAP request, MiB; larger is refused (INVALID, HTTP 413).
+    pub max_body_mib: u64,
+    /// How long the gateway waits for a service's answer before it answers FAILURE.
+    pub service_timeout_ms: u64,
+    /// How long the message log keeps an exchange, days.
+    pub log_retention_days: u32,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        GatewaySettings {
+            code: "TMNPORTAL".into(),
+            name: "Портал услуг Тюменской области".into(),
+            contour: Contour::Production,
+            max_body_mib: 16,
+            service_timeout_ms: 10_000,
+            log_retention_days: 1_827,
+        }
+    }
+}
+
 /// The keys that seal secrets at rest (acquiring merchant passwords, callback
 /// secrets) with AES-256-GCM.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -235,6 +286,7 @@ impl Default for Settings {
                 dir: PathBuf::new(),
             },
             meals: MealsSettings::default(),
+            gateway: GatewaySettings::default(),
             secrets: SecretsSettings::default(),
             services: BTreeMap::new(),
         }

@@ -31,6 +31,19 @@ pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<
         Arc::new(AccountOpenedHandler {
             clock: ctx.clock.clone(),
         }),
+        cancel.clone(),
+    ));
+    let def = contracts::payments::BANK_REQUESTS;
+    let opts = ConsumerOptions::new(
+        "payments.bank-requests",
+        QueueSpec::new(def.queue, def.bindings),
+    );
+    tasks.extend(bus::spawn_responder(
+        &ctx.bus,
+        opts,
+        Arc::new(crate::banks::BankResponder {
+            clock: ctx.clock.clone(),
+        }),
         cancel,
     ));
     tasks

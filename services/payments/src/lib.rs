@@ -6,6 +6,7 @@ use platform::{Service, ServiceContext};
 
 pub mod acquiring;
 pub mod api;
+pub mod banks;
 pub mod consumers;
 pub mod domain;
 pub use platform::export;

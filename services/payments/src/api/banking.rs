@@ -1,5 +1,5 @@
-//! The check/pay/cancel protocol for banks, over REST (SOAP comes with the
-//! gateway). Protocol outcomes answer 200 with a result code; only authentication
+//! The check/pay/cancel protocol for banks, over REST (the gateway's SOAP door
+//! answers with the same `crate::banks`). Protocol outcomes answer 200 with a result code; only authentication
 //! and malformed requests answer with problem+json. A bank sees only its own
 //! transactions.
 
@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{tyumen, ApiError};
-use crate::domain::banking::{self, ResultCode};
-use crate::domain::ledger::{AccountKind, Movement, MovementKind};
-use crate::store::banking::{self as bank_store, BankPaymentRow};
-use crate::store::{self, system, StoreError};
+use crate::banks;
+use crate::domain::banking::ResultCode;
+use crate::store::banking as bank_store;
+use crate::store::StoreError;
 
 pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
     web::scope("/api/payments/banks")
@@ -61,42 +61,8 @@ pub struct CancelRequest {
     pub txn_id: String,
 }
 
-/// Every answer of the protocol.
-#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
-pub struct BankAnswer {
-    pub result: Option<ResultCode>,
-    /// The numeric result code.
-    pub code: u16,
-    /// True when the bank should retry later.
-    pub temporary: bool,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-    /// Masked, e.g. "Ива*** П.".
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub student: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub school: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>)]
-    pub balance: Option<Money>,
-    /// Our id of the accepted payment.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub payment_id: Option<String>,
-    /// When we accepted it (Tyumen time).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub accepted_at: Option<String>,
-}
-
-fn answer(result: ResultCode, message: impl Into<String>) -> BankAnswer {
-    BankAnswer {
-        result: Some(result),
-        code: result.code(),
-        temporary: result.is_temporary(),
-        message: message.into(),
-        ..Default::default()
-    }
-}
+/// Every answer of the protocol (the contract the SOAP door answers too).
+pub use contracts::payments::BankAnswer;
 
 /// The one bank the caller acts for.
 pub(crate) fn bank_of(caller: &Caller) -> Result<String, Problem> {
@@ -119,51 +85,11 @@ async fn check(
 ) -> Result<HttpResponse, ApiError> {
     bank_of(&caller)?;
     let account = body.into_inner().account;
-    if !crate::domain::ledger::is_account_id(&account) {
-        return Ok(HttpResponse::Ok().json(answer(
-            ResultCode::AccountFormatWrong,
-            "the account number is not in the expected format",
-        )));
-    }
-    let found = ctx
+    let answer = ctx
         .db
-        .read(move |conn| {
-            let Some(row) = store::find_account(conn, &account)? else {
-                return Ok::<_, StoreError>(None);
-            };
-            let balance = store::balance(conn, &row.id)?;
-            Ok(Some((row, balance)))
-        })
+        .read(move |conn| banks::check(conn, &account))
         .await?;
-    let result = match found {
-        Some((row, _)) if row.kind() != Some(AccountKind::Personal) => {
-            answer(ResultCode::AccountNotFound, "no such personal account")
-        }
-        None => answer(ResultCode::AccountNotFound, "no such personal account"),
-        Some((row, _)) if row.active != 1 => {
-            answer(ResultCode::AccountInactive, "the account is closed")
-        }
-        Some((row, balance)) => BankAnswer {
-            account: Some(row.id.clone()),
-            student: Some(banking::masked_name(&row.student_name)),
-            school: Some(row.school.clone()),
-            balance: Some(balance),
-            ..answer(ResultCode::Ok, "the account accepts payments")
-        },
-    };
-    Ok(HttpResponse::Ok().json(result))
-}
-
-fn duplicate(first: &BankPaymentRow) -> BankAnswer {
-    BankAnswer {
-        account: Some(first.account.clone()),
-        payment_id: Some(first.id.clone()),
-        accepted_at: Some(tyumen(first.accepted_at)),
-        ..answer(
-            ResultCode::Duplicate,
-            format!("transaction {} was accepted before", first.txn_id),
-        )
-    }
+    Ok(HttpResponse::Ok().json(answer))
 }
 
 /// Credit a payment, once per (bank, transaction id).
@@ -176,87 +102,22 @@ async fn pay(
 ) -> Result<HttpResponse, ApiError> {
     let bank = bank_of(&caller)?;
     let req = body.into_inner();
-    if req.txn_id.trim().is_empty() || req.txn_id.len() > 64 {
+    if !banks::txn_id_is_valid(&req.txn_id) {
         return Err(Problem::invalid("txn_id", "1–64 characters").into());
-    }
-    if !crate::domain::ledger::is_account_id(&req.account) {
-        return Ok(HttpResponse::Ok().json(answer(
-            ResultCode::AccountFormatWrong,
-            "the account number is not in the expected format",
-        )));
-    }
-    if let Err(code) = banking::check_amount(req.amount) {
-        let message = format!(
-            "a payment must be between {} and {}",
-            banking::min_payment(),
-            banking::max_payment()
-        );
-        return Ok(HttpResponse::Ok().json(answer(code, message)));
     }
     let now = ctx.clock.now();
     let today = ctx.clock.today();
     let (bank2, txn) = (bank.clone(), req.txn_id.clone());
     let outcome = ctx
         .db
-        .write(move |conn| -> Result<BankAnswer, StoreError> {
-            if let Some(first) = bank_store::find(conn, &bank, &req.txn_id)? {
-                return Ok(duplicate(&first));
-            }
-            let Some(account) = store::find_account(conn, &req.account)? else {
-                return Ok(answer(
-                    ResultCode::AccountNotFound,
-                    "no such personal account",
-                ));
+        .write(move |conn| {
+            let order = banks::PayOrder {
+                account: &req.account,
+                amount: req.amount,
+                txn_id: &req.txn_id,
+                txn_at: req.txn_at,
             };
-            if account.kind() != Some(AccountKind::Personal) {
-                return Ok(answer(
-                    ResultCode::AccountNotFound,
-                    "no such personal account",
-                ));
-            }
-            if account.active != 1 {
-                return Ok(answer(ResultCode::AccountInactive, "the account is closed"));
-            }
-            let clearing = system::clearing(&bank);
-            store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
-            let movement = Movement::transfer(
-                MovementKind::BankPayment,
-                &clearing,
-                &account.id,
-                req.amount,
-                &format!("payment {} through bank {bank}", req.txn_id),
-                &format!("bank:{bank}"),
-            )
-            .map_err(|e| StoreError::Storage(storage::StorageError::Config(e.to_string())))?;
-            let posted = store::post(
-                conn,
-                &movement,
-                &format!("bank:{bank}:{}", req.txn_id),
-                None,
-                now.naive_utc(),
-            )?;
-            let row = BankPaymentRow {
-                id: uuid::Uuid::now_v7().to_string(),
-                bank: bank.clone(),
-                txn_id: req.txn_id.clone(),
-                account: account.id.clone(),
-                amount_kopecks: req.amount.kopecks(),
-                txn_at: req.txn_at.naive_utc(),
-                accepted_at: now.naive_utc(),
-                banking_day: today,
-                movement_id: posted.movement_id,
-                status: bank_store::ACCEPTED.into(),
-                cancelled_at: None,
-                registry_id: None,
-            };
-            bank_store::insert(conn, &row)?;
-            Ok(BankAnswer {
-                account: Some(row.account.clone()),
-                payment_id: Some(row.id.clone()),
-                accepted_at: Some(tyumen(row.accepted_at)),
-                balance: Some(store::balance(conn, &row.account)?),
-                ..answer(ResultCode::Ok, "payment accepted")
-            })
+            banks::pay(conn, &bank, &order, now, today)
         })
         .await;
     let result = match outcome {
@@ -269,12 +130,12 @@ async fn pay(
                 .read(move |conn| bank_store::find(conn, &bank2, &txn))
                 .await?;
             match first {
-                Some(first) => duplicate(&first),
-                None => answer(ResultCode::TemporaryError, "please retry"),
+                Some(first) => banks::duplicate(&first),
+                None => BankAnswer::of(ResultCode::TemporaryError, "please retry"),
             }
         }
         Err(StoreError::Storage(storage::StorageError::Pool(_))) => {
-            answer(ResultCode::TemporaryError, "please retry")
+            BankAnswer::of(ResultCode::TemporaryError, "please retry")
         }
         Err(e) => return Err(e.into()),
     };
@@ -296,50 +157,7 @@ async fn cancel(
     let today = ctx.clock.today();
     let result = ctx
         .db
-        .write(move |conn| -> Result<BankAnswer, StoreError> {
-            let Some(payment) = bank_store::find(conn, &bank, &txn)? else {
-                return Ok(answer(
-                    ResultCode::PaymentNotFound,
-                    format!("no payment {txn} from this bank"),
-                ));
-            };
-            if payment.status != bank_store::ACCEPTED {
-                return Ok(answer(
-                    ResultCode::CancelImpossible,
-                    "the payment is cancelled already",
-                ));
-            }
-            if payment.banking_day != today {
-                return Ok(answer(
-                    ResultCode::CancelImpossible,
-                    format!(
-                        "a payment can be cancelled on its banking day ({}) only",
-                        payment.banking_day
-                    ),
-                ));
-            }
-            let postings = store::postings_of(conn, &payment.movement_id)?;
-            let movement = Movement::reversal_of(
-                &postings,
-                &format!("cancelled by bank {bank}"),
-                &format!("bank:{bank}"),
-            )
-            .map_err(|e| StoreError::Storage(storage::StorageError::Config(e.to_string())))?;
-            store::post(
-                conn,
-                &movement,
-                &format!("bank-cancel:{bank}:{txn}"),
-                Some(&payment.movement_id),
-                now.naive_utc(),
-            )?;
-            bank_store::mark_cancelled(conn, &payment.id, now.naive_utc())?;
-            Ok(BankAnswer {
-                account: Some(payment.account.clone()),
-                payment_id: Some(payment.id.clone()),
-                balance: Some(store::balance(conn, &payment.account)?),
-                ..answer(ResultCode::Ok, "payment cancelled")
-            })
-        })
+        .write(move |conn| banks::cancel(conn, &bank, &txn, now, today))
         .await?;
     ctx.bus.wake_relay();
     Ok(HttpResponse::Ok().json(result))

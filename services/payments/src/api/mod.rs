@@ -42,6 +42,8 @@ impl From<StoreError> for ApiError {
             ),
             // The operator's matter (a key missing from the ring), never the caller's.
             StoreError::Secret(s) => Problem::internal(s),
+            StoreError::Ledger(e) => Problem::internal(e),
+            StoreError::Bus(e) => Problem::internal(e),
             StoreError::Storage(s) => Problem::from(s),
         })
     }
@@ -326,7 +328,7 @@ pub(crate) fn file_response(
 }
 
 /// A stored UTC timestamp as Tyumen local time with its offset, for answers.
-pub(crate) use calendar::tyumen_iso as tyumen;
+pub use calendar::tyumen_iso as tyumen;
 
 /// An account's movements, newest first.
 #[utoipa::path(get, path = "/api/payments/accounts/{account}/movements", tag = "payments",
@@ -506,8 +508,7 @@ async fn reverse(
             if store::is_reversed(conn, &original)? {
                 return Err(StoreError::AlreadyReversed(original));
             }
-            let movement = Movement::reversal_of(&postings, &reason, &author)
-                .map_err(|e| StoreError::Storage(storage::StorageError::Config(e.to_string())))?;
+            let movement = Movement::reversal_of(&postings, &reason, &author)?;
             store::post(
                 conn,
                 &movement,

@@ -3,60 +3,10 @@
 //! codes tell the bank to retry later, final ones not to.
 
 use primitives::Money;
-use serde::{Deserialize, Serialize};
 
-/// Result codes of the protocol, documented for bank integrators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum ResultCode {
-    /// 0 — done.
-    Ok,
-    /// 1 — temporary failure on our side: retry the same request later.
-    TemporaryError,
-    /// 2 — final: the account number is not in the expected format.
-    AccountFormatWrong,
-    /// 3 — final: no such personal account.
-    AccountNotFound,
-    /// 4 — final: the account is closed.
-    AccountInactive,
-    /// 5 — final: below the minimum payment.
-    AmountTooSmall,
-    /// 6 — final: above the maximum payment.
-    AmountTooLarge,
-    /// 7 — final: this transaction id was accepted before; the answer carries the
-    /// first acceptance, so a retry is safe.
-    Duplicate,
-    /// 8 — final: the payment cannot be cancelled (another banking day, or
-    /// cancelled already).
-    CancelImpossible,
-    /// 9 — final: no payment with this transaction id from this bank.
-    PaymentNotFound,
-    /// 99 — final: any other error, with a message.
-    OtherError,
-}
-
-impl ResultCode {
-    pub fn code(self) -> u16 {
-        match self {
-            ResultCode::Ok => 0,
-            ResultCode::TemporaryError => 1,
-            ResultCode::AccountFormatWrong => 2,
-            ResultCode::AccountNotFound => 3,
-            ResultCode::AccountInactive => 4,
-            ResultCode::AmountTooSmall => 5,
-            ResultCode::AmountTooLarge => 6,
-            ResultCode::Duplicate => 7,
-            ResultCode::CancelImpossible => 8,
-            ResultCode::PaymentNotFound => 9,
-            ResultCode::OtherError => 99,
-        }
-    }
-
-    /// Whether the bank should retry later.
-    pub fn is_temporary(self) -> bool {
-        self == ResultCode::TemporaryError
-    }
-}
+/// Result codes of the protocol: part of the contract, since the gateway's SOAP
+/// door answers them too.
+pub use contracts::payments::BankResult as ResultCode;
 
 /// Smallest and largest single payment a bank may post.
 pub fn min_payment() -> Money {

@@ -76,6 +76,12 @@ pub enum StoreError {
     /// A stored secret does not open (see `platform::secrets`).
     #[error(transparent)]
     Secret(#[from] platform::secrets::SecretError),
+    /// A movement the ledger refuses (unbalanced, no reason): a bug of the caller.
+    #[error("the ledger refused the movement: {0}")]
+    Ledger(#[from] crate::domain::ledger::LedgerError),
+    /// An event could not be put into the outbox.
+    #[error("could not enqueue an event: {0}")]
+    Bus(#[from] bus::BusError),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -395,7 +401,7 @@ pub fn post_many(
                     Some(span) => span.in_scope(envelope),
                     None => envelope(),
                 }
-                .map_err(|e| StoreError::Storage(StorageError::Config(e.to_string())))?;
+?;
                 events.push(envelope);
             }
         }

@@ -1,0 +1,70 @@
+//! The XML gateway: the one door for every external information system (ИС).
+//! SOAP endpoints in the SMEV 2 envelope described by the WSDL/XSD in `wsdl/`,
+//! a registry of participants with per-operation rights (deny by default), and
+//! a hash-chained message log. It reaches the other services only over the bus
+//! (request/reply), never their crates or tables.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform::{Service, ServiceContext};
+
+pub mod api;
+pub mod domain;
+pub mod log;
+pub mod soap;
+pub mod store;
+
+/// The gateway service descriptor.
+pub struct GatewayService;
+
+fn state(ctx: &ServiceContext) -> Arc<soap::GatewayState> {
+    ctx.shared
+        .get_or_init(|| soap::GatewayState::new(log::LogWriter::spawn(ctx.db.clone()).0))
+}
+
+impl Service for GatewayService {
+    fn name(&self) -> &'static str {
+        "gateway"
+    }
+
+    fn migrations(&self) -> Vec<&'static storage::MigrationSet> {
+        vec![&store::MIGRATIONS]
+    }
+
+    fn routes(&self, ctx: &ServiceContext, cfg: &mut platform::actix_web::web::ServiceConfig) {
+        cfg.service(soap::scope(ctx, state(ctx)));
+        cfg.service(api::scope(ctx));
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        <api::GatewayApi as utoipa::OpenApi>::openapi()
+    }
+
+    fn start(
+        &self,
+        ctx: &ServiceContext,
+        cancel: platform::tokio_util::sync::CancellationToken,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        // The log writer starts here, on the process's runtime, before any request.
+        state(ctx);
+        vec![tokio::spawn(retention(ctx.clone(), cancel))]
+    }
+}
+
+/// Removes log records older than `gateway.log_retention_days`, hourly.
+async fn retention(ctx: ServiceContext, cancel: platform::tokio_util::sync::CancellationToken) {
+    loop {
+        let days = i64::from(ctx.settings.gateway.log_retention_days);
+        let before = (ctx.clock.now() - chrono::Duration::days(days)).naive_utc();
+        match ctx.db.write(move |conn| log::prune(conn, before)).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "message log records past retention removed"),
+            Err(e) => tracing::warn!(error = %e, "message log retention did not run"),
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}

@@ -1,0 +1,443 @@
+//! The SOAP door: `GET /soap/<endpoint>?wsdl` (and `?xsd=<file>`) serve the
+//! contracts; `POST /soap/<endpoint>` takes a request in the SMEV envelope:
+//! read safely, validate against the XSD, judge the envelope (sender, recipient,
+//! contour, status, right), answer a repeat with the first answer, route to the
+//! service over the bus, log, answer.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures::StreamExt;
+use platform::ServiceContext;
+
+pub mod banks;
+pub mod contracts;
+pub mod read;
+pub mod write;
+pub mod xsd;
+
+use crate::domain::envelope::{self, Header, Message, Org, SenderView, Status, Verdict};
+use crate::domain::participant::parse_contour;
+use crate::log::{LogWriter, Record};
+use crate::store;
+use contracts::Endpoint;
+use write::GatewayError;
+
+/// The gateway's state in a process: the log writer and the requests in flight
+/// by (sender, message id), so a repeat sent while the first is still being
+/// answered waits for it and gets its answer.
+pub struct GatewayState {
+    pub log: LogWriter,
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl GatewayState {
+    pub fn new(log: LogWriter) -> GatewayState {
+        GatewayState {
+            log,
+            inflight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn slot(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(key.to_string()).or_default().clone()
+    }
+
+    fn release(&self, key: &str) {
+        let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+        if map.get(key).is_some_and(|s| Arc::strong_count(s) == 1) {
+            map.remove(key);
+        }
+    }
+}
+
+pub fn scope(ctx: &ServiceContext, state: Arc<GatewayState>) -> actix_web::Scope {
+    web::scope("/soap")
+        .app_data(web::Data::new(ctx.clone()))
+        .app_data(web::Data::from(state))
+        .route("/{endpoint}", web::get().to(documents))
+        .route("/{endpoint}", web::post().to(serve))
+}
+
+fn base_url(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    format!("{}://{}", info.scheme(), info.host())
+}
+
+async fn documents(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
+    let Some(endpoint) = contracts::endpoint(&path) else {
+        return HttpResponse::NotFound().body(format!("no SOAP endpoint {path}"));
+    };
+    let query: HashMap<String, String> =
+        web::Query::<HashMap<String, String>>::from_query(req.query_string())
+            .map(|q| q.into_inner())
+            .unwrap_or_default();
+    let xsd = query.get("xsd").map(String::as_str);
+    if xsd.is_none() && !query.contains_key("wsdl") {
+        return HttpResponse::BadRequest()
+            .body(format!("ask /soap/{path}?wsdl for the contract; POST SOAP requests here"));
+    }
+    match contracts::document(endpoint, xsd, &base_url(&req)) {
+        Some(text) => HttpResponse::Ok()
+            .content_type("text/xml; charset=utf-8")
+            .body(text),
+        None => HttpResponse::NotFound().body("no such schema"),
+    }
+}
+
+fn xml(status: u16, body: String) -> HttpResponse {
+    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap_or_default())
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+/// What the gateway answered and how it logs it.
+struct Outcome {
+    http: u16,
+    status: Status,
+    outcome: String,
+    body: String,
+}
+
+struct Exchange<'a> {
+    ctx: &'a ServiceContext,
+    state: &'a GatewayState,
+    endpoint: &'static Endpoint,
+    started: Instant,
+    request: String,
+}
+
+impl Exchange<'_> {
+    fn own(&self) -> Org {
+        Org {
+            code: self.ctx.settings.gateway.code.clone(),
+            name: self.ctx.settings.gateway.name.clone(),
+        }
+    }
+
+    fn now(&self) -> String {
+        self.ctx
+            .clock
+            .now()
+            .with_timezone(&calendar::TYUMEN)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+    }
+
+    fn header(&self) -> Header {
+        Header {
+            node_id: self.ctx.settings.gateway.code.clone(),
+            message_id: uuid::Uuid::now_v7().to_string(),
+            time_stamp: self.now(),
+            message_class: "RESPONSE".into(),
+        }
+    }
+
+    fn invalid(&self, request: Option<(&Message, &str)>, error: GatewayError, http: u16) -> Outcome {
+        let answer = request.map(|(m, id)| envelope::answer_to(m, id, &self.own(), Status::Invalid, &self.now()));
+        Outcome {
+            http,
+            status: Status::Invalid,
+            outcome: format!("{}: {}", error.code, error.text),
+            body: write::fault(answer.as_ref(), &error),
+        }
+    }
+
+    fn answer(
+        &self,
+        operation: &str,
+        m: &Message,
+        id: &str,
+        status: Status,
+        app_data: Option<String>,
+        outcome: String,
+    ) -> Outcome {
+        let answer = envelope::answer_to(m, id, &self.own(), status, &self.now());
+        Outcome {
+            http: 200,
+            status,
+            outcome,
+            body: write::response(self.endpoint, operation, &self.header(), &answer, app_data.as_deref()),
+        }
+    }
+
+    /// Logs the exchange; the answer goes out only once it is logged.
+    async fn finish(&self, inbound: Option<(&read::Inbound, &Message, &str)>, o: Outcome) -> HttpResponse {
+        let (operation, participant, message_id, refs) = match inbound {
+            Some((i, m, id)) => (
+                i.operation.clone(),
+                m.sender.code.clone(),
+                id.to_string(),
+                (m.request_id_ref.clone(), m.origin_request_id_ref.clone(), m.case_number.clone()),
+            ),
+            None => (String::new(), String::new(), String::new(), (None, None, None)),
+        };
+        let record = Record {
+            direction: "in",
+            participant,
+            service: self.endpoint.name.to_string(),
+            operation,
+            message_id,
+            request_id_ref: refs.0,
+            origin_request_id_ref: refs.1,
+            case_number: refs.2,
+            status: o.status.as_str().to_string(),
+            outcome: o.outcome,
+            duration_ms: self.started.elapsed().as_millis() as i64,
+            request_body: self.request.clone(),
+            response_body: o.body.clone(),
+        };
+        match self.state.log.write(record).await {
+            Ok(_) => xml(o.http, o.body),
+            Err(e) => {
+                let error = GatewayError::new(
+                    "LOG_UNAVAILABLE",
+                    format!("the exchange could not be logged, so it was not answered: {e}; ask again"),
+                );
+                let body = match inbound {
+                    Some((i, m, id)) => {
+                        let answer = envelope::answer_to(m, id, &self.own(), Status::Failure, &self.now());
+                        write::response(self.endpoint, &i.operation, &self.header(), &answer, Some(&error.xml()))
+                    }
+                    None => write::fault(None, &error),
+                };
+                xml(503, body)
+            }
+        }
+    }
+}
+
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, GatewayError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| GatewayError::new("MALFORMED_XML", format!("the body could not be read: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(GatewayError::new(
+                "TOO_LARGE",
+                format!("the request exceeds {} MiB", limit / (1024 * 1024)),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+async fn serve(
+    ctx: web::Data<ServiceContext>,
+    state: web::Data<GatewayState>,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    let Some(endpoint) = contracts::endpoint(&path) else {
+        return HttpResponse::NotFound().body(format!("no SOAP endpoint {path}"));
+    };
+    let mut x = Exchange {
+        ctx: &ctx,
+        state: &state,
+        endpoint,
+        started: Instant::now(),
+        request: String::new(),
+    };
+    let limit = (ctx.settings.gateway.max_body_mib as usize).saturating_mul(1024 * 1024);
+    let bytes = match read_body(payload, limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            // Too large: answered at once, not logged whole (its first KiB is).
+            let http = if e.code == "TOO_LARGE" { 413 } else { 400 };
+            let o = x.invalid(None, e, http);
+            return x.finish(None, o).await;
+        }
+    };
+    let Ok(body) = String::from_utf8(bytes) else {
+        let o = x.invalid(None, GatewayError::new("MALFORMED_XML", "the request must be UTF-8"), 400);
+        return x.finish(None, o).await;
+    };
+    x.request = body;
+    let inbound = match read::read(&x.request) {
+        Ok(i) => i,
+        Err(e) => {
+            let error = GatewayError {
+                code: e.code.into(),
+                text: e.text,
+                line: e.line,
+                column: e.column,
+                path: e.path,
+            };
+            let o = x.invalid(None, error, 500);
+            return x.finish(None, o).await;
+        }
+    };
+    if inbound.namespace != endpoint.namespace || !endpoint.operations.contains(&inbound.operation.as_str()) {
+        let error = GatewayError {
+            path: Some(format!("/Envelope/Body/{}", inbound.operation)),
+            ..GatewayError::new(
+                "SCHEMA_VIOLATION",
+                format!(
+                    "{{{}}}{} is not an operation of /soap/{}: expected one of {} in {}",
+                    inbound.namespace,
+                    inbound.operation,
+                    endpoint.name,
+                    endpoint.operations.join(", "),
+                    endpoint.namespace
+                ),
+            )
+        };
+        let o = x.invalid(None, error, 500);
+        return x.finish(None, o).await;
+    }
+    if let Err(violations) = xsd::validate(endpoint, &x.request) {
+        let first = violations.into_iter().next();
+        let error = match first {
+            Some(v) => GatewayError {
+                path: v
+                    .line
+                    .and_then(|l| read::path_at_line(&x.request, l, read::element_named(&v.text))),
+                line: v.line,
+                column: v.column,
+                ..GatewayError::new("SCHEMA_VIOLATION", v.text)
+            },
+            None => GatewayError::new("SCHEMA_VIOLATION", "the request does not match the schema"),
+        };
+        let o = x.invalid(None, error, 500);
+        return x.finish(None, o).await;
+    }
+    let message = inbound.message();
+    let message_id = inbound
+        .header
+        .as_ref()
+        .map(|h| h.message_id.clone())
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let key = format!("{}\u{0}{message_id}", message.sender.code);
+    let slot = state.slot(&key);
+    let response = {
+        let _turn = slot.lock().await;
+        answer(&x, &inbound, &message, &message_id).await
+    };
+    state.release(&key);
+    response
+}
+
+async fn answer(x: &Exchange<'_>, inbound: &read::Inbound, m: &Message, id: &str) -> HttpResponse {
+    let op = inbound.operation.clone();
+    let right = contracts::right(x.endpoint, &op);
+    let (sender, id2, right2) = (m.sender.code.clone(), id.to_string(), right.clone());
+    let known = x
+        .ctx
+        .db
+        .read(move |conn| -> Result<_, storage::StorageError> {
+            let first = store::first_answer(conn, &sender, &id2)?;
+            let participant = store::participant(conn, &sender)?;
+            let granted = store::is_granted(conn, &sender, &right2)?;
+            Ok((first, participant, granted))
+        })
+        .await;
+    let (first, participant, granted) = match known {
+        Ok(k) => k,
+        Err(e) => {
+            let error = GatewayError::new("SERVICE_UNAVAILABLE", format!("the gateway's database does not answer: {e}; ask again"));
+            let o = x.answer(&op, m, id, Status::Failure, Some(error.xml()), error.text.clone());
+            return x.finish(Some((inbound, m, id)), o).await;
+        }
+    };
+    if let Some(first) = first {
+        let o = Outcome {
+            http: if first.status == "INVALID" { 500 } else { 200 },
+            status: Status::parse(&first.status).unwrap_or(Status::Result),
+            outcome: format!("repeat of record {}: answered as then", first.seq),
+            body: first.response_body,
+        };
+        return x.finish(Some((inbound, m, id)), o).await;
+    }
+    let view = participant.as_ref().map(|p| SenderView {
+        active: p.active,
+        contour: parse_contour(&p.contour).unwrap_or(settings::Contour::Production),
+    });
+    let gw = &x.ctx.settings.gateway;
+    let verdict = envelope::judge(m, view.as_ref(), &gw.code, gw.contour, || granted);
+    let o = match verdict {
+        Err(r) => {
+            let error = GatewayError::new(r.code, r.text);
+            x.answer(&op, m, id, Status::Reject, Some(error.xml()), format!("{}: {}", error.code, error.text))
+        }
+        Ok(Verdict::Ping) => x.answer(&op, m, id, Status::Ping, None, "PING".into()),
+        Ok(Verdict::Route) => {
+            let participant = participant.unwrap_or_else(|| unreachable_participant(m));
+            route(x, inbound, m, id, &participant).await
+        }
+    };
+    x.finish(Some((inbound, m, id)), o).await
+}
+
+/// `judge` routes only known senders; this is never called.
+fn unreachable_participant(m: &Message) -> store::ParticipantRow {
+    store::ParticipantRow {
+        code: m.sender.code.clone(),
+        name: String::new(),
+        inn: String::new(),
+        ogrn: String::new(),
+        kind: String::new(),
+        contour: String::new(),
+        contacts: String::new(),
+        address: String::new(),
+        certificates: String::new(),
+        bank: None,
+        organizer: None,
+        active: false,
+        updated_at: chrono::NaiveDateTime::default(),
+    }
+}
+
+async fn route(
+    x: &Exchange<'_>,
+    inbound: &read::Inbound,
+    m: &Message,
+    id: &str,
+    participant: &store::ParticipantRow,
+) -> Outcome {
+    let op = inbound.operation.as_str();
+    let reject = |code: &str, text: String| {
+        let error = GatewayError::new(code, text);
+        x.answer(op, m, id, Status::Reject, Some(error.xml()), format!("{}: {}", error.code, error.text))
+    };
+    if !inbound.has_app_data() {
+        let error = GatewayError {
+            path: Some(format!("/Envelope/Body/{op}/MessageData")),
+            ..GatewayError::new("SCHEMA_VIOLATION", format!("a REQUEST to {op} needs its AppData"))
+        };
+        return x.invalid(Some((m, id)), error, 500);
+    }
+    let timeout = Duration::from_millis(x.ctx.settings.gateway.service_timeout_ms);
+    match x.endpoint.name {
+        "banks" => {
+            let Some(bank) = participant.bank.as_deref() else {
+                return reject("NOT_GRANTED", format!("participant {} is not mapped to a bank", participant.code));
+            };
+            let request = match banks::request(bank, op, inbound) {
+                Ok(r) => r,
+                Err(e) => return x.invalid(Some((m, id)), e, 500),
+            };
+            let reply = match banks::envelope(&request) {
+                Ok(env) => x.ctx.bus.bus.request(env, timeout).await,
+                Err(e) => Err(e),
+            };
+            match reply.and_then(|r| r.decode::<::contracts::payments::BankAnswer>().map_err(|e| bus::BusError::Remote(e.to_string()))) {
+                Ok(a) => {
+                    let outcome = format!("{} {}", a.code, a.message);
+                    x.answer(op, m, id, Status::Result, Some(banks::answer_xml(&a)), outcome)
+                }
+                Err(e) => failure(x, op, m, id, e),
+            }
+        }
+        other => reject("NOT_GRANTED", format!("no service behind endpoint {other}")),
+    }
+}
+
+fn failure(x: &Exchange<'_>, op: &str, m: &Message, id: &str, e: bus::BusError) -> Outcome {
+    let error = GatewayError::new(
+        "SERVICE_UNAVAILABLE",
+        format!("the service did not answer ({e}); nothing was applied that a repeat would apply twice: ask again"),
+    );
+    x.answer(op, m, id, Status::Failure, Some(error.xml()), format!("{}: {}", error.code, error.text))
+}

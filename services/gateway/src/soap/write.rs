@@ -1,0 +1,136 @@
+//! Writes the gateway's answers: the operation's response in the SMEV envelope,
+//! and SOAP Faults for INVALID. Every answer validates against the XSDs (tests
+//! check it with the same validator the requests pass).
+
+use quick_xml::escape::partial_escape as escape;
+
+use super::contracts::{Endpoint, GATEWAY_NS};
+use super::read::{SMEV_NS, SOAP_NS};
+use crate::domain::envelope::{Header, Message, Org};
+
+fn el(out: &mut String, prefix: &str, name: &str, value: &str) {
+    out.push_str(&format!("<{prefix}:{name}>{}</{prefix}:{name}>", escape(value)));
+}
+
+fn opt(out: &mut String, prefix: &str, name: &str, value: Option<&str>) {
+    if let Some(v) = value {
+        el(out, prefix, name, v);
+    }
+}
+
+fn org(out: &mut String, name: &str, o: &Org) {
+    out.push_str(&format!("<smev:{name}>"));
+    el(out, "smev", "Code", &o.code);
+    el(out, "smev", "Name", &o.name);
+    out.push_str(&format!("</smev:{name}>"));
+}
+
+/// `<smev:Message>` in the schema's order.
+pub fn message(m: &Message) -> String {
+    let mut out = String::from("<smev:Message>");
+    org(&mut out, "Sender", &m.sender);
+    org(&mut out, "Recipient", &m.recipient);
+    if let Some(o) = &m.originator {
+        org(&mut out, "Originator", o);
+    }
+    el(&mut out, "smev", "ServiceName", &m.service_name);
+    el(&mut out, "smev", "TypeCode", &m.type_code);
+    el(&mut out, "smev", "Status", &m.status);
+    el(&mut out, "smev", "Date", &m.date);
+    el(&mut out, "smev", "ExchangeType", &m.exchange_type);
+    opt(&mut out, "smev", "RequestIdRef", m.request_id_ref.as_deref());
+    opt(&mut out, "smev", "OriginRequestIdRef", m.origin_request_id_ref.as_deref());
+    opt(&mut out, "smev", "ServiceCode", m.service_code.as_deref());
+    opt(&mut out, "smev", "CaseNumber", m.case_number.as_deref());
+    opt(&mut out, "smev", "TestMsg", m.test_msg.as_deref());
+    out.push_str("</smev:Message>");
+    out
+}
+
+/// `<gw:Error>`: what is wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayError {
+    pub code: String,
+    pub text: String,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
+    pub path: Option<String>,
+}
+
+impl GatewayError {
+    pub fn new(code: &str, text: impl Into<String>) -> GatewayError {
+        GatewayError {
+            code: code.into(),
+            text: text.into(),
+            line: None,
+            column: None,
+            path: None,
+        }
+    }
+
+    pub fn xml(&self) -> String {
+        let mut out = format!("<gw:Error xmlns:gw=\"{GATEWAY_NS}\">");
+        el(&mut out, "gw", "Code", &self.code);
+        el(&mut out, "gw", "Text", &self.text);
+        opt(&mut out, "gw", "Line", self.line.map(|l| l.to_string()).as_deref());
+        opt(&mut out, "gw", "Column", self.column.map(|c| c.to_string()).as_deref());
+        opt(&mut out, "gw", "Path", self.path.as_deref());
+        out.push_str("</gw:Error>");
+        out
+    }
+}
+
+fn header(h: &Header) -> String {
+    let mut out = String::from("<soapenv:Header><smev:Header>");
+    el(&mut out, "smev", "NodeId", &h.node_id);
+    el(&mut out, "smev", "MessageId", &h.message_id);
+    el(&mut out, "smev", "TimeStamp", &h.time_stamp);
+    el(&mut out, "smev", "MessageClass", &h.message_class);
+    out.push_str("</smev:Header></soapenv:Header>");
+    out
+}
+
+/// The response of `operation`: `app_data` is the AppData's content (the
+/// service's answer or a `gw:Error`), none for PING.
+pub fn response(
+    endpoint: &Endpoint,
+    operation: &str,
+    h: &Header,
+    m: &Message,
+    app_data: Option<&str>,
+) -> String {
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"{SOAP_NS}\" xmlns:smev=\"{SMEV_NS}\" xmlns:tns=\"{}\">",
+        endpoint.namespace
+    );
+    out.push_str(&header(h));
+    out.push_str(&format!("<soapenv:Body><tns:{operation}Response>"));
+    out.push_str(&message(m));
+    out.push_str("<tns:MessageData>");
+    if let Some(inner) = app_data {
+        out.push_str("<tns:AppData>");
+        out.push_str(inner);
+        out.push_str("</tns:AppData>");
+    }
+    out.push_str(&format!(
+        "</tns:MessageData></tns:{operation}Response></soapenv:Body></soapenv:Envelope>"
+    ));
+    out
+}
+
+/// A SOAP 1.1 Fault (Status INVALID): faultstring the error's text, detail the
+/// answer's smev:Message (when the request's could be read) and the `gw:Error`.
+pub fn fault(m: Option<&Message>, error: &GatewayError) -> String {
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"{SOAP_NS}\" xmlns:smev=\"{SMEV_NS}\"><soapenv:Body><soapenv:Fault>"
+    );
+    out.push_str("<faultcode>soapenv:Client</faultcode>");
+    out.push_str(&format!("<faultstring>{}</faultstring>", escape(&error.text)));
+    out.push_str("<detail>");
+    if let Some(m) = m {
+        out.push_str(&message(m));
+    }
+    out.push_str(&error.xml());
+    out.push_str("</detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>");
+    out
+}

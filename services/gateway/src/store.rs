@@ -1,0 +1,420 @@
+//! The gateway's tables: participants, their rights, the audit of changes to
+//! both, and the message log with its hash chain.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use storage::{DbConnection, MigrationSet, StorageError};
+
+diesel::table! {
+    participants (code) {
+        code -> Text,
+        name -> Text,
+        inn -> Text,
+        ogrn -> Text,
+        kind -> Text,
+        contour -> Text,
+        contacts -> Text,
+        address -> Text,
+        certificates -> Text,
+        bank -> Nullable<Text>,
+        organizer -> Nullable<Text>,
+        active -> Bool,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    participant_rights (participant, operation) {
+        participant -> Text,
+        operation -> Text,
+        granted_at -> Timestamp,
+        granted_by -> Text,
+    }
+}
+
+diesel::table! {
+    gateway_audit (id) {
+        id -> Text,
+        at -> Timestamp,
+        actor -> Text,
+        entity -> Text,
+        entity_id -> Text,
+        action -> Text,
+        before_value -> Nullable<Text>,
+        after_value -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    message_log (seq) {
+        seq -> BigInt,
+        at -> Timestamp,
+        direction -> Text,
+        participant -> Text,
+        service -> Text,
+        operation -> Text,
+        message_id -> Text,
+        request_id_ref -> Nullable<Text>,
+        origin_request_id_ref -> Nullable<Text>,
+        case_number -> Nullable<Text>,
+        status -> Text,
+        outcome -> Text,
+        duration_ms -> BigInt,
+        request_body -> Text,
+        response_body -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    message_log_head (id) {
+        id -> Integer,
+        last_seq -> BigInt,
+        last_hash -> Text,
+        base_seq -> BigInt,
+        base_hash -> Text,
+    }
+}
+
+const PG: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/postgres");
+const SQLITE: diesel_migrations::EmbeddedMigrations =
+    diesel_migrations::embed_migrations!("migrations/sqlite");
+
+pub static MIGRATIONS: MigrationSet = MigrationSet {
+    name: "gateway",
+    postgres: || PG,
+    sqlite: || SQLITE,
+};
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = participants)]
+pub struct ParticipantRow {
+    pub code: String,
+    pub name: String,
+    pub inn: String,
+    pub ogrn: String,
+    pub kind: String,
+    pub contour: String,
+    pub contacts: String,
+    pub address: String,
+    pub certificates: String,
+    pub bank: Option<String>,
+    pub organizer: Option<String>,
+    pub active: bool,
+    pub updated_at: NaiveDateTime,
+}
+
+pub fn participant(
+    conn: &mut DbConnection,
+    code: &str,
+) -> Result<Option<ParticipantRow>, StorageError> {
+    Ok(participants::table
+        .find(code)
+        .select(ParticipantRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn all_participants(conn: &mut DbConnection) -> Result<Vec<ParticipantRow>, StorageError> {
+    Ok(participants::table
+        .order(participants::code)
+        .select(ParticipantRow::as_select())
+        .load(conn)?)
+}
+
+/// Creates or replaces a participant; returns what was there before.
+pub fn save_participant(
+    conn: &mut DbConnection,
+    row: &ParticipantRow,
+) -> Result<Option<ParticipantRow>, StorageError> {
+    let before = participant(conn, &row.code)?;
+    if before.is_some() {
+        diesel::update(participants::table.find(&row.code))
+            .set(row)
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(participants::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(before)
+}
+
+pub fn rights_of(conn: &mut DbConnection, code: &str) -> Result<Vec<String>, StorageError> {
+    Ok(participant_rights::table
+        .filter(participant_rights::participant.eq(code))
+        .order(participant_rights::operation)
+        .select(participant_rights::operation)
+        .load(conn)?)
+}
+
+pub fn is_granted(
+    conn: &mut DbConnection,
+    code: &str,
+    operation: &str,
+) -> Result<bool, StorageError> {
+    let n: i64 = participant_rights::table
+        .filter(participant_rights::participant.eq(code))
+        .filter(participant_rights::operation.eq(operation))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Grants a right; false when it was granted already.
+pub fn grant(
+    conn: &mut DbConnection,
+    code: &str,
+    operation: &str,
+    by: &str,
+    at: NaiveDateTime,
+) -> Result<bool, StorageError> {
+    if is_granted(conn, code, operation)? {
+        return Ok(false);
+    }
+    diesel::insert_into(participant_rights::table)
+        .values((
+            participant_rights::participant.eq(code),
+            participant_rights::operation.eq(operation),
+            participant_rights::granted_at.eq(at),
+            participant_rights::granted_by.eq(by),
+        ))
+        .execute(conn)?;
+    Ok(true)
+}
+
+/// Revokes a right; false when it was not granted.
+pub fn revoke(conn: &mut DbConnection, code: &str, operation: &str) -> Result<bool, StorageError> {
+    let n = diesel::delete(
+        participant_rights::table
+            .filter(participant_rights::participant.eq(code))
+            .filter(participant_rights::operation.eq(operation)),
+    )
+    .execute(conn)?;
+    Ok(n > 0)
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = gateway_audit)]
+pub struct AuditRow {
+    pub id: String,
+    pub at: NaiveDateTime,
+    pub actor: String,
+    pub entity: String,
+    pub entity_id: String,
+    pub action: String,
+    pub before_value: Option<String>,
+    pub after_value: Option<String>,
+}
+
+pub fn audit(conn: &mut DbConnection, row: &AuditRow) -> Result<(), StorageError> {
+    diesel::insert_into(gateway_audit::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn audit_of(
+    conn: &mut DbConnection,
+    entity_id: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StorageError> {
+    let mut q = gateway_audit::table.into_boxed();
+    if let Some(id) = entity_id {
+        q = q.filter(gateway_audit::entity_id.eq(id.to_string()));
+    }
+    Ok(q.order((gateway_audit::at.desc(), gateway_audit::id.desc()))
+        .offset(offset)
+        .limit(limit)
+        .select(AuditRow::as_select())
+        .load(conn)?)
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = message_log)]
+pub struct LogRow {
+    pub seq: i64,
+    pub at: NaiveDateTime,
+    pub direction: String,
+    pub participant: String,
+    pub service: String,
+    pub operation: String,
+    pub message_id: String,
+    pub request_id_ref: Option<String>,
+    pub origin_request_id_ref: Option<String>,
+    pub case_number: Option<String>,
+    pub status: String,
+    pub outcome: String,
+    pub duration_ms: i64,
+    pub request_body: String,
+    pub response_body: String,
+    pub hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = message_log_head)]
+pub struct HeadRow {
+    pub id: i32,
+    pub last_seq: i64,
+    pub last_hash: String,
+    pub base_seq: i64,
+    pub base_hash: String,
+}
+
+/// Takes the chain's head for this transaction: PostgreSQL locks the row until
+/// commit (the empty update), SQLite's write transaction holds the database.
+pub fn lock_head(conn: &mut DbConnection) -> Result<HeadRow, StorageError> {
+    diesel::update(message_log_head::table.find(1))
+        .set(message_log_head::id.eq(1))
+        .execute(conn)?;
+    head(conn)
+}
+
+pub fn head(conn: &mut DbConnection) -> Result<HeadRow, StorageError> {
+    Ok(message_log_head::table
+        .find(1)
+        .select(HeadRow::as_select())
+        .first(conn)?)
+}
+
+pub fn set_head(conn: &mut DbConnection, seq: i64, hash: &str) -> Result<(), StorageError> {
+    diesel::update(message_log_head::table.find(1))
+        .set((
+            message_log_head::last_seq.eq(seq),
+            message_log_head::last_hash.eq(hash),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn set_base(conn: &mut DbConnection, seq: i64, hash: &str) -> Result<(), StorageError> {
+    diesel::update(message_log_head::table.find(1))
+        .set((
+            message_log_head::base_seq.eq(seq),
+            message_log_head::base_hash.eq(hash),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn insert_log(conn: &mut DbConnection, row: &LogRow) -> Result<(), StorageError> {
+    diesel::insert_into(message_log::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The first answer to an inbound message of `participant` with `message_id`
+/// that a repeat must get again. A FAILURE is not one: it promised that asking
+/// again is safe, so a repeat is answered anew.
+pub fn first_answer(
+    conn: &mut DbConnection,
+    participant: &str,
+    message_id: &str,
+) -> Result<Option<LogRow>, StorageError> {
+    Ok(message_log::table
+        .filter(message_log::participant.eq(participant))
+        .filter(message_log::message_id.eq(message_id))
+        .filter(message_log::direction.eq("in"))
+        .filter(message_log::status.ne("FAILURE"))
+        .order(message_log::seq)
+        .select(LogRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn log_record(conn: &mut DbConnection, seq: i64) -> Result<Option<LogRow>, StorageError> {
+    Ok(message_log::table
+        .find(seq)
+        .select(LogRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// What the operator searches the log by; every field narrows.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub message_id: Option<String>,
+    pub request_id_ref: Option<String>,
+    pub origin_request_id_ref: Option<String>,
+    pub case_number: Option<String>,
+    pub participant: Option<String>,
+    pub operation: Option<String>,
+    pub status: Option<String>,
+    pub from: Option<NaiveDateTime>,
+    pub to: Option<NaiveDateTime>,
+}
+
+pub fn search_log(
+    conn: &mut DbConnection,
+    f: &LogFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<LogRow>, StorageError> {
+    let mut q = message_log::table.into_boxed();
+    if let Some(v) = &f.message_id {
+        q = q.filter(message_log::message_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.request_id_ref {
+        q = q.filter(message_log::request_id_ref.eq(v.clone()));
+    }
+    if let Some(v) = &f.origin_request_id_ref {
+        q = q.filter(message_log::origin_request_id_ref.eq(v.clone()));
+    }
+    if let Some(v) = &f.case_number {
+        q = q.filter(message_log::case_number.eq(v.clone()));
+    }
+    if let Some(v) = &f.participant {
+        q = q.filter(message_log::participant.eq(v.clone()));
+    }
+    if let Some(v) = &f.operation {
+        q = q.filter(message_log::operation.eq(v.clone()));
+    }
+    if let Some(v) = &f.status {
+        q = q.filter(message_log::status.eq(v.clone()));
+    }
+    if let Some(v) = f.from {
+        q = q.filter(message_log::at.ge(v));
+    }
+    if let Some(v) = f.to {
+        q = q.filter(message_log::at.lt(v));
+    }
+    Ok(q.order(message_log::seq.desc())
+        .offset(offset)
+        .limit(limit)
+        .select(LogRow::as_select())
+        .load(conn)?)
+}
+
+/// Records in chain order from `after` (exclusive), `limit` at a time.
+pub fn log_chunk(
+    conn: &mut DbConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<LogRow>, StorageError> {
+    Ok(message_log::table
+        .filter(message_log::seq.gt(after))
+        .order(message_log::seq)
+        .limit(limit)
+        .select(LogRow::as_select())
+        .load(conn)?)
+}
+
+/// The newest record older than `before`, and how many records are older.
+pub fn last_before(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+) -> Result<Option<LogRow>, StorageError> {
+    Ok(message_log::table
+        .filter(message_log::at.lt(before))
+        .order(message_log::seq.desc())
+        .select(LogRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn delete_through(conn: &mut DbConnection, seq: i64) -> Result<usize, StorageError> {
+    Ok(diesel::delete(message_log::table.filter(message_log::seq.le(seq))).execute(conn)?)
+}

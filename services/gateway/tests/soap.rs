@@ -1,0 +1,612 @@
+//! The XML gateway over real HTTP with payments behind it on the bus, in the
+//! current test mode (SQLite and the in-process bus, or PostgreSQL and RabbitMQ).
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use auth::Role;
+use diesel::RunQueryDsl;
+use platform::testing::TestApp;
+use serde_json::{json, Value};
+
+async fn app_with(configure: impl FnOnce(&mut settings::Settings)) -> TestApp {
+    let clock = calendar::FixedClock::at_local(
+        chrono::NaiveDate::from_ymd_opt(2026, 9, 14)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap(),
+    );
+    TestApp::spawn_configured(
+        vec![
+            Arc::new(payments::PaymentsService),
+            Arc::new(gateway::GatewayService),
+        ],
+        clock,
+        configure,
+    )
+    .await
+}
+
+fn operator(app: &TestApp) -> String {
+    app.token("operator-1", &[Role::OperatorAdmin], |_| {})
+}
+
+fn participant(kind: &str, contour: &str, bank: Option<&str>) -> Value {
+    json!({
+        "name": "ПАО Банк", "inn": "7707083893", "ogrn": "1027700132195",
+        "kind": kind, "contour": contour,
+        "contacts": { "name": "Иванов Иван", "phone": "+7 345 200-00-00", "email": "it@bank.example" },
+        "bank": bank
+    })
+}
+
+async fn register(app: &TestApp, code: &str, body: Value, rights: &[&str]) {
+    let client = reqwest::Client::new();
+    let res = client
+        .put(app.url(&format!("/api/gateway/participants/{code}")))
+        .bearer_auth(operator(app))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
+    for r in rights {
+        let res = client
+            .put(app.url(&format!("/api/gateway/participants/{code}/rights/{r}")))
+            .bearer_auth(operator(app))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+}
+
+async fn open_account(app: &TestApp, id: &str) {
+    let organizer = app.token("org", &[Role::MealOrganizer], |r| {
+        r.organizers = vec!["org-1".into()]
+    });
+    let res = reqwest::Client::new()
+        .post(app.url("/api/payments/accounts"))
+        .bearer_auth(organizer)
+        .json(&json!({
+            "account": id, "student_name": "Сидорова Мария Ивановна", "school": "school-5",
+            "class_name": "2В", "municipality": "tyumen", "organizer": "org-1"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+}
+
+/// What varies between the requests of these tests.
+#[derive(Clone)]
+struct Req<'a> {
+    op: &'a str,
+    sender: &'a str,
+    recipient: &'a str,
+    message_id: Option<&'a str>,
+    status: &'a str,
+    test: bool,
+    refs: Option<(&'a str, &'a str, &'a str)>,
+    app_data: &'a str,
+}
+
+fn req<'a>(op: &'a str, message_id: &'a str, app_data: &'a str) -> Req<'a> {
+    Req {
+        op,
+        sender: "BANK01",
+        recipient: "TMNPORTAL",
+        message_id: Some(message_id),
+        status: "REQUEST",
+        test: false,
+        refs: None,
+        app_data,
+    }
+}
+
+fn envelope(r: &Req<'_>) -> String {
+    let header = r
+        .message_id
+        .map(|id| {
+            format!(
+                "<soapenv:Header><smev:Header><smev:NodeId>node-1</smev:NodeId><smev:MessageId>{id}</smev:MessageId>\
+                 <smev:TimeStamp>2026-09-14T10:00:00+05:00</smev:TimeStamp><smev:MessageClass>REQUEST</smev:MessageClass></smev:Header></soapenv:Header>"
+            )
+        })
+        .unwrap_or_default();
+    let refs = r
+        .refs
+        .map(|(a, b, c)| {
+            format!("<smev:RequestIdRef>{a}</smev:RequestIdRef><smev:OriginRequestIdRef>{b}</smev:OriginRequestIdRef><smev:CaseNumber>{c}</smev:CaseNumber>")
+        })
+        .unwrap_or_default();
+    let test = if r.test { "<smev:TestMsg>test</smev:TestMsg>" } else { "" };
+    let app_data = if r.app_data.is_empty() {
+        String::new()
+    } else {
+        format!("<b:AppData>{}</b:AppData>", r.app_data)
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:smev="http://smev.gosuslugi.ru/rev120315" xmlns:b="urn:tyumen:portal:gateway:banks:1">
+{header}
+<soapenv:Body>
+<b:{op}>
+<smev:Message>
+<smev:Sender><smev:Code>{sender}</smev:Code><smev:Name>Bank</smev:Name></smev:Sender>
+<smev:Recipient><smev:Code>{recipient}</smev:Code><smev:Name>Portal</smev:Name></smev:Recipient>
+<smev:ServiceName>banks</smev:ServiceName><smev:TypeCode>OTHR</smev:TypeCode><smev:Status>{status}</smev:Status>
+<smev:Date>2026-09-14T10:00:00+05:00</smev:Date><smev:ExchangeType>1</smev:ExchangeType>{refs}{test}
+</smev:Message>
+<b:MessageData>{app_data}</b:MessageData>
+</b:{op}>
+</soapenv:Body>
+</soapenv:Envelope>"#,
+        op = r.op,
+        sender = r.sender,
+        recipient = r.recipient,
+        status = r.status,
+    )
+}
+
+async fn post(app: &TestApp, body: String) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .post(app.url("/soap/banks"))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+async fn soap(app: &TestApp, r: &Req<'_>) -> (u16, String) {
+    post(app, envelope(r)).await
+}
+
+/// The text of the last element named `name` (any prefix): `Code` is the
+/// answer's or the error's, not the Sender's.
+fn field(xml: &str, name: &str) -> Option<String> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let (mut inside, mut found) = (false, None);
+    loop {
+        match reader.read_event().unwrap() {
+            Event::Start(e) => {
+                inside = e.local_name().into_inner() == name;
+                if inside {
+                    found = Some(String::new());
+                }
+            }
+            Event::Text(t) if inside => {
+                found = Some(t.xml10_content().to_string());
+                inside = false;
+            }
+            Event::GeneralRef(_) => inside = false,
+            Event::End(_) => inside = false,
+            Event::Eof => return found,
+            _ => {}
+        }
+    }
+}
+
+fn status(xml: &str) -> String {
+    field(xml, "Status").unwrap()
+}
+
+const CHECK: &str = "<b:Check><b:Account>ls-77</b:Account></b:Check>";
+
+fn pay(txn: &str, amount: &str) -> String {
+    format!("<b:Pay><b:Account>ls-77</b:Account><b:Amount>{amount}</b:Amount><b:TxnId>{txn}</b:TxnId><b:TxnAt>2026-09-14T09:58:00+05:00</b:TxnAt></b:Pay>")
+}
+
+async fn bank_app() -> TestApp {
+    let app = app_with(|_| {}).await;
+    register(
+        &app,
+        "BANK01",
+        participant("bank", "production", Some("sber")),
+        &["banks.Check", "banks.Pay", "banks.Cancel"],
+    )
+    .await;
+    open_account(&app, "ls-77").await;
+    app
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_checks_pays_repeats_and_cancels_through_the_gateway() {
+    let app = bank_app().await;
+
+    let (code, body) = soap(&app, &req("Check", "m-1", CHECK)).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(status(&body), "RESULT");
+    assert_eq!(field(&body, "Code").unwrap(), "0");
+    assert_eq!(field(&body, "Student").unwrap(), "Сид*** М.");
+    assert_eq!(field(&body, "RequestIdRef").unwrap(), "m-1");
+    assert_eq!(field(&body, "OriginRequestIdRef").unwrap(), "m-1");
+    assert_eq!(field(&body, "Recipient").is_some(), true);
+
+    let payment = pay("t-1", "500.00");
+    let (_, first) = soap(&app, &req("Pay", "m-2", &payment)).await;
+    assert_eq!(field(&first, "Result").unwrap(), "OK", "{first}");
+    assert_eq!(field(&first, "Balance").unwrap(), "500.00");
+
+    // The same message again: the first answer, and no second credit.
+    let (_, again) = soap(&app, &req("Pay", "m-2", &payment)).await;
+    assert_eq!(again, first);
+    // The same transaction in a new message: the protocol's DUPLICATE.
+    let (_, dup) = soap(&app, &req("Pay", "m-3", &payment)).await;
+    assert_eq!(field(&dup, "Code").unwrap(), "7");
+    let (_, check) = soap(&app, &req("Check", "m-4", CHECK)).await;
+    assert_eq!(field(&check, "Balance").unwrap(), "500.00");
+
+    // The result codes are the REST door's.
+    let (_, small) = soap(&app, &req("Pay", "m-5", &pay("t-2", "0.50"))).await;
+    assert_eq!(field(&small, "Result").unwrap(), "AMOUNT_TOO_SMALL");
+    let (_, nobody) = soap(
+        &app,
+        &req("Check", "m-6", "<b:Check><b:Account>ls-00</b:Account></b:Check>"),
+    )
+    .await;
+    assert_eq!(field(&nobody, "Code").unwrap(), "3");
+
+    let (_, cancel) = soap(
+        &app,
+        &req("Cancel", "m-7", "<b:Cancel><b:TxnId>t-1</b:TxnId></b:Cancel>"),
+    )
+    .await;
+    assert_eq!(field(&cancel, "Result").unwrap(), "OK", "{cancel}");
+    assert_eq!(field(&cancel, "Balance").unwrap(), "0.00");
+    let (_, twice) = soap(
+        &app,
+        &req("Cancel", "m-8", "<b:Cancel><b:TxnId>t-1</b:TxnId></b:Cancel>"),
+    )
+    .await;
+    assert_eq!(field(&twice, "Result").unwrap(), "CANCEL_IMPOSSIBLE");
+
+    // PING is answered by the gateway alone.
+    let mut ping = req("Check", "m-9", "");
+    ping.status = "PING";
+    let (code, pong) = soap(&app, &ping).await;
+    assert_eq!((code, status(&pong)), (200, "PING".to_string()), "{pong}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_envelope_is_judged_before_any_service_sees_it() {
+    let app = bank_app().await;
+    register(
+        &app,
+        "BANK02",
+        participant("bank", "production", Some("vtb")),
+        &["banks.Check"],
+    )
+    .await;
+    register(
+        &app,
+        "TESTBANK",
+        participant("bank", "test", Some("tb")),
+        &["banks.Check", "banks.Pay"],
+    )
+    .await;
+    let error_code = |body: &str| field(body, "Code").unwrap();
+
+    let mut r = req("Pay", "r-1", "");
+    let payment = pay("t-9", "100.00");
+    r.app_data = &payment;
+    r.sender = "NOBODY";
+    let (code, body) = soap(&app, &r).await;
+    assert_eq!((code, status(&body)), (200, "REJECT".to_string()));
+    assert_eq!(error_code(&body), "UNKNOWN_SENDER");
+
+    let mut r = req("Pay", "r-2", &payment);
+    r.sender = "BANK02";
+    let (_, body) = soap(&app, &r).await;
+    assert_eq!(error_code(&body), "NOT_GRANTED", "{body}");
+
+    let mut r = req("Pay", "r-3", &payment);
+    r.recipient = "ELSEWHERE";
+    let (_, body) = soap(&app, &r).await;
+    assert_eq!(error_code(&body), "WRONG_RECIPIENT");
+
+    // A test-contour message at this production gateway.
+    let mut r = req("Pay", "r-4", &payment);
+    r.test = true;
+    let (_, body) = soap(&app, &r).await;
+    assert_eq!(error_code(&body), "WRONG_CONTOUR");
+    let mut r = req("Pay", "r-5", &payment);
+    r.sender = "TESTBANK";
+    let (_, body) = soap(&app, &r).await;
+    assert_eq!(error_code(&body), "WRONG_CONTOUR");
+
+    let mut r = req("Pay", "r-6", &payment);
+    r.status = "RESULT";
+    let (_, body) = soap(&app, &r).await;
+    assert_eq!(error_code(&body), "STATUS_NOT_ACCEPTED");
+
+    // Nothing of it reached payments.
+    let (_, check) = soap(&app, &req("Check", "r-7", CHECK)).await;
+    assert_eq!(field(&check, "Balance").unwrap(), "0.00");
+
+    // Revoking a right takes effect on the next message.
+    let res = reqwest::Client::new()
+        .delete(app.url("/api/gateway/participants/BANK01/rights/banks.Check"))
+        .bearer_auth(operator(&app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, body) = soap(&app, &req("Check", "r-8", CHECK)).await;
+    assert_eq!(error_code(&body), "NOT_GRANTED");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_and_hostile_xml_is_refused_naming_where() {
+    let app = app_with(|s| s.gateway.max_body_mib = 1).await;
+    register(
+        &app,
+        "BANK01",
+        participant("bank", "production", Some("sber")),
+        &["banks.Pay"],
+    )
+    .await;
+
+    let (code, body) = post(&app, "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\">\n<soapenv:Body>\n<a></b>".into()).await;
+    assert_eq!(code, 500, "{body}");
+    assert!(body.contains("<faultstring>"), "{body}");
+    assert_eq!(field(&body, "Code").unwrap(), "MALFORMED_XML");
+    assert_eq!(field(&body, "Line").unwrap(), "3");
+
+    let wrong_amount = "<b:Pay><b:Account>ls-77</b:Account><b:Amount>five</b:Amount><b:TxnId>t</b:TxnId><b:TxnAt>2026-09-14T09:58:00+05:00</b:TxnAt></b:Pay>";
+    let (code, body) = soap(&app, &req("Pay", "x-1", wrong_amount)).await;
+    assert_eq!(code, 500);
+    assert_eq!(field(&body, "Code").unwrap(), "SCHEMA_VIOLATION", "{body}");
+    assert!(field(&body, "Path").unwrap().ends_with("/AppData/Pay/Amount"), "{body}");
+    assert!(field(&body, "Line").is_some());
+    assert!(field(&body, "Text").unwrap().contains("Amount"), "{body}");
+
+    let missing = "<b:Pay><b:Account>ls-77</b:Account></b:Pay>";
+    let (_, body) = soap(&app, &req("Pay", "x-2", missing)).await;
+    assert_eq!(field(&body, "Code").unwrap(), "SCHEMA_VIOLATION");
+
+    let xxe = r#"<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>&x;</soapenv:Body></soapenv:Envelope>"#;
+    let (code, body) = post(&app, xxe.into()).await;
+    assert_eq!(code, 500);
+    assert_eq!(field(&body, "Code").unwrap(), "FORBIDDEN_XML");
+    assert!(!body.contains("root:"), "no file content leaks");
+
+    let lol = format!(
+        r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">{}]><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>&l9;</soapenv:Body></soapenv:Envelope>"#,
+        (1..10).map(|i| format!("<!ENTITY l{i} \"{}\">", format!("&a;").repeat(10))).collect::<String>()
+    );
+    let (_, body) = post(&app, lol).await;
+    assert_eq!(field(&body, "Code").unwrap(), "FORBIDDEN_XML");
+
+    let deep = format!(
+        "<soapenv:Envelope xmlns:soapenv=\"http://schemas.xmlsoap.org/soap/envelope/\"><soapenv:Body>{}{}</soapenv:Body></soapenv:Envelope>",
+        "<a>".repeat(100_000),
+        "</a>".repeat(100_000)
+    );
+    let (_, body) = post(&app, deep).await;
+    assert_eq!(field(&body, "Code").unwrap(), "FORBIDDEN_XML");
+
+    let huge = format!("<soapenv:Envelope>{}</soapenv:Envelope>", " ".repeat(2 * 1024 * 1024));
+    let (code, body) = post(&app, huge).await;
+    assert_eq!(code, 413);
+    assert_eq!(field(&body, "Code").unwrap(), "TOO_LARGE");
+
+    // The gateway still answers.
+    let mut ping = req("Pay", "x-3", "");
+    ping.status = "PING";
+    let (_, pong) = soap(&app, &ping).await;
+    assert_eq!(status(&pong), "PING");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_does_not_answer_is_a_failure_that_can_be_asked_again() {
+    // Payments is not running: nobody answers the bank's request.
+    let clock = calendar::FixedClock::at_local(
+        chrono::NaiveDate::from_ymd_opt(2026, 9, 14)
+            .unwrap()
+            .and_hms_opt(10, 0, 0)
+            .unwrap(),
+    );
+    let app = TestApp::spawn_configured(vec![Arc::new(gateway::GatewayService)], clock, |s| {
+        s.gateway.service_timeout_ms = 1_000
+    })
+    .await;
+    register(
+        &app,
+        "BANK01",
+        participant("bank", "production", Some("sber")),
+        &["banks.Check"],
+    )
+    .await;
+    let (code, body) = soap(&app, &req("Check", "f-1", CHECK)).await;
+    assert_eq!((code, status(&body)), (200, "FAILURE".to_string()), "{body}");
+    assert_eq!(field(&body, "Code").unwrap(), "SERVICE_UNAVAILABLE");
+    // Asked again with the same message id, it is tried again, not replayed.
+    let (_, again) = soap(&app, &req("Check", "f-1", CHECK)).await;
+    assert_eq!(status(&again), "FAILURE");
+    assert_ne!(field(&again, "MessageId"), field(&body, "MessageId"));
+    app.stop().await;
+}
+
+async fn log_search(app: &TestApp, query: &str) -> Vec<Value> {
+    let res = reqwest::Client::new()
+        .get(app.url(&format!("/api/gateway/log?{query}")))
+        .bearer_auth(operator(app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{query}");
+    res.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_found_by_every_key_and_verification_catches_tampering() {
+    let app = bank_app().await;
+    let mut r = req("Check", "l-1", CHECK);
+    r.refs = Some(("prev-7", "origin-3", "case-42"));
+    soap(&app, &r).await;
+    soap(&app, &req("Pay", "l-2", &pay("t-1", "10.00"))).await;
+    let mut nobody = req("Check", "l-3", CHECK);
+    nobody.sender = "NOBODY";
+    soap(&app, &nobody).await;
+
+    for (query, expected) in [
+        ("message_id=l-1", "l-1"),
+        ("request_id_ref=prev-7", "l-1"),
+        ("origin_request_id_ref=origin-3", "l-1"),
+        ("case_number=case-42", "l-1"),
+        ("participant=NOBODY", "l-3"),
+        ("operation=Pay", "l-2"),
+        ("status=REJECT", "l-3"),
+    ] {
+        let found = log_search(&app, query).await;
+        assert_eq!(found.len(), 1, "{query}: {found:?}");
+        assert_eq!(found[0]["message_id"], expected, "{query}");
+    }
+    let all = log_search(&app, "from=2000-01-01T00:00:00%2B05:00&to=2100-01-01T00:00:00%2B05:00").await;
+    assert_eq!(all.len(), 3);
+    assert!(log_search(&app, "to=2000-01-01T00:00:00%2B05:00").await.is_empty());
+    let seq = all[2]["seq"].as_i64().unwrap();
+    let record: Value = reqwest::Client::new()
+        .get(app.url(&format!("/api/gateway/log/{seq}")))
+        .bearer_auth(operator(&app))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(record["request"].as_str().unwrap().contains("<smev:CaseNumber>case-42"));
+    assert!(record["response"].as_str().unwrap().contains("RESULT"));
+
+    let db = &app.context("gateway").db;
+    let clean = db.read(gateway::log::verify).await.unwrap();
+    assert!(clean.breaks.is_empty(), "{:?}", clean.breaks);
+    assert_eq!(clean.checked, 3);
+
+    db.write(|c| -> Result<_, storage::StorageError> {
+        Ok(diesel::sql_query("UPDATE message_log SET response_body = 'forged' WHERE seq = (SELECT MIN(seq) FROM message_log) + 1").execute(c)?)
+    })
+    .await
+    .unwrap();
+    let v = db.read(gateway::log::verify).await.unwrap();
+    assert!(
+        matches!(v.breaks.as_slice(), [gateway::domain::chain::Break::Altered { .. }]),
+        "{:?}",
+        v.breaks
+    );
+    db.write(|c| -> Result<_, storage::StorageError> {
+        Ok(diesel::sql_query("DELETE FROM message_log WHERE seq = (SELECT MIN(seq) FROM message_log) + 1").execute(c)?)
+    })
+    .await
+    .unwrap();
+    let v = db.read(gateway::log::verify).await.unwrap();
+    assert!(
+        v.breaks.iter().any(|b| matches!(b, gateway::domain::chain::Break::Removed { .. })),
+        "{:?}",
+        v.breaks
+    );
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn participants_are_validated_audited_and_operator_only() {
+    let app = app_with(|_| {}).await;
+    let client = reqwest::Client::new();
+    let mut bad = participant("bank", "production", Some("sber"));
+    bad["inn"] = json!("7707083894");
+    let res = client
+        .put(app.url("/api/gateway/participants/BANK01"))
+        .bearer_auth(operator(&app))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(problem["errors"][0]["field"], "inn", "{problem}");
+
+    let res = client
+        .put(app.url("/api/gateway/participants/BANK01"))
+        .bearer_auth(operator(&app))
+        .json(&participant("bank", "production", Some("sber")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut changed = participant("bank", "production", Some("sber"));
+    changed["name"] = json!("ПАО Новый Банк");
+    let res = client
+        .put(app.url("/api/gateway/participants/BANK01"))
+        .bearer_auth(operator(&app))
+        .json(&changed)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = client
+        .put(app.url("/api/gateway/participants/BANK01/rights/banks.Nothing"))
+        .bearer_auth(operator(&app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    let audit: Vec<Value> = client
+        .get(app.url("/api/gateway/audit?participant=BANK01"))
+        .bearer_auth(operator(&app))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    assert_eq!(audit[0]["action"], "update");
+    assert_eq!(audit[0]["actor"], "operator-1");
+    assert!(audit[0]["before"].as_str().unwrap().contains("ПАО Банк"));
+    assert!(audit[0]["after"].as_str().unwrap().contains("ПАО Новый Банк"));
+
+    let bank = app.token("b", &[Role::Bank], |r| r.banks = vec!["sber".into()]);
+    let res = client
+        .get(app.url("/api/gateway/participants"))
+        .bearer_auth(bank)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wsdl_names_the_address_it_was_asked_at() {
+    let app = app_with(|_| {}).await;
+    let res = reqwest::Client::new()
+        .get(app.url("/soap/banks?wsdl"))
+        .header("X-Forwarded-Host", "portal.example")
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let wsdl = res.text().await.unwrap();
+    assert!(wsdl.contains("location=\"https://portal.example/soap/banks\""), "{wsdl}");
+    assert!(wsdl.contains("schemaLocation=\"https://portal.example/soap/banks?xsd=banks.xsd\""));
+    let xsd = reqwest::Client::new()
+        .get(app.url("/soap/banks?xsd=smev.xsd"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(xsd.contains("targetNamespace=\"http://smev.gosuslugi.ru/rev120315\""));
+    app.stop().await;
+}
