@@ -16,5 +16,11 @@ PORTAL_TEST_MODE=embedded cargo test --workspace --locked
 echo "== the OpenAPI document as a contract: schemathesis against the embedded platform"
 bash scripts/contract.sh
 
+echo "== the WSDLs as a contract: zeep against the embedded platform"
+bash scripts/soap.sh embedded
+
 echo "== distributed mode: PostgreSQL and RabbitMQ"
 PORTAL_TEST_MODE=distributed cargo test --workspace --locked
+
+echo "== the WSDLs as a contract: zeep against payments and gateway as separate processes"
+bash scripts/soap.sh distributed

@@ -78,6 +78,18 @@ enum Command {
         #[command(subcommand)]
         command: RegistryCommand,
     },
+    /// The XML gateway.
+    Gateway {
+        #[command(subcommand)]
+        command: GatewayCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum GatewayCommand {
+    /// Walk the message log's hash chain and report every record altered or
+    /// removed; exits 1 if any.
+    VerifyLog,
 }
 
 #[derive(Subcommand)]
@@ -202,7 +214,31 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Dlq { command } => dlq(&settings, command),
         Command::Registry { command } => registry(&settings, command),
         Command::Secrets { command } => secrets(&settings, command),
+        Command::Gateway { command } => gateway_command(&settings, command),
     }
+}
+
+fn gateway_command(settings: &settings::Settings, command: GatewayCommand) -> Result<(), String> {
+    let GatewayCommand::VerifyLog = command;
+    let db = migrated_db(settings, &gateway::GatewayService)?;
+    let mut conn = db.conn().map_err(|e| e.to_string())?;
+    let v = gateway::log::verify(&mut conn).map_err(|e| e.to_string())?;
+    let range = match (v.first, v.last) {
+        (Some(a), Some(b)) => format!("records {a}–{b}"),
+        _ => "no records".into(),
+    };
+    if v.breaks.is_empty() {
+        println!("message log intact: {} checked ({range})", v.checked);
+        return Ok(());
+    }
+    for b in &v.breaks {
+        println!("BROKEN: {b}");
+    }
+    Err(format!(
+        "the message log was tampered with: {} break(s) in {} records ({range})",
+        v.breaks.len(),
+        v.checked
+    ))
 }
 
 fn select(names: &[String]) -> Result<Vec<Arc<dyn platform::Service>>, String> {
