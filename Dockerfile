@@ -1,12 +1,12 @@
 # One image for every service: `portal serve --service <name>`.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev && rm -rf /var/lib/apt/lists/*
+RUN apt-get update && apt-get install -y --no-install-recommends libpq-dev libxml2-dev pkg-config && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN cargo build --release --locked --bin portal
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libpq5 ca-certificates curl \
+RUN apt-get update && apt-get install -y --no-install-recommends libpq5 libxml2 ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* && useradd --system --home /var/lib/portal portal
 WORKDIR /opt/portal
 COPY --from=build /src/target/release/portal /usr/local/bin/portal

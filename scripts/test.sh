@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+bash scripts/build-deps.sh
 bash scripts/services.sh
 
 export PORTAL_TEST_DATABASE_URL="${PORTAL_TEST_DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:5432/portal_test}"

@@ -44,7 +44,8 @@ const BATCH: usize = 256;
 /// PostgreSQL keeps microseconds: the chain hashes what the database keeps.
 fn micros(t: NaiveDateTime) -> NaiveDateTime {
     use chrono::Timelike;
-    t.with_nanosecond(t.nanosecond() / 1_000 * 1_000).unwrap_or(t)
+    t.with_nanosecond(t.nanosecond() / 1_000 * 1_000)
+        .unwrap_or(t)
 }
 
 /// The chained text of a timestamp (microseconds, UTC).
@@ -213,7 +214,10 @@ pub fn verify(conn: &mut storage::DbConnection) -> Result<Verification, StorageE
 
 /// Removes records older than `before`, keeping the chain verifiable: the
 /// newest removed record becomes the chain's base. Returns how many went.
-pub fn prune(conn: &mut storage::DbConnection, before: NaiveDateTime) -> Result<usize, StorageError> {
+pub fn prune(
+    conn: &mut storage::DbConnection,
+    before: NaiveDateTime,
+) -> Result<usize, StorageError> {
     let Some(last) = store::last_before(conn, before)? else {
         return Ok(0);
     };

@@ -225,11 +225,13 @@ pub fn audit_of(
     if let Some(id) = entity_id {
         q = q.filter(gateway_audit::entity_id.eq(id.to_string()));
     }
-    Ok(q.order((gateway_audit::at.desc(), gateway_audit::id.desc()))
-        .offset(offset)
-        .limit(limit)
-        .select(AuditRow::as_select())
-        .load(conn)?)
+    Ok(
+        q.order((gateway_audit::at.desc(), gateway_audit::id.desc()))
+            .offset(offset)
+            .limit(limit)
+            .select(AuditRow::as_select())
+            .load(conn)?,
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]

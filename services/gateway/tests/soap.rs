@@ -121,7 +121,11 @@ fn envelope(r: &Req<'_>) -> String {
             format!("<smev:RequestIdRef>{a}</smev:RequestIdRef><smev:OriginRequestIdRef>{b}</smev:OriginRequestIdRef><smev:CaseNumber>{c}</smev:CaseNumber>")
         })
         .unwrap_or_default();
-    let test = if r.test { "<smev:TestMsg>test</smev:TestMsg>" } else { "" };
+    let test = if r.test {
+        "<smev:TestMsg>test</smev:TestMsg>"
+    } else {
+        ""
+    };
     let app_data = if r.app_data.is_empty() {
         String::new()
     } else {
@@ -225,7 +229,10 @@ async fn a_bank_checks_pays_repeats_and_cancels_through_the_gateway() {
     assert_eq!(field(&body, "Student").unwrap(), "Сид*** М.");
     assert_eq!(field(&body, "RequestIdRef").unwrap(), "m-1");
     assert_eq!(field(&body, "OriginRequestIdRef").unwrap(), "m-1");
-    assert_eq!(field(&body, "Recipient").is_some(), true);
+    assert!(
+        body.contains("<smev:Recipient><smev:Code>BANK01</smev:Code>"),
+        "{body}"
+    );
 
     let payment = pay("t-1", "500.00");
     let (_, first) = soap(&app, &req("Pay", "m-2", &payment)).await;
@@ -246,21 +253,33 @@ async fn a_bank_checks_pays_repeats_and_cancels_through_the_gateway() {
     assert_eq!(field(&small, "Result").unwrap(), "AMOUNT_TOO_SMALL");
     let (_, nobody) = soap(
         &app,
-        &req("Check", "m-6", "<b:Check><b:Account>ls-00</b:Account></b:Check>"),
+        &req(
+            "Check",
+            "m-6",
+            "<b:Check><b:Account>ls-00</b:Account></b:Check>",
+        ),
     )
     .await;
     assert_eq!(field(&nobody, "Code").unwrap(), "3");
 
     let (_, cancel) = soap(
         &app,
-        &req("Cancel", "m-7", "<b:Cancel><b:TxnId>t-1</b:TxnId></b:Cancel>"),
+        &req(
+            "Cancel",
+            "m-7",
+            "<b:Cancel><b:TxnId>t-1</b:TxnId></b:Cancel>",
+        ),
     )
     .await;
     assert_eq!(field(&cancel, "Result").unwrap(), "OK", "{cancel}");
     assert_eq!(field(&cancel, "Balance").unwrap(), "0.00");
     let (_, twice) = soap(
         &app,
-        &req("Cancel", "m-8", "<b:Cancel><b:TxnId>t-1</b:TxnId></b:Cancel>"),
+        &req(
+            "Cancel",
+            "m-8",
+            "<b:Cancel><b:TxnId>t-1</b:TxnId></b:Cancel>",
+        ),
     )
     .await;
     assert_eq!(field(&twice, "Result").unwrap(), "CANCEL_IMPOSSIBLE");
@@ -363,7 +382,12 @@ async fn bad_and_hostile_xml_is_refused_naming_where() {
     let (code, body) = soap(&app, &req("Pay", "x-1", wrong_amount)).await;
     assert_eq!(code, 500);
     assert_eq!(field(&body, "Code").unwrap(), "SCHEMA_VIOLATION", "{body}");
-    assert!(field(&body, "Path").unwrap().ends_with("/AppData/Pay/Amount"), "{body}");
+    assert!(
+        field(&body, "Path")
+            .unwrap()
+            .ends_with("/AppData/Pay/Amount"),
+        "{body}"
+    );
     assert!(field(&body, "Line").is_some());
     assert!(field(&body, "Text").unwrap().contains("Amount"), "{body}");
 
@@ -379,7 +403,9 @@ async fn bad_and_hostile_xml_is_refused_naming_where() {
 
     let lol = format!(
         r#"<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">{}]><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body>&l9;</soapenv:Body></soapenv:Envelope>"#,
-        (1..10).map(|i| format!("<!ENTITY l{i} \"{}\">", format!("&a;").repeat(10))).collect::<String>()
+        (1..10)
+            .map(|i| format!("<!ENTITY l{i} \"{}\">", "&a;".repeat(10)))
+            .collect::<String>()
     );
     let (_, body) = post(&app, lol).await;
     assert_eq!(field(&body, "Code").unwrap(), "FORBIDDEN_XML");
@@ -392,7 +418,10 @@ async fn bad_and_hostile_xml_is_refused_naming_where() {
     let (_, body) = post(&app, deep).await;
     assert_eq!(field(&body, "Code").unwrap(), "FORBIDDEN_XML");
 
-    let huge = format!("<soapenv:Envelope>{}</soapenv:Envelope>", " ".repeat(2 * 1024 * 1024));
+    let huge = format!(
+        "<soapenv:Envelope>{}</soapenv:Envelope>",
+        " ".repeat(2 * 1024 * 1024)
+    );
     let (code, body) = post(&app, huge).await;
     assert_eq!(code, 413);
     assert_eq!(field(&body, "Code").unwrap(), "TOO_LARGE");
@@ -426,7 +455,11 @@ async fn a_service_that_does_not_answer_is_a_failure_that_can_be_asked_again() {
     )
     .await;
     let (code, body) = soap(&app, &req("Check", "f-1", CHECK)).await;
-    assert_eq!((code, status(&body)), (200, "FAILURE".to_string()), "{body}");
+    assert_eq!(
+        (code, status(&body)),
+        (200, "FAILURE".to_string()),
+        "{body}"
+    );
     assert_eq!(field(&body, "Code").unwrap(), "SERVICE_UNAVAILABLE");
     // Asked again with the same message id, it is tried again, not replayed.
     let (_, again) = soap(&app, &req("Check", "f-1", CHECK)).await;
@@ -470,9 +503,15 @@ async fn the_log_is_found_by_every_key_and_verification_catches_tampering() {
         assert_eq!(found.len(), 1, "{query}: {found:?}");
         assert_eq!(found[0]["message_id"], expected, "{query}");
     }
-    let all = log_search(&app, "from=2000-01-01T00:00:00%2B05:00&to=2100-01-01T00:00:00%2B05:00").await;
+    let all = log_search(
+        &app,
+        "from=2000-01-01T00:00:00%2B05:00&to=2100-01-01T00:00:00%2B05:00",
+    )
+    .await;
     assert_eq!(all.len(), 3);
-    assert!(log_search(&app, "to=2000-01-01T00:00:00%2B05:00").await.is_empty());
+    assert!(log_search(&app, "to=2000-01-01T00:00:00%2B05:00")
+        .await
+        .is_empty());
     let seq = all[2]["seq"].as_i64().unwrap();
     let record: Value = reqwest::Client::new()
         .get(app.url(&format!("/api/gateway/log/{seq}")))
@@ -483,7 +522,10 @@ async fn the_log_is_found_by_every_key_and_verification_catches_tampering() {
         .json()
         .await
         .unwrap();
-    assert!(record["request"].as_str().unwrap().contains("<smev:CaseNumber>case-42"));
+    assert!(record["request"]
+        .as_str()
+        .unwrap()
+        .contains("<smev:CaseNumber>case-42"));
     assert!(record["response"].as_str().unwrap().contains("RESULT"));
 
     let db = &app.context("gateway").db;
@@ -498,18 +540,26 @@ async fn the_log_is_found_by_every_key_and_verification_catches_tampering() {
     .unwrap();
     let v = db.read(gateway::log::verify).await.unwrap();
     assert!(
-        matches!(v.breaks.as_slice(), [gateway::domain::chain::Break::Altered { .. }]),
+        matches!(
+            v.breaks.as_slice(),
+            [gateway::domain::chain::Break::Altered { .. }]
+        ),
         "{:?}",
         v.breaks
     );
     db.write(|c| -> Result<_, storage::StorageError> {
-        Ok(diesel::sql_query("DELETE FROM message_log WHERE seq = (SELECT MIN(seq) FROM message_log) + 1").execute(c)?)
+        Ok(diesel::sql_query(
+            "DELETE FROM message_log WHERE seq = (SELECT MIN(seq) FROM message_log) + 1",
+        )
+        .execute(c)?)
     })
     .await
     .unwrap();
     let v = db.read(gateway::log::verify).await.unwrap();
     assert!(
-        v.breaks.iter().any(|b| matches!(b, gateway::domain::chain::Break::Removed { .. })),
+        v.breaks
+            .iter()
+            .any(|b| matches!(b, gateway::domain::chain::Break::Removed { .. })),
         "{:?}",
         v.breaks
     );
@@ -572,7 +622,10 @@ async fn participants_are_validated_audited_and_operator_only() {
     assert_eq!(audit[0]["action"], "update");
     assert_eq!(audit[0]["actor"], "operator-1");
     assert!(audit[0]["before"].as_str().unwrap().contains("ПАО Банк"));
-    assert!(audit[0]["after"].as_str().unwrap().contains("ПАО Новый Банк"));
+    assert!(audit[0]["after"]
+        .as_str()
+        .unwrap()
+        .contains("ПАО Новый Банк"));
 
     let bank = app.token("b", &[Role::Bank], |r| r.banks = vec!["sber".into()]);
     let res = client
@@ -597,7 +650,10 @@ async fn the_wsdl_names_the_address_it_was_asked_at() {
         .unwrap();
     assert_eq!(res.status(), 200);
     let wsdl = res.text().await.unwrap();
-    assert!(wsdl.contains("location=\"https://portal.example/soap/banks\""), "{wsdl}");
+    assert!(
+        wsdl.contains("location=\"https://portal.example/soap/banks\""),
+        "{wsdl}"
+    );
     assert!(wsdl.contains("schemaLocation=\"https://portal.example/soap/banks?xsd=banks.xsd\""));
     let xsd = reqwest::Client::new()
         .get(app.url("/soap/banks?xsd=smev.xsd"))

@@ -20,8 +20,14 @@ pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
         .route("/participants/{code}", web::get().to(get))
         .route("/participants/{code}", web::put().to(put))
         .route("/participants/{code}/rights", web::get().to(rights))
-        .route("/participants/{code}/rights/{operation}", web::put().to(grant))
-        .route("/participants/{code}/rights/{operation}", web::delete().to(revoke))
+        .route(
+            "/participants/{code}/rights/{operation}",
+            web::put().to(grant),
+        )
+        .route(
+            "/participants/{code}/rights/{operation}",
+            web::delete().to(revoke),
+        )
         .route("/audit", web::get().to(audit))
         .route("/log", web::get().to(search))
         .route("/log/{seq}", web::get().to(record))
@@ -170,7 +176,11 @@ async fn list(ctx: web::Data<ServiceContext>, caller: Caller) -> Result<HttpResp
 #[utoipa::path(get, path = "/api/gateway/participants/{code}", tag = "gateway",
     params(("code" = String, Path, description = "The participant's code")),
     security(("bearer" = [])), responses((status = 200, body = ParticipantView), (status = 404, body = Problem)))]
-async fn get(ctx: web::Data<ServiceContext>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, Problem> {
+async fn get(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     operator(&caller)?;
     let code = path.into_inner();
     let c = code.clone();
@@ -186,11 +196,21 @@ async fn get(ctx: web::Data<ServiceContext>, caller: Caller, path: web::Path<Str
         .await?;
     match found {
         Some(v) => Ok(HttpResponse::Ok().json(v)),
-        None => Err(Problem::not_found(format!("participant {code} does not exist"))),
+        None => Err(Problem::not_found(format!(
+            "participant {code} does not exist"
+        ))),
     }
 }
 
-fn audit_row(caller: &Caller, entity: &str, id: &str, action: &str, before: Option<String>, after: Option<String>, at: chrono::NaiveDateTime) -> AuditRow {
+fn audit_row(
+    caller: &Caller,
+    entity: &str,
+    id: &str,
+    action: &str,
+    before: Option<String>,
+    after: Option<String>,
+    at: chrono::NaiveDateTime,
+) -> AuditRow {
     AuditRow {
         id: uuid::Uuid::now_v7().to_string(),
         at,
@@ -235,7 +255,9 @@ async fn put(
         organizer: b.organizer,
         active: b.active,
     };
-    let participant = draft.validate().map_err(|e| Problem::invalid(e.field, e.message))?;
+    let participant = draft
+        .validate()
+        .map_err(|e| Problem::invalid(e.field, e.message))?;
     let now = ctx.clock.now().naive_utc();
     let row = row_of(&participant, now);
     let (view, created) = ctx
@@ -244,19 +266,39 @@ async fn put(
             let before = store::save_participant(conn, &row)?;
             let created = before.is_none();
             let action = if created { "create" } else { "update" };
-            store::audit(conn, &audit_row(&caller, "participant", &row.code, action, before.as_ref().map(json_of), Some(json_of(&row)), now))?;
+            store::audit(
+                conn,
+                &audit_row(
+                    &caller,
+                    "participant",
+                    &row.code,
+                    action,
+                    before.as_ref().map(json_of),
+                    Some(json_of(&row)),
+                    now,
+                ),
+            )?;
             let rights = store::rights_of(conn, &row.code)?;
             Ok((view_of(row, rights), created))
         })
         .await?;
-    Ok(if created { HttpResponse::Created() } else { HttpResponse::Ok() }.json(view))
+    Ok(if created {
+        HttpResponse::Created()
+    } else {
+        HttpResponse::Ok()
+    }
+    .json(view))
 }
 
 /// The operations a participant may call.
 #[utoipa::path(get, path = "/api/gateway/participants/{code}/rights", tag = "gateway",
     params(("code" = String, Path, description = "The participant's code")),
     security(("bearer" = [])), responses((status = 200, body = [String]), (status = 404, body = Problem)))]
-async fn rights(ctx: web::Data<ServiceContext>, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, Problem> {
+async fn rights(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Problem> {
     operator(&caller)?;
     let code = path.into_inner();
     let c = code.clone();
@@ -271,17 +313,27 @@ async fn rights(ctx: web::Data<ServiceContext>, caller: Caller, path: web::Path<
         .await?;
     match found {
         Some(r) => Ok(HttpResponse::Ok().json(r)),
-        None => Err(Problem::not_found(format!("participant {code} does not exist"))),
+        None => Err(Problem::not_found(format!(
+            "participant {code} does not exist"
+        ))),
     }
 }
 
-async fn change_right(ctx: web::Data<ServiceContext>, caller: Caller, path: web::Path<(String, String)>, granting: bool) -> Result<HttpResponse, Problem> {
+async fn change_right(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+    granting: bool,
+) -> Result<HttpResponse, Problem> {
     operator(&caller)?;
     let (code, operation) = path.into_inner();
     if !contracts::all_rights().contains(&operation) {
         return Err(Problem::invalid(
             "operation",
-            format!("no operation {operation}; the gateway serves {}", contracts::all_rights().join(", ")),
+            format!(
+                "no operation {operation}; the gateway serves {}",
+                contracts::all_rights().join(", ")
+            ),
         ));
     }
     let now = ctx.clock.now().naive_utc();
@@ -298,15 +350,32 @@ async fn change_right(ctx: web::Data<ServiceContext>, caller: Caller, path: web:
                 store::revoke(conn, &c, &operation)?
             };
             if changed {
-                let (before, after) = if granting { (None, Some(operation.clone())) } else { (Some(operation.clone()), None) };
-                store::audit(conn, &audit_row(&caller, "right", &c, if granting { "grant" } else { "revoke" }, before, after, now))?;
+                let (before, after) = if granting {
+                    (None, Some(operation.clone()))
+                } else {
+                    (Some(operation.clone()), None)
+                };
+                store::audit(
+                    conn,
+                    &audit_row(
+                        &caller,
+                        "right",
+                        &c,
+                        if granting { "grant" } else { "revoke" },
+                        before,
+                        after,
+                        now,
+                    ),
+                )?;
             }
             Ok(Some(store::rights_of(conn, &c)?))
         })
         .await?;
     match changed {
         Some(r) => Ok(HttpResponse::Ok().json(r)),
-        None => Err(Problem::not_found(format!("participant {code} does not exist"))),
+        None => Err(Problem::not_found(format!(
+            "participant {code} does not exist"
+        ))),
     }
 }
 
@@ -314,7 +383,11 @@ async fn change_right(ctx: web::Data<ServiceContext>, caller: Caller, path: web:
 #[utoipa::path(put, path = "/api/gateway/participants/{code}/rights/{operation}", tag = "gateway",
     params(("code" = String, Path, description = "The participant's code"), ("operation" = String, Path, description = "e.g. banks.Pay")),
     security(("bearer" = [])), responses((status = 200, body = [String]), (status = 400, body = Problem), (status = 404, body = Problem)))]
-async fn grant(ctx: web::Data<ServiceContext>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, Problem> {
+async fn grant(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
     change_right(ctx, caller, path, true).await
 }
 
@@ -322,7 +395,11 @@ async fn grant(ctx: web::Data<ServiceContext>, caller: Caller, path: web::Path<(
 #[utoipa::path(delete, path = "/api/gateway/participants/{code}/rights/{operation}", tag = "gateway",
     params(("code" = String, Path, description = "The participant's code"), ("operation" = String, Path, description = "e.g. banks.Pay")),
     security(("bearer" = [])), responses((status = 200, body = [String]), (status = 400, body = Problem), (status = 404, body = Problem)))]
-async fn revoke(ctx: web::Data<ServiceContext>, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, Problem> {
+async fn revoke(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Problem> {
     change_right(ctx, caller, path, false).await
 }
 
@@ -352,13 +429,19 @@ pub struct AuditEntry {
 /// Who changed which participant or right, when, from what to what; newest first.
 #[utoipa::path(get, path = "/api/gateway/audit", tag = "gateway", params(AuditQuery),
     security(("bearer" = [])), responses((status = 200, body = [AuditEntry]), (status = 400, body = Problem)))]
-async fn audit(ctx: web::Data<ServiceContext>, caller: Caller, q: web::Query<AuditQuery>) -> Result<HttpResponse, Problem> {
+async fn audit(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    q: web::Query<AuditQuery>,
+) -> Result<HttpResponse, Problem> {
     operator(&caller)?;
     let q = q.into_inner();
     let page = Page::parse(q.page, q.per_page, 50, 500)?;
     let rows = ctx
         .db
-        .read(move |conn| store::audit_of(conn, q.participant.as_deref(), page.offset(), page.per_page))
+        .read(move |conn| {
+            store::audit_of(conn, q.participant.as_deref(), page.offset(), page.per_page)
+        })
         .await?;
     let out: Vec<AuditEntry> = rows
         .into_iter()
@@ -449,7 +532,11 @@ fn entry(r: &LogRow) -> LogEntry {
 /// Searches the message log by any of its keys (all given must match); newest first.
 #[utoipa::path(get, path = "/api/gateway/log", tag = "gateway", params(LogQuery),
     security(("bearer" = [])), responses((status = 200, body = [LogEntry]), (status = 400, body = Problem)))]
-async fn search(ctx: web::Data<ServiceContext>, caller: Caller, q: web::Query<LogQuery>) -> Result<HttpResponse, Problem> {
+async fn search(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    q: web::Query<LogQuery>,
+) -> Result<HttpResponse, Problem> {
     operator(&caller)?;
     let q = q.into_inner();
     let page = Page::parse(q.page, q.per_page, 50, 500)?;
@@ -480,16 +567,25 @@ async fn search(ctx: web::Data<ServiceContext>, caller: Caller, q: web::Query<Lo
 #[utoipa::path(get, path = "/api/gateway/log/{seq}", tag = "gateway",
     params(("seq" = i64, Path, description = "The record's place in the chain")),
     security(("bearer" = [])), responses((status = 200, body = LogRecord), (status = 404, body = Problem)))]
-async fn record(ctx: web::Data<ServiceContext>, caller: Caller, path: web::Path<i64>) -> Result<HttpResponse, Problem> {
+async fn record(
+    ctx: web::Data<ServiceContext>,
+    caller: Caller,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, Problem> {
     operator(&caller)?;
     let seq = path.into_inner();
-    let row = ctx.db.read(move |conn| store::log_record(conn, seq)).await?;
+    let row = ctx
+        .db
+        .read(move |conn| store::log_record(conn, seq))
+        .await?;
     match row {
         Some(r) => Ok(HttpResponse::Ok().json(LogRecord {
             entry: entry(&r),
             request: r.request_body,
             response: r.response_body,
         })),
-        None => Err(Problem::not_found(format!("log record {seq} does not exist"))),
+        None => Err(Problem::not_found(format!(
+            "log record {seq} does not exist"
+        ))),
     }
 }

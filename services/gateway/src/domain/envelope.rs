@@ -302,7 +302,9 @@ mod tests {
     fn a_message_for_another_recipient_is_rejected() {
         let m = msg("REQUEST", false);
         assert_eq!(
-            code(judge(&m, Some(&PROD), "OTHER", Contour::Production, || true)),
+            code(judge(&m, Some(&PROD), "OTHER", Contour::Production, || {
+                true
+            })),
             "WRONG_RECIPIENT"
         );
     }

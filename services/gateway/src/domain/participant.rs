@@ -105,8 +105,7 @@ fn invalid(field: &'static str, message: impl Into<String>) -> Invalid {
 /// A SMEV-style code: 3–32 Latin capitals, digits, `_` or `-`.
 pub fn is_code(s: &str) -> bool {
     (3..=32).contains(&s.len())
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
@@ -127,8 +126,8 @@ impl Draft {
         let ogrn = Ogrn::parse(&self.ogrn).map_err(|e| invalid("ogrn", e.to_string()))?;
         let kind = Kind::parse(&self.kind)
             .ok_or_else(|| invalid("kind", "one of agency, bank, caterer, terminal"))?;
-        let contour = parse_contour(&self.contour)
-            .ok_or_else(|| invalid("contour", "test or production"))?;
+        let contour =
+            parse_contour(&self.contour).ok_or_else(|| invalid("contour", "test or production"))?;
         if self.contact_name.trim().is_empty() {
             return Err(invalid("contacts.name", "the technical specialist's name"));
         }
@@ -136,24 +135,35 @@ impl Draft {
             .map_err(|e| invalid("contacts.phone", e.to_string()))?;
         let email = Email::parse(&self.contact_email)
             .map_err(|e| invalid("contacts.email", e.to_string()))?;
-        if !self.address.is_empty()
-            && !(self.address.starts_with("https://") || self.address.starts_with("http://"))
-        {
-            return Err(invalid("address", "an http(s) URL of the participant's service"));
+        let web = ["https://", "http://"];
+        if !self.address.is_empty() && !web.iter().any(|p| self.address.starts_with(p)) {
+            return Err(invalid(
+                "address",
+                "an http(s) URL of the participant's service",
+            ));
         }
         for c in &self.certificates {
             if !c.trim_start().starts_with("-----BEGIN CERTIFICATE-----") {
-                return Err(invalid("certificates", "PEM certificates (-----BEGIN CERTIFICATE-----)"));
+                return Err(invalid(
+                    "certificates",
+                    "PEM certificates (-----BEGIN CERTIFICATE-----)",
+                ));
             }
         }
         let bank = self.bank.filter(|b| !b.trim().is_empty());
         let organizer = self.organizer.filter(|o| !o.trim().is_empty());
         match kind {
             Kind::Bank if bank.is_none() => {
-                return Err(invalid("bank", "a bank participant names the bank code payments knows"))
+                return Err(invalid(
+                    "bank",
+                    "a bank participant names the bank code payments knows",
+                ))
             }
             Kind::Caterer if organizer.is_none() => {
-                return Err(invalid("organizer", "a caterer participant names its organizer"))
+                return Err(invalid(
+                    "organizer",
+                    "a caterer participant names its organizer",
+                ))
             }
             _ => {}
         }
@@ -161,7 +171,10 @@ impl Draft {
             return Err(invalid("bank", "only a bank participant maps to a bank"));
         }
         if kind != Kind::Caterer && organizer.is_some() {
-            return Err(invalid("organizer", "only a caterer participant maps to an organizer"));
+            return Err(invalid(
+                "organizer",
+                "only a caterer participant maps to an organizer",
+            ));
         }
         Ok(Participant {
             code: self.code,
@@ -216,16 +229,76 @@ mod tests {
     #[test]
     fn each_wrong_field_is_named() {
         let cases: Vec<(Draft, &str)> = vec![
-            (Draft { code: "b1".into(), ..bank() }, "code"),
-            (Draft { inn: "7707083894".into(), ..bank() }, "inn"),
-            (Draft { ogrn: "1027700132196".into(), ..bank() }, "ogrn"),
-            (Draft { kind: "shop".into(), ..bank() }, "kind"),
-            (Draft { contour: "staging".into(), ..bank() }, "contour"),
-            (Draft { contact_email: "nobody".into(), ..bank() }, "contacts.email"),
-            (Draft { bank: None, ..bank() }, "bank"),
-            (Draft { kind: "agency".into(), ..bank() }, "bank"),
-            (Draft { address: "ftp://x".into(), ..bank() }, "address"),
-            (Draft { certificates: vec!["junk".into()], ..bank() }, "certificates"),
+            (
+                Draft {
+                    code: "b1".into(),
+                    ..bank()
+                },
+                "code",
+            ),
+            (
+                Draft {
+                    inn: "7707083894".into(),
+                    ..bank()
+                },
+                "inn",
+            ),
+            (
+                Draft {
+                    ogrn: "1027700132196".into(),
+                    ..bank()
+                },
+                "ogrn",
+            ),
+            (
+                Draft {
+                    kind: "shop".into(),
+                    ..bank()
+                },
+                "kind",
+            ),
+            (
+                Draft {
+                    contour: "staging".into(),
+                    ..bank()
+                },
+                "contour",
+            ),
+            (
+                Draft {
+                    contact_email: "nobody".into(),
+                    ..bank()
+                },
+                "contacts.email",
+            ),
+            (
+                Draft {
+                    bank: None,
+                    ..bank()
+                },
+                "bank",
+            ),
+            (
+                Draft {
+                    kind: "agency".into(),
+                    ..bank()
+                },
+                "bank",
+            ),
+            (
+                Draft {
+                    address: "ftp://x".into(),
+                    ..bank()
+                },
+                "address",
+            ),
+            (
+                Draft {
+                    certificates: vec!["junk".into()],
+                    ..bank()
+                },
+                "certificates",
+            ),
         ];
         for (draft, field) in cases {
             assert_eq!(draft.validate().unwrap_err().field, field);

@@ -10,10 +10,21 @@ use super::read::Inbound;
 use super::write::GatewayError;
 
 /// The request to payments, or the AppData field that cannot be taken.
-pub fn request(bank: &str, operation: &str, inbound: &Inbound) -> Result<BankRequest, GatewayError> {
-    let field = |name: &str| inbound.app(&format!("{operation}/{name}")).unwrap_or_default().to_string();
+pub fn request(
+    bank: &str,
+    operation: &str,
+    inbound: &Inbound,
+) -> Result<BankRequest, GatewayError> {
+    let field = |name: &str| {
+        inbound
+            .app(&format!("{operation}/{name}"))
+            .unwrap_or_default()
+            .to_string()
+    };
     let invalid = |name: &str, text: String| GatewayError {
-        path: Some(format!("/Envelope/Body/{operation}/MessageData/AppData/{operation}/{name}")),
+        path: Some(format!(
+            "/Envelope/Body/{operation}/MessageData/AppData/{operation}/{name}"
+        )),
         ..GatewayError::new("SCHEMA_VIOLATION", text)
     };
     let op = match operation {
@@ -59,7 +70,8 @@ pub fn envelope(req: &BankRequest) -> Result<bus::Envelope, bus::BusError> {
 /// `<tns:Answer>` of the banks' schema.
 pub fn answer_xml(a: &BankAnswer) -> String {
     let mut out = String::from("<tns:Answer>");
-    let mut el = |name: &str, v: &str| out.push_str(&format!("<tns:{name}>{}</tns:{name}>", escape(v)));
+    let mut el =
+        |name: &str, v: &str| out.push_str(&format!("<tns:{name}>{}</tns:{name}>", escape(v)));
     let result = a.result.map(|r| r.name()).unwrap_or("OTHER_ERROR");
     el("Result", result);
     el("Code", &a.code.to_string());

@@ -89,7 +89,9 @@ mod tests {
     fn documents_point_at_the_host_they_were_asked_from() {
         let wsdl = document(&BANKS, None, "https://gw.example:8443").unwrap();
         assert!(wsdl.contains("location=\"https://gw.example:8443/soap/banks\""));
-        assert!(wsdl.contains("schemaLocation=\"https://gw.example:8443/soap/banks?xsd=banks.xsd\""));
+        assert!(
+            wsdl.contains("schemaLocation=\"https://gw.example:8443/soap/banks?xsd=banks.xsd\"")
+        );
         assert!(!wsdl.contains("localhost"));
         let xsd = document(&BANKS, Some("banks.xsd"), "http://h").unwrap();
         assert!(xsd.contains("schemaLocation=\"http://h/soap/banks?xsd=smev.xsd\""));
@@ -101,7 +103,10 @@ mod tests {
         for e in ENDPOINTS {
             let (_, wsdl) = WSDLS.iter().find(|(n, _)| *n == e.wsdl).unwrap();
             for op in e.operations {
-                assert!(wsdl.contains(&format!("<wsdl:operation name=\"{op}\">")), "{op}");
+                assert!(
+                    wsdl.contains(&format!("<wsdl:operation name=\"{op}\">")),
+                    "{op}"
+                );
             }
             assert_eq!(
                 wsdl.matches("<wsdl:operation name=").count(),

@@ -77,8 +77,9 @@ async fn documents(req: HttpRequest, path: web::Path<String>) -> HttpResponse {
             .unwrap_or_default();
     let xsd = query.get("xsd").map(String::as_str);
     if xsd.is_none() && !query.contains_key("wsdl") {
-        return HttpResponse::BadRequest()
-            .body(format!("ask /soap/{path}?wsdl for the contract; POST SOAP requests here"));
+        return HttpResponse::BadRequest().body(format!(
+            "ask /soap/{path}?wsdl for the contract; POST SOAP requests here"
+        ));
     }
     match contracts::document(endpoint, xsd, &base_url(&req)) {
         Some(text) => HttpResponse::Ok()
@@ -135,8 +136,14 @@ impl Exchange<'_> {
         }
     }
 
-    fn invalid(&self, request: Option<(&Message, &str)>, error: GatewayError, http: u16) -> Outcome {
-        let answer = request.map(|(m, id)| envelope::answer_to(m, id, &self.own(), Status::Invalid, &self.now()));
+    fn invalid(
+        &self,
+        request: Option<(&Message, &str)>,
+        error: GatewayError,
+        http: u16,
+    ) -> Outcome {
+        let answer = request
+            .map(|(m, id)| envelope::answer_to(m, id, &self.own(), Status::Invalid, &self.now()));
         Outcome {
             http,
             status: Status::Invalid,
@@ -159,20 +166,39 @@ impl Exchange<'_> {
             http: 200,
             status,
             outcome,
-            body: write::response(self.endpoint, operation, &self.header(), &answer, app_data.as_deref()),
+            body: write::response(
+                self.endpoint,
+                operation,
+                &self.header(),
+                &answer,
+                app_data.as_deref(),
+            ),
         }
     }
 
     /// Logs the exchange; the answer goes out only once it is logged.
-    async fn finish(&self, inbound: Option<(&read::Inbound, &Message, &str)>, o: Outcome) -> HttpResponse {
+    async fn finish(
+        &self,
+        inbound: Option<(&read::Inbound, &Message, &str)>,
+        o: Outcome,
+    ) -> HttpResponse {
         let (operation, participant, message_id, refs) = match inbound {
             Some((i, m, id)) => (
                 i.operation.clone(),
                 m.sender.code.clone(),
                 id.to_string(),
-                (m.request_id_ref.clone(), m.origin_request_id_ref.clone(), m.case_number.clone()),
+                (
+                    m.request_id_ref.clone(),
+                    m.origin_request_id_ref.clone(),
+                    m.case_number.clone(),
+                ),
             ),
-            None => (String::new(), String::new(), String::new(), (None, None, None)),
+            None => (
+                String::new(),
+                String::new(),
+                String::new(),
+                (None, None, None),
+            ),
         };
         let record = Record {
             direction: "in",
@@ -194,12 +220,21 @@ impl Exchange<'_> {
             Err(e) => {
                 let error = GatewayError::new(
                     "LOG_UNAVAILABLE",
-                    format!("the exchange could not be logged, so it was not answered: {e}; ask again"),
+                    format!(
+                        "the exchange could not be logged, so it was not answered: {e}; ask again"
+                    ),
                 );
                 let body = match inbound {
                     Some((i, m, id)) => {
-                        let answer = envelope::answer_to(m, id, &self.own(), Status::Failure, &self.now());
-                        write::response(self.endpoint, &i.operation, &self.header(), &answer, Some(&error.xml()))
+                        let answer =
+                            envelope::answer_to(m, id, &self.own(), Status::Failure, &self.now());
+                        write::response(
+                            self.endpoint,
+                            &i.operation,
+                            &self.header(),
+                            &answer,
+                            Some(&error.xml()),
+                        )
                     }
                     None => write::fault(None, &error),
                 };
@@ -212,7 +247,9 @@ impl Exchange<'_> {
 async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, GatewayError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| GatewayError::new("MALFORMED_XML", format!("the body could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            GatewayError::new("MALFORMED_XML", format!("the body could not be read: {e}"))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(GatewayError::new(
                 "TOO_LARGE",
@@ -251,7 +288,11 @@ async fn serve(
         }
     };
     let Ok(body) = String::from_utf8(bytes) else {
-        let o = x.invalid(None, GatewayError::new("MALFORMED_XML", "the request must be UTF-8"), 400);
+        let o = x.invalid(
+            None,
+            GatewayError::new("MALFORMED_XML", "the request must be UTF-8"),
+            400,
+        );
         return x.finish(None, o).await;
     };
     x.request = body;
@@ -269,7 +310,9 @@ async fn serve(
             return x.finish(None, o).await;
         }
     };
-    if inbound.namespace != endpoint.namespace || !endpoint.operations.contains(&inbound.operation.as_str()) {
+    if inbound.namespace != endpoint.namespace
+        || !endpoint.operations.contains(&inbound.operation.as_str())
+    {
         let error = GatewayError {
             path: Some(format!("/Envelope/Body/{}", inbound.operation)),
             ..GatewayError::new(
@@ -336,8 +379,18 @@ async fn answer(x: &Exchange<'_>, inbound: &read::Inbound, m: &Message, id: &str
     let (first, participant, granted) = match known {
         Ok(k) => k,
         Err(e) => {
-            let error = GatewayError::new("SERVICE_UNAVAILABLE", format!("the gateway's database does not answer: {e}; ask again"));
-            let o = x.answer(&op, m, id, Status::Failure, Some(error.xml()), error.text.clone());
+            let error = GatewayError::new(
+                "SERVICE_UNAVAILABLE",
+                format!("the gateway's database does not answer: {e}; ask again"),
+            );
+            let o = x.answer(
+                &op,
+                m,
+                id,
+                Status::Failure,
+                Some(error.xml()),
+                error.text.clone(),
+            );
             return x.finish(Some((inbound, m, id)), o).await;
         }
     };
@@ -359,7 +412,14 @@ async fn answer(x: &Exchange<'_>, inbound: &read::Inbound, m: &Message, id: &str
     let o = match verdict {
         Err(r) => {
             let error = GatewayError::new(r.code, r.text);
-            x.answer(&op, m, id, Status::Reject, Some(error.xml()), format!("{}: {}", error.code, error.text))
+            x.answer(
+                &op,
+                m,
+                id,
+                Status::Reject,
+                Some(error.xml()),
+                format!("{}: {}", error.code, error.text),
+            )
         }
         Ok(Verdict::Ping) => x.answer(&op, m, id, Status::Ping, None, "PING".into()),
         Ok(Verdict::Route) => {
@@ -399,12 +459,22 @@ async fn route(
     let op = inbound.operation.as_str();
     let reject = |code: &str, text: String| {
         let error = GatewayError::new(code, text);
-        x.answer(op, m, id, Status::Reject, Some(error.xml()), format!("{}: {}", error.code, error.text))
+        x.answer(
+            op,
+            m,
+            id,
+            Status::Reject,
+            Some(error.xml()),
+            format!("{}: {}", error.code, error.text),
+        )
     };
     if !inbound.has_app_data() {
         let error = GatewayError {
             path: Some(format!("/Envelope/Body/{op}/MessageData")),
-            ..GatewayError::new("SCHEMA_VIOLATION", format!("a REQUEST to {op} needs its AppData"))
+            ..GatewayError::new(
+                "SCHEMA_VIOLATION",
+                format!("a REQUEST to {op} needs its AppData"),
+            )
         };
         return x.invalid(Some((m, id)), error, 500);
     }
@@ -412,7 +482,10 @@ async fn route(
     match x.endpoint.name {
         "banks" => {
             let Some(bank) = participant.bank.as_deref() else {
-                return reject("NOT_GRANTED", format!("participant {} is not mapped to a bank", participant.code));
+                return reject(
+                    "NOT_GRANTED",
+                    format!("participant {} is not mapped to a bank", participant.code),
+                );
             };
             let request = match banks::request(bank, op, inbound) {
                 Ok(r) => r,
@@ -422,10 +495,20 @@ async fn route(
                 Ok(env) => x.ctx.bus.bus.request(env, timeout).await,
                 Err(e) => Err(e),
             };
-            match reply.and_then(|r| r.decode::<::contracts::payments::BankAnswer>().map_err(|e| bus::BusError::Remote(e.to_string()))) {
+            match reply.and_then(|r| {
+                r.decode::<::contracts::payments::BankAnswer>()
+                    .map_err(|e| bus::BusError::Remote(e.to_string()))
+            }) {
                 Ok(a) => {
                     let outcome = format!("{} {}", a.code, a.message);
-                    x.answer(op, m, id, Status::Result, Some(banks::answer_xml(&a)), outcome)
+                    x.answer(
+                        op,
+                        m,
+                        id,
+                        Status::Result,
+                        Some(banks::answer_xml(&a)),
+                        outcome,
+                    )
                 }
                 Err(e) => failure(x, op, m, id, e),
             }
@@ -439,5 +522,12 @@ fn failure(x: &Exchange<'_>, op: &str, m: &Message, id: &str, e: bus::BusError) 
         "SERVICE_UNAVAILABLE",
         format!("the service did not answer ({e}); nothing was applied that a repeat would apply twice: ask again"),
     );
-    x.answer(op, m, id, Status::Failure, Some(error.xml()), format!("{}: {}", error.code, error.text))
+    x.answer(
+        op,
+        m,
+        id,
+        Status::Failure,
+        Some(error.xml()),
+        format!("{}: {}", error.code, error.text),
+    )
 }

@@ -97,11 +97,22 @@ impl Inbound {
 pub fn line_col(body: &str, pos: usize) -> (u32, u32) {
     let before = &body.as_bytes()[..pos.min(body.len())];
     let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-    let col = before.len() - before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1) + 1;
+    let col = before.len()
+        - before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
     (line as u32, col as u32)
 }
 
-fn err(code: &'static str, text: impl Into<String>, body: &str, pos: usize, stack: &[String]) -> ReadError {
+fn err(
+    code: &'static str,
+    text: impl Into<String>,
+    body: &str,
+    pos: usize,
+    stack: &[String],
+) -> ReadError {
     let (line, column) = line_col(body, pos);
     ReadError {
         code,
@@ -137,16 +148,34 @@ pub fn read(body: &str) -> Result<Inbound, ReadError> {
                     ResolveResult::Bound(n) => n.into_inner().to_string(),
                     ResolveResult::Unbound => String::new(),
                     ResolveResult::Unknown(p) => {
-                        return Err(err("MALFORMED_XML", format!("undeclared namespace prefix {p}"), body, pos, &stack))
+                        return Err(err(
+                            "MALFORMED_XML",
+                            format!("undeclared namespace prefix {p}"),
+                            body,
+                            pos,
+                            &stack,
+                        ))
                     }
                 };
                 match stack.len() {
                     0 if local != "Envelope" || ns != SOAP_NS => {
-                        return Err(err("NOT_SOAP", "the document is not a SOAP 1.1 Envelope", body, pos, &[]))
+                        return Err(err(
+                            "NOT_SOAP",
+                            "the document is not a SOAP 1.1 Envelope",
+                            body,
+                            pos,
+                            &[],
+                        ))
                     }
                     2 if stack[1] == "Body" => {
                         if !inbound.operation.is_empty() {
-                            return Err(err("NOT_SOAP", "the Body holds more than one element", body, pos, &stack));
+                            return Err(err(
+                                "NOT_SOAP",
+                                "the Body holds more than one element",
+                                body,
+                                pos,
+                                &stack,
+                            ));
                         }
                         inbound.operation = local.clone();
                         inbound.namespace = ns.clone();
@@ -181,7 +210,9 @@ pub fn read(body: &str) -> Result<Inbound, ReadError> {
                             None => {
                                 return Err(err(
                                     "FORBIDDEN_XML",
-                                    format!("entity &{name}; is not allowed (only the predefined ones)"),
+                                    format!(
+                                        "entity &{name}; is not allowed (only the predefined ones)"
+                                    ),
                                     body,
                                     pos,
                                     &stack,

@@ -9,7 +9,10 @@ use super::read::{SMEV_NS, SOAP_NS};
 use crate::domain::envelope::{Header, Message, Org};
 
 fn el(out: &mut String, prefix: &str, name: &str, value: &str) {
-    out.push_str(&format!("<{prefix}:{name}>{}</{prefix}:{name}>", escape(value)));
+    out.push_str(&format!(
+        "<{prefix}:{name}>{}</{prefix}:{name}>",
+        escape(value)
+    ));
 }
 
 fn opt(out: &mut String, prefix: &str, name: &str, value: Option<&str>) {
@@ -38,8 +41,18 @@ pub fn message(m: &Message) -> String {
     el(&mut out, "smev", "Status", &m.status);
     el(&mut out, "smev", "Date", &m.date);
     el(&mut out, "smev", "ExchangeType", &m.exchange_type);
-    opt(&mut out, "smev", "RequestIdRef", m.request_id_ref.as_deref());
-    opt(&mut out, "smev", "OriginRequestIdRef", m.origin_request_id_ref.as_deref());
+    opt(
+        &mut out,
+        "smev",
+        "RequestIdRef",
+        m.request_id_ref.as_deref(),
+    );
+    opt(
+        &mut out,
+        "smev",
+        "OriginRequestIdRef",
+        m.origin_request_id_ref.as_deref(),
+    );
     opt(&mut out, "smev", "ServiceCode", m.service_code.as_deref());
     opt(&mut out, "smev", "CaseNumber", m.case_number.as_deref());
     opt(&mut out, "smev", "TestMsg", m.test_msg.as_deref());
@@ -72,8 +85,18 @@ impl GatewayError {
         let mut out = format!("<gw:Error xmlns:gw=\"{GATEWAY_NS}\">");
         el(&mut out, "gw", "Code", &self.code);
         el(&mut out, "gw", "Text", &self.text);
-        opt(&mut out, "gw", "Line", self.line.map(|l| l.to_string()).as_deref());
-        opt(&mut out, "gw", "Column", self.column.map(|c| c.to_string()).as_deref());
+        opt(
+            &mut out,
+            "gw",
+            "Line",
+            self.line.map(|l| l.to_string()).as_deref(),
+        );
+        opt(
+            &mut out,
+            "gw",
+            "Column",
+            self.column.map(|c| c.to_string()).as_deref(),
+        );
         opt(&mut out, "gw", "Path", self.path.as_deref());
         out.push_str("</gw:Error>");
         out
@@ -125,7 +148,10 @@ pub fn fault(m: Option<&Message>, error: &GatewayError) -> String {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"{SOAP_NS}\" xmlns:smev=\"{SMEV_NS}\"><soapenv:Body><soapenv:Fault>"
     );
     out.push_str("<faultcode>soapenv:Client</faultcode>");
-    out.push_str(&format!("<faultstring>{}</faultstring>", escape(&error.text)));
+    out.push_str(&format!(
+        "<faultstring>{}</faultstring>",
+        escape(&error.text)
+    ));
     out.push_str("<detail>");
     if let Some(m) = m {
         out.push_str(&message(m));
@@ -133,4 +159,103 @@ pub fn fault(m: Option<&Message>, error: &GatewayError) -> String {
     out.push_str(&error.xml());
     out.push_str("</detail></soapenv:Fault></soapenv:Body></soapenv:Envelope>");
     out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::super::contracts::BANKS;
+    use super::super::{banks, xsd};
+    use super::*;
+    use crate::domain::envelope::{answer_to, Status};
+    use contracts::payments::{BankAnswer, BankResult};
+
+    fn request() -> Message {
+        Message {
+            sender: Org {
+                code: "BANK01".into(),
+                name: "Банк <&>".into(),
+            },
+            recipient: Org {
+                code: "TMNPORTAL".into(),
+                name: "Портал".into(),
+            },
+            service_name: "banks".into(),
+            type_code: "OTHR".into(),
+            status: "REQUEST".into(),
+            date: "2026-12-03T10:00:00+05:00".into(),
+            exchange_type: "1".into(),
+            case_number: Some("c-1".into()),
+            test_msg: Some(String::new()),
+            ..Default::default()
+        }
+    }
+
+    fn header() -> Header {
+        Header {
+            node_id: "TMNPORTAL".into(),
+            message_id: "r-1".into(),
+            time_stamp: "2026-12-03T10:00:01+05:00".into(),
+            message_class: "RESPONSE".into(),
+        }
+    }
+
+    /// What the gateway writes is what its own WSDL promises: every answer
+    /// passes the XSD the requests pass.
+    #[test]
+    fn every_kind_of_answer_validates_against_the_schema() {
+        let own = Org {
+            code: "TMNPORTAL".into(),
+            name: "Портал".into(),
+        };
+        let full = BankAnswer {
+            account: Some("ls-1".into()),
+            student: Some("Ива*** П.".into()),
+            school: Some("s-1".into()),
+            balance: Some(primitives::Money::parse("-12.50").unwrap()),
+            payment_id: Some("p-1".into()),
+            accepted_at: Some("2026-12-03T10:00:00+05:00".into()),
+            ..BankAnswer::of(BankResult::Ok, "payment accepted")
+        };
+        let error = GatewayError {
+            line: Some(3),
+            column: Some(7),
+            path: Some("/Envelope/Body/Pay".into()),
+            ..GatewayError::new("NOT_GRANTED", "no right")
+        };
+        for op in BANKS.operations {
+            for (status, app) in [
+                (Status::Result, Some(banks::answer_xml(&full))),
+                (
+                    Status::Result,
+                    Some(banks::answer_xml(&BankAnswer::of(
+                        BankResult::Duplicate,
+                        "again",
+                    ))),
+                ),
+                (Status::Reject, Some(error.xml())),
+                (Status::Failure, Some(error.xml())),
+                (Status::Ping, None),
+            ] {
+                let m = answer_to(&request(), "m-1", &own, status, "2026-12-03T10:00:01+05:00");
+                let body = response(&BANKS, op, &header(), &m, app.as_deref());
+                xsd::validate(&BANKS, &body)
+                    .unwrap_or_else(|v| panic!("{op} {status:?}: {v:?}\n{body}"));
+            }
+        }
+    }
+
+    #[test]
+    fn every_result_name_is_in_the_schema() {
+        let (_, xsd) = super::super::contracts::SCHEMAS
+            .iter()
+            .find(|(n, _)| *n == "banks.xsd")
+            .unwrap();
+        for r in BankResult::ALL {
+            assert!(
+                xsd.contains(&format!("<xs:enumeration value=\"{}\">", r.name())),
+                "{r:?}"
+            );
+        }
+    }
 }

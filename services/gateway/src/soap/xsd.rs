@@ -85,7 +85,10 @@ pub fn validate(endpoint: &Endpoint, body: &str) -> Result<(), Vec<Violation>> {
                 errors
                     .into_iter()
                     .map(|e| Violation {
-                        text: format!("the gateway's own schema does not load: {}", e.message.unwrap_or_default()),
+                        text: format!(
+                            "the gateway's own schema does not load: {}",
+                            e.message.unwrap_or_default()
+                        ),
                         line: None,
                         column: None,
                     })

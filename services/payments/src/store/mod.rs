@@ -400,8 +400,7 @@ pub fn post_many(
                 let envelope = match entry.trace {
                     Some(span) => span.in_scope(envelope),
                     None => envelope(),
-                }
-?;
+                }?;
                 events.push(envelope);
             }
         }
