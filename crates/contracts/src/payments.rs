@@ -218,3 +218,20 @@ impl Contract for DebitResult {
     const TOPIC: &'static str = "payments.debit.result.v1";
     const KIND: &'static str = "payments.DebitResult.v1";
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// The SOAP door writes `name()`, the REST door serde's name: one wire name.
+    #[test]
+    fn a_result_has_one_name_on_either_door() {
+        for r in BankResult::ALL {
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.name())
+            );
+        }
+    }
+}

@@ -10,27 +10,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::domain::chain::{self, Break, Linked};
-use crate::store::{self, LogRow};
+use crate::store::{self, Exchange, LogRow};
 
-/// A record before the chain places it.
-#[derive(Debug, Clone)]
-pub struct Record {
-    pub direction: &'static str,
-    pub participant: String,
-    pub service: String,
-    pub operation: String,
-    pub message_id: String,
-    pub request_id_ref: Option<String>,
-    pub origin_request_id_ref: Option<String>,
-    pub case_number: Option<String>,
-    pub status: String,
-    pub outcome: String,
-    pub duration_ms: i64,
-    pub request_body: String,
-    pub response_body: String,
-}
-
-type Job = (Record, oneshot::Sender<Result<i64, String>>);
+type Job = (Exchange, oneshot::Sender<Result<i64, String>>);
 
 /// Hands records to the writer task.
 #[derive(Clone)]
@@ -54,24 +36,25 @@ pub fn at_text(at: NaiveDateTime) -> String {
 }
 
 fn linked(prev: &str, row: &LogRow, at: &str) -> String {
+    let e = &row.exchange;
     chain::hash(
         prev,
         &Linked {
             seq: row.seq,
             at,
-            direction: &row.direction,
-            participant: &row.participant,
-            service: &row.service,
-            operation: &row.operation,
-            message_id: &row.message_id,
-            request_id_ref: row.request_id_ref.as_deref(),
-            origin_request_id_ref: row.origin_request_id_ref.as_deref(),
-            case_number: row.case_number.as_deref(),
-            status: &row.status,
-            outcome: &row.outcome,
-            duration_ms: row.duration_ms,
-            request_body: &row.request_body,
-            response_body: &row.response_body,
+            direction: &e.direction,
+            participant: &e.participant,
+            service: &e.service,
+            operation: &e.operation,
+            message_id: &e.message_id,
+            request_id_ref: e.request_id_ref.as_deref(),
+            origin_request_id_ref: e.origin_request_id_ref.as_deref(),
+            case_number: e.case_number.as_deref(),
+            status: &e.status,
+            outcome: &e.outcome,
+            duration_ms: e.duration_ms,
+            request_body: &e.request_body,
+            response_body: &e.response_body,
         },
     )
 }
@@ -89,32 +72,20 @@ impl LogWriter {
                         Err(_) => break,
                     }
                 }
-                let records: Vec<Record> = jobs.iter().map(|(r, _)| r.clone()).collect();
+                let exchanges: Vec<Exchange> = jobs.iter().map(|(e, _)| e.clone()).collect();
                 // Database time is not asked: the record's time is when it was chained.
                 let now = micros(Utc::now().naive_utc());
                 let result = db
                     .write(move |conn| -> Result<Vec<i64>, StorageError> {
                         let head = store::lock_head(conn)?;
                         let (mut seq, mut prev) = (head.last_seq, head.last_hash);
-                        let mut seqs = Vec::with_capacity(records.len());
-                        for r in records {
+                        let mut seqs = Vec::with_capacity(exchanges.len());
+                        for exchange in exchanges {
                             seq += 1;
                             let mut row = LogRow {
                                 seq,
                                 at: now,
-                                direction: r.direction.to_string(),
-                                participant: r.participant,
-                                service: r.service,
-                                operation: r.operation,
-                                message_id: r.message_id,
-                                request_id_ref: r.request_id_ref,
-                                origin_request_id_ref: r.origin_request_id_ref,
-                                case_number: r.case_number,
-                                status: r.status,
-                                outcome: r.outcome,
-                                duration_ms: r.duration_ms,
-                                request_body: r.request_body,
-                                response_body: r.response_body,
+                                exchange,
                                 hash: String::new(),
                             };
                             row.hash = linked(&prev, &row, &at_text(now));
@@ -144,11 +115,11 @@ impl LogWriter {
         (LogWriter { tx }, task)
     }
 
-    /// Writes `record`; its place in the chain, or why it could not be written.
-    pub async fn write(&self, record: Record) -> Result<i64, String> {
+    /// Logs `exchange`; its place in the chain, or why it could not be written.
+    pub async fn write(&self, exchange: Exchange) -> Result<i64, String> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send((record, tx))
+            .send((exchange, tx))
             .await
             .map_err(|_| "the message log writer has stopped".to_string())?;
         rx.await

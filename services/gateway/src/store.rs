@@ -234,11 +234,11 @@ pub fn audit_of(
     )
 }
 
+/// An exchange as the door saw it, before the chain places it.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = message_log)]
-pub struct LogRow {
-    pub seq: i64,
-    pub at: NaiveDateTime,
+pub struct Exchange {
+    /// in: a participant called us; out: we called a participant.
     pub direction: String,
     pub participant: String,
     pub service: String,
@@ -247,11 +247,22 @@ pub struct LogRow {
     pub request_id_ref: Option<String>,
     pub origin_request_id_ref: Option<String>,
     pub case_number: Option<String>,
+    /// The status of the answer.
     pub status: String,
     pub outcome: String,
     pub duration_ms: i64,
     pub request_body: String,
     pub response_body: String,
+}
+
+/// A record of the log: an exchange at its place in the chain.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = message_log)]
+pub struct LogRow {
+    pub seq: i64,
+    pub at: NaiveDateTime,
+    #[diesel(embed)]
+    pub exchange: Exchange,
     pub hash: String,
 }
 

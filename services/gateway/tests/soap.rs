@@ -311,38 +311,24 @@ async fn the_envelope_is_judged_before_any_service_sees_it() {
     .await;
     let error_code = |body: &str| field(body, "Code").unwrap();
 
-    let mut r = req("Pay", "r-1", "");
     let payment = pay("t-9", "100.00");
-    r.app_data = &payment;
-    r.sender = "NOBODY";
-    let (code, body) = soap(&app, &r).await;
-    assert_eq!((code, status(&body)), (200, "REJECT".to_string()));
-    assert_eq!(error_code(&body), "UNKNOWN_SENDER");
-
-    let mut r = req("Pay", "r-2", &payment);
-    r.sender = "BANK02";
-    let (_, body) = soap(&app, &r).await;
-    assert_eq!(error_code(&body), "NOT_GRANTED", "{body}");
-
-    let mut r = req("Pay", "r-3", &payment);
-    r.recipient = "ELSEWHERE";
-    let (_, body) = soap(&app, &r).await;
-    assert_eq!(error_code(&body), "WRONG_RECIPIENT");
-
-    // A test-contour message at this production gateway.
-    let mut r = req("Pay", "r-4", &payment);
-    r.test = true;
-    let (_, body) = soap(&app, &r).await;
-    assert_eq!(error_code(&body), "WRONG_CONTOUR");
-    let mut r = req("Pay", "r-5", &payment);
-    r.sender = "TESTBANK";
-    let (_, body) = soap(&app, &r).await;
-    assert_eq!(error_code(&body), "WRONG_CONTOUR");
-
-    let mut r = req("Pay", "r-6", &payment);
-    r.status = "RESULT";
-    let (_, body) = soap(&app, &r).await;
-    assert_eq!(error_code(&body), "STATUS_NOT_ACCEPTED");
+    type Change = fn(&mut Req<'_>);
+    let cases: [(&str, Change, &str); 6] = [
+        ("r-1", |r| r.sender = "NOBODY", "UNKNOWN_SENDER"),
+        ("r-2", |r| r.sender = "BANK02", "NOT_GRANTED"),
+        ("r-3", |r| r.recipient = "ELSEWHERE", "WRONG_RECIPIENT"),
+        // A test-contour message at this production gateway.
+        ("r-4", |r| r.test = true, "WRONG_CONTOUR"),
+        ("r-5", |r| r.sender = "TESTBANK", "WRONG_CONTOUR"),
+        ("r-6", |r| r.status = "RESULT", "STATUS_NOT_ACCEPTED"),
+    ];
+    for (id, change, expected) in cases {
+        let mut r = req("Pay", id, &payment);
+        change(&mut r);
+        let (code, body) = soap(&app, &r).await;
+        assert_eq!((code, status(&body)), (200, "REJECT".to_string()), "{id}");
+        assert_eq!(error_code(&body), expected, "{id}: {body}");
+    }
 
     // Nothing of it reached payments.
     let (_, check) = soap(&app, &req("Check", "r-7", CHECK)).await;

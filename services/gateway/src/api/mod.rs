@@ -182,7 +182,15 @@ async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     operator(&caller)?;
-    let code = path.into_inner();
+    Ok(HttpResponse::Ok().json(registered(&ctx, path.into_inner()).await?))
+}
+
+fn missing(code: &str) -> Problem {
+    Problem::not_found(format!("participant {code} does not exist"))
+}
+
+/// A registered participant with its rights, or 404.
+async fn registered(ctx: &ServiceContext, code: String) -> Result<ParticipantView, Problem> {
     let c = code.clone();
     let found = ctx
         .db
@@ -194,12 +202,7 @@ async fn get(
             Ok(Some(view_of(r, rights)))
         })
         .await?;
-    match found {
-        Some(v) => Ok(HttpResponse::Ok().json(v)),
-        None => Err(Problem::not_found(format!(
-            "participant {code} does not exist"
-        ))),
-    }
+    found.ok_or_else(|| missing(&code))
 }
 
 fn audit_row(
@@ -300,23 +303,7 @@ async fn rights(
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
     operator(&caller)?;
-    let code = path.into_inner();
-    let c = code.clone();
-    let found = ctx
-        .db
-        .read(move |conn| -> Result<_, storage::StorageError> {
-            if store::participant(conn, &c)?.is_none() {
-                return Ok(None);
-            }
-            Ok(Some(store::rights_of(conn, &c)?))
-        })
-        .await?;
-    match found {
-        Some(r) => Ok(HttpResponse::Ok().json(r)),
-        None => Err(Problem::not_found(format!(
-            "participant {code} does not exist"
-        ))),
-    }
+    Ok(HttpResponse::Ok().json(registered(&ctx, path.into_inner()).await?.rights))
 }
 
 async fn change_right(
@@ -371,12 +358,9 @@ async fn change_right(
             Ok(Some(store::rights_of(conn, &c)?))
         })
         .await?;
-    match changed {
-        Some(r) => Ok(HttpResponse::Ok().json(r)),
-        None => Err(Problem::not_found(format!(
-            "participant {code} does not exist"
-        ))),
-    }
+    changed
+        .map(|r| HttpResponse::Ok().json(r))
+        .ok_or_else(|| missing(&code))
 }
 
 /// Grants an operation (idempotent); answers the participant's rights.
@@ -511,20 +495,21 @@ pub struct LogRecord {
 }
 
 fn entry(r: &LogRow) -> LogEntry {
+    let e = r.exchange.clone();
     LogEntry {
         seq: r.seq,
         at: calendar::tyumen_iso(r.at),
-        direction: r.direction.clone(),
-        participant: r.participant.clone(),
-        service: r.service.clone(),
-        operation: r.operation.clone(),
-        message_id: r.message_id.clone(),
-        request_id_ref: r.request_id_ref.clone(),
-        origin_request_id_ref: r.origin_request_id_ref.clone(),
-        case_number: r.case_number.clone(),
-        status: r.status.clone(),
-        outcome: r.outcome.clone(),
-        duration_ms: r.duration_ms,
+        direction: e.direction,
+        participant: e.participant,
+        service: e.service,
+        operation: e.operation,
+        message_id: e.message_id,
+        request_id_ref: e.request_id_ref,
+        origin_request_id_ref: e.origin_request_id_ref,
+        case_number: e.case_number,
+        status: e.status,
+        outcome: e.outcome,
+        duration_ms: e.duration_ms,
         hash: r.hash.clone(),
     }
 }
@@ -581,8 +566,8 @@ async fn record(
     match row {
         Some(r) => Ok(HttpResponse::Ok().json(LogRecord {
             entry: entry(&r),
-            request: r.request_body,
-            response: r.response_body,
+            request: r.exchange.request_body,
+            response: r.exchange.response_body,
         })),
         None => Err(Problem::not_found(format!(
             "log record {seq} does not exist"

@@ -20,7 +20,7 @@ pub mod xsd;
 
 use crate::domain::envelope::{self, Header, Message, Org, SenderView, Status, Verdict};
 use crate::domain::participant::parse_contour;
-use crate::log::{LogWriter, Record};
+use crate::log::LogWriter;
 use crate::store;
 use contracts::Endpoint;
 use write::GatewayError;
@@ -30,27 +30,38 @@ use write::GatewayError;
 /// answered waits for it and gets its answer.
 pub struct GatewayState {
     pub log: LogWriter,
-    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    inflight: InFlight,
 }
 
 impl GatewayState {
     pub fn new(log: LogWriter) -> GatewayState {
         GatewayState {
             log,
-            inflight: Mutex::new(HashMap::new()),
+            inflight: InFlight::default(),
         }
     }
+}
 
-    fn slot(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(key.to_string()).or_default().clone()
-    }
+/// One turn at a time per key; a key no one holds or waits for is forgotten.
+#[derive(Default)]
+struct InFlight(Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>);
 
-    fn release(&self, key: &str) {
-        let mut map = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+impl InFlight {
+    async fn one_at_a_time<T>(&self, key: &str, work: impl std::future::Future<Output = T>) -> T {
+        let slot = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.entry(key.to_string()).or_default().clone()
+        };
+        let out = {
+            let _turn = slot.lock().await;
+            work.await
+        };
+        drop(slot);
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if map.get(key).is_some_and(|s| Arc::strong_count(s) == 1) {
             map.remove(key);
         }
+        out
     }
 }
 
@@ -103,7 +114,8 @@ struct Outcome {
     body: String,
 }
 
-struct Exchange<'a> {
+/// One SOAP call being answered: what every answer of it needs.
+struct Call<'a> {
     ctx: &'a ServiceContext,
     state: &'a GatewayState,
     endpoint: &'static Endpoint,
@@ -111,7 +123,7 @@ struct Exchange<'a> {
     request: String,
 }
 
-impl Exchange<'_> {
+impl Call<'_> {
     fn own(&self) -> Org {
         Org {
             code: self.ctx.settings.gateway.code.clone(),
@@ -176,6 +188,19 @@ impl Exchange<'_> {
         }
     }
 
+    /// REJECT or FAILURE: the operation's response with `error` in AppData.
+    fn refuse(
+        &self,
+        operation: &str,
+        m: &Message,
+        id: &str,
+        status: Status,
+        error: GatewayError,
+    ) -> Outcome {
+        let outcome = format!("{}: {}", error.code, error.text);
+        self.answer(operation, m, id, status, Some(error.xml()), outcome)
+    }
+
     /// Logs the exchange; the answer goes out only once it is logged.
     async fn finish(
         &self,
@@ -200,8 +225,8 @@ impl Exchange<'_> {
                 (None, None, None),
             ),
         };
-        let record = Record {
-            direction: "in",
+        let record = store::Exchange {
+            direction: "in".into(),
             participant,
             service: self.endpoint.name.to_string(),
             operation,
@@ -270,7 +295,7 @@ async fn serve(
     let Some(endpoint) = contracts::endpoint(&path) else {
         return HttpResponse::NotFound().body(format!("no SOAP endpoint {path}"));
     };
-    let mut x = Exchange {
+    let mut x = Call {
         ctx: &ctx,
         state: &state,
         endpoint,
@@ -298,14 +323,7 @@ async fn serve(
     x.request = body;
     let inbound = match read::read(&x.request) {
         Ok(i) => i,
-        Err(e) => {
-            let error = GatewayError {
-                code: e.code.into(),
-                text: e.text,
-                line: e.line,
-                column: e.column,
-                path: e.path,
-            };
+        Err(error) => {
             let o = x.invalid(None, error, 500);
             return x.finish(None, o).await;
         }
@@ -353,16 +371,13 @@ async fn serve(
         .map(|h| h.message_id.clone())
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     let key = format!("{}\u{0}{message_id}", message.sender.code);
-    let slot = state.slot(&key);
-    let response = {
-        let _turn = slot.lock().await;
-        answer(&x, &inbound, &message, &message_id).await
-    };
-    state.release(&key);
-    response
+    state
+        .inflight
+        .one_at_a_time(&key, answer(&x, &inbound, &message, &message_id))
+        .await
 }
 
-async fn answer(x: &Exchange<'_>, inbound: &read::Inbound, m: &Message, id: &str) -> HttpResponse {
+async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) -> HttpResponse {
     let op = inbound.operation.clone();
     let right = contracts::right(x.endpoint, &op);
     let (sender, id2, right2) = (m.sender.code.clone(), id.to_string(), right.clone());
@@ -383,23 +398,20 @@ async fn answer(x: &Exchange<'_>, inbound: &read::Inbound, m: &Message, id: &str
                 "SERVICE_UNAVAILABLE",
                 format!("the gateway's database does not answer: {e}; ask again"),
             );
-            let o = x.answer(
-                &op,
-                m,
-                id,
-                Status::Failure,
-                Some(error.xml()),
-                error.text.clone(),
-            );
+            let o = x.refuse(&op, m, id, Status::Failure, error);
             return x.finish(Some((inbound, m, id)), o).await;
         }
     };
     if let Some(first) = first {
         let o = Outcome {
-            http: if first.status == "INVALID" { 500 } else { 200 },
-            status: Status::parse(&first.status).unwrap_or(Status::Result),
+            http: if first.exchange.status == "INVALID" {
+                500
+            } else {
+                200
+            },
+            status: Status::parse(&first.exchange.status).unwrap_or(Status::Result),
             outcome: format!("repeat of record {}: answered as then", first.seq),
-            body: first.response_body,
+            body: first.exchange.response_body,
         };
         return x.finish(Some((inbound, m, id)), o).await;
     }
@@ -410,47 +422,31 @@ async fn answer(x: &Exchange<'_>, inbound: &read::Inbound, m: &Message, id: &str
     let gw = &x.ctx.settings.gateway;
     let verdict = envelope::judge(m, view.as_ref(), &gw.code, gw.contour, || granted);
     let o = match verdict {
-        Err(r) => {
-            let error = GatewayError::new(r.code, r.text);
-            x.answer(
+        Err(r) => x.refuse(
+            &op,
+            m,
+            id,
+            Status::Reject,
+            GatewayError::new(r.code, r.text),
+        ),
+        Ok(Verdict::Ping) => x.answer(&op, m, id, Status::Ping, None, "PING".into()),
+        Ok(Verdict::Route) => match &participant {
+            Some(p) => route(x, inbound, m, id, p).await,
+            // `judge` routes known senders only.
+            None => x.refuse(
                 &op,
                 m,
                 id,
                 Status::Reject,
-                Some(error.xml()),
-                format!("{}: {}", error.code, error.text),
-            )
-        }
-        Ok(Verdict::Ping) => x.answer(&op, m, id, Status::Ping, None, "PING".into()),
-        Ok(Verdict::Route) => {
-            let participant = participant.unwrap_or_else(|| unreachable_participant(m));
-            route(x, inbound, m, id, &participant).await
-        }
+                GatewayError::new("UNKNOWN_SENDER", "unknown sender"),
+            ),
+        },
     };
     x.finish(Some((inbound, m, id)), o).await
 }
 
-/// `judge` routes only known senders; this is never called.
-fn unreachable_participant(m: &Message) -> store::ParticipantRow {
-    store::ParticipantRow {
-        code: m.sender.code.clone(),
-        name: String::new(),
-        inn: String::new(),
-        ogrn: String::new(),
-        kind: String::new(),
-        contour: String::new(),
-        contacts: String::new(),
-        address: String::new(),
-        certificates: String::new(),
-        bank: None,
-        organizer: None,
-        active: false,
-        updated_at: chrono::NaiveDateTime::default(),
-    }
-}
-
 async fn route(
-    x: &Exchange<'_>,
+    x: &Call<'_>,
     inbound: &read::Inbound,
     m: &Message,
     id: &str,
@@ -458,15 +454,7 @@ async fn route(
 ) -> Outcome {
     let op = inbound.operation.as_str();
     let reject = |code: &str, text: String| {
-        let error = GatewayError::new(code, text);
-        x.answer(
-            op,
-            m,
-            id,
-            Status::Reject,
-            Some(error.xml()),
-            format!("{}: {}", error.code, error.text),
-        )
+        x.refuse(op, m, id, Status::Reject, GatewayError::new(code, text))
     };
     if !inbound.has_app_data() {
         let error = GatewayError {
@@ -517,17 +505,42 @@ async fn route(
     }
 }
 
-fn failure(x: &Exchange<'_>, op: &str, m: &Message, id: &str, e: bus::BusError) -> Outcome {
+fn failure(x: &Call<'_>, op: &str, m: &Message, id: &str, e: bus::BusError) -> Outcome {
     let error = GatewayError::new(
         "SERVICE_UNAVAILABLE",
         format!("the service did not answer ({e}); nothing was applied that a repeat would apply twice: ask again"),
     );
-    x.answer(
-        op,
-        m,
-        id,
-        Status::Failure,
-        Some(error.xml()),
-        format!("{}: {}", error.code, error.text),
-    )
+    x.refuse(op, m, id, Status::Failure, error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn one_message_at_a_time_and_nothing_left_behind() {
+        let inflight = Arc::new(InFlight::default());
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let run = |n: u32| {
+            let (inflight, order) = (inflight.clone(), order.clone());
+            tokio::spawn(async move {
+                inflight
+                    .one_at_a_time("BANK01\u{0}m-1", async {
+                        order.lock().unwrap_or_else(|p| p.into_inner()).push(n);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        order.lock().unwrap_or_else(|p| p.into_inner()).push(n);
+                    })
+                    .await
+            })
+        };
+        let (a, b) = (run(1), run(2));
+        let _ = (a.await, b.await);
+        let order = order.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert!(order == [1, 1, 2, 2] || order == [2, 2, 1, 1], "{order:?}");
+        assert!(inflight
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty());
+    }
 }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 
+use super::write::GatewayError;
 use crate::domain::envelope::{Header, Message, Org};
 
 pub const SOAP_NS: &str = "http://schemas.xmlsoap.org/soap/envelope/";
@@ -16,17 +17,6 @@ pub const SMEV_NS: &str = "http://smev.gosuslugi.ru/rev120315";
 
 /// Deeper than any message of the contracts (AppData sits at depth 6).
 pub const MAX_DEPTH: usize = 32;
-
-/// Why a request cannot be read, with where.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReadError {
-    /// MALFORMED_XML, FORBIDDEN_XML or NOT_SOAP.
-    pub code: &'static str,
-    pub text: String,
-    pub line: Option<u32>,
-    pub column: Option<u32>,
-    pub path: Option<String>,
-}
 
 /// A request as read: the operation (the Body's element) and the text of every
 /// leaf element by its path of local names from the operation element
@@ -112,10 +102,10 @@ fn err(
     body: &str,
     pos: usize,
     stack: &[String],
-) -> ReadError {
+) -> GatewayError {
     let (line, column) = line_col(body, pos);
-    ReadError {
-        code,
+    GatewayError {
+        code: code.into(),
         text: text.into(),
         line: Some(line),
         column: Some(column),
@@ -125,7 +115,7 @@ fn err(
 
 /// Reads `body`. Text is kept only for leaf elements under the SOAP Header and
 /// the operation element.
-pub fn read(body: &str) -> Result<Inbound, ReadError> {
+pub fn read(body: &str) -> Result<Inbound, GatewayError> {
     let mut reader = quick_xml::NsReader::from_str(body);
     let mut stack: Vec<String> = Vec::new();
     let mut inbound = Inbound::default();
@@ -242,8 +232,8 @@ pub fn read(body: &str) -> Result<Inbound, ReadError> {
         }
     }
     if inbound.operation.is_empty() {
-        return Err(ReadError {
-            code: "NOT_SOAP",
+        return Err(GatewayError {
+            code: "NOT_SOAP".into(),
             text: "the SOAP Body holds no operation element".into(),
             line: None,
             column: None,
