@@ -652,3 +652,69 @@ async fn the_wsdl_names_the_address_it_was_asked_at() {
     assert!(xsd.contains("targetNamespace=\"http://smev.gosuslugi.ru/rev120315\""));
     app.stop().await;
 }
+
+/// Every REST operation of the gateway × every role: the operator's alone,
+/// deny by default (SOAP callers are participants, not token holders).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_gateway_operation_is_the_operators_alone() {
+    let app = app_with(|_| {}).await;
+    register(
+        &app,
+        "BANK01",
+        participant("bank", "production", Some("sber")),
+        &[],
+    )
+    .await;
+    let body = participant("bank", "production", Some("sber"));
+    let ops: [(&str, &str, Option<&Value>); 10] = [
+        ("GET", "/api/gateway/operations", None),
+        ("GET", "/api/gateway/participants", None),
+        ("GET", "/api/gateway/participants/BANK01", None),
+        ("PUT", "/api/gateway/participants/BANK01", Some(&body)),
+        ("GET", "/api/gateway/participants/BANK01/rights", None),
+        (
+            "PUT",
+            "/api/gateway/participants/BANK01/rights/banks.Check",
+            None,
+        ),
+        (
+            "DELETE",
+            "/api/gateway/participants/BANK01/rights/banks.Check",
+            None,
+        ),
+        ("GET", "/api/gateway/audit", None),
+        ("GET", "/api/gateway/log", None),
+        ("GET", "/api/gateway/log/1", None),
+    ];
+    let client = reqwest::Client::new();
+    for role in Role::ALL {
+        // Every scope a token can carry, so no role is refused for want of one.
+        let token = app.token("someone", &[role], |r| {
+            r.schools = vec!["s-1".into()];
+            r.classes = vec!["c-1".into()];
+            r.organizers = vec!["org-1".into()];
+            r.municipalities = vec!["tyumen".into()];
+            r.banks = vec!["sber".into()];
+            r.children = vec!["ch-1".into()];
+            r.participant = Some("BANK01".into());
+        });
+        for (method, path, json) in ops {
+            let mut call = client
+                .request(method.parse().unwrap(), app.url(path))
+                .bearer_auth(&token);
+            if let Some(j) = json {
+                call = call.json(j);
+            }
+            let status = call.send().await.unwrap().status().as_u16();
+            if role == Role::OperatorAdmin {
+                assert!(
+                    status != 401 && status != 403,
+                    "{role:?} {method} {path}: {status}"
+                );
+            } else {
+                assert_eq!(status, 403, "{role:?} {method} {path}");
+            }
+        }
+    }
+    app.stop().await;
+}

@@ -121,6 +121,7 @@ pub fn read(body: &str) -> Result<Inbound, GatewayError> {
     let mut inbound = Inbound::default();
     let mut header = HashMap::new();
     let mut text = String::new();
+    let mut saw_element = false;
     loop {
         let pos = reader.buffer_position() as usize;
         let event = match reader.read_resolved_event() {
@@ -147,6 +148,7 @@ pub fn read(body: &str) -> Result<Inbound, GatewayError> {
                         ))
                     }
                 };
+                saw_element = true;
                 match stack.len() {
                     0 if local != "Envelope" || ns != SOAP_NS => {
                         return Err(err(
@@ -230,6 +232,12 @@ pub fn read(body: &str) -> Result<Inbound, GatewayError> {
             (_, Event::Eof) => break,
             _ => {}
         }
+    }
+    if !saw_element {
+        return Err(GatewayError::new(
+            "NOT_SOAP",
+            "the request is not an XML document with a SOAP 1.1 Envelope",
+        ));
     }
     if inbound.operation.is_empty() {
         return Err(GatewayError {
@@ -378,6 +386,9 @@ mod tests {
     #[test]
     fn not_soap_is_named() {
         assert_eq!(read("<a/>").unwrap_err().code, "NOT_SOAP");
+        let text = read("hello").unwrap_err();
+        assert_eq!(text.code, "NOT_SOAP");
+        assert!(text.text.contains("SOAP 1.1 Envelope"), "{}", text.text);
     }
 
     #[test]
