@@ -85,6 +85,7 @@ fn process_batch(
                 fresh.push(m);
             }
         }
+        handler.lock_batch(conn, &fresh)?;
         let fast = conn.transaction::<(), HandlerError, _>(|c| {
             for message in &fresh {
                 run_handler(c, consumer, handler, message)?;

@@ -135,6 +135,21 @@ pub trait Handler: Send + Sync + 'static {
     fn lock_key(&self, _message: &Envelope) -> Option<String> {
         None
     }
+
+    /// Runs once per batch, before any of its handlers, in the batch's
+    /// transaction (outside the handlers' savepoints, so what it locks stays
+    /// locked if the batch falls back to one savepoint per message). A handler
+    /// whose effect locks rows that every message shares (a settlement account,
+    /// say) takes all of the batch's rows here in one statement, in one order,
+    /// so two batches cannot each hold a row the other waits for. `messages` are
+    /// the batch's new messages; undecodable ones are for `handle` to refuse.
+    fn lock_batch(
+        &self,
+        _conn: &mut DbConnection,
+        _messages: &[&Envelope],
+    ) -> Result<(), HandlerError> {
+        Ok(())
+    }
 }
 
 impl<F> Handler for F

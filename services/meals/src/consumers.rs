@@ -142,6 +142,16 @@ impl bus::Handler for Attendance {
         }
         Ok(())
     }
+
+    /// A batch marks class by class in class order (and each class's students
+    /// in account order, see [`mark_attendance`]), so two consumers marking
+    /// the same classes cannot deadlock on their rows.
+    fn lock_key(&self, message: &bus::Envelope) -> Option<String> {
+        message
+            .decode::<contracts::school::AttendanceMarked>()
+            .ok()
+            .map(|e| e.class)
+    }
 }
 
 /// Records the marks of students of `class` (the latest mark wins); returns the
@@ -162,7 +172,11 @@ pub fn mark_attendance(
         .into_iter()
         .collect();
     let mut unknown = Vec::new();
-    for (account, present) in marks {
+    // Rows taken in account order (stable: a student marked twice keeps the
+    // order of the marks, the latest wins).
+    let mut ordered: Vec<&(String, bool)> = marks.iter().collect();
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    for (account, present) in ordered {
         if !members.contains(account) {
             unknown.push(account.clone());
             continue;

@@ -130,6 +130,46 @@ impl bus::Handler for MealDebitHandler {
         bus::store::enqueue(conn, &event)?;
         Ok(())
     }
+
+    /// Every debit of a batch moves money between its personal account and the
+    /// same few settlement and budget accounts. Taken one debit at a time, a
+    /// batch would hold the shared accounts while waiting for a personal one
+    /// another batch holds, and that batch wait for the shared ones: a
+    /// deadlock. So the batch's system accounts are opened first (in order),
+    /// then all its balance rows are locked in one statement, in account order.
+    fn lock_batch(
+        &self,
+        conn: &mut storage::DbConnection,
+        messages: &[&bus::Envelope],
+    ) -> Result<(), bus::HandlerError> {
+        use crate::domain::ledger::AccountKind;
+        use crate::store::{self, system};
+        use std::collections::BTreeMap;
+
+        let to_handler = |e: store::StoreError| bus::HandlerError::Transient(e.to_string());
+        let mut shared: BTreeMap<String, AccountKind> = BTreeMap::new();
+        let mut accounts: Vec<String> = Vec::with_capacity(messages.len());
+        for message in messages {
+            let Ok(request) = message.decode::<contracts::meals::DebitRequested>() else {
+                continue;
+            };
+            shared.insert(
+                system::settlement(&request.organizer),
+                AccountKind::OrganizerSettlement,
+            );
+            shared.insert(system::budget(&request.municipality), AccountKind::Budget);
+            accounts.push(request.account);
+        }
+        for (id, kind) in &shared {
+            store::ensure_system_account(conn, id, *kind).map_err(to_handler)?;
+        }
+        let ids: Vec<&str> = accounts
+            .iter()
+            .chain(shared.keys())
+            .map(String::as_str)
+            .collect();
+        store::lock_balances(conn, &ids).map_err(to_handler)
+    }
 }
 
 fn write_off(

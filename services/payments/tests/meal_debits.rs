@@ -15,6 +15,12 @@ use platform::testing::TestApp;
 use primitives::Money;
 use serde_json::json;
 
+/// On RabbitMQ the tests' apps consume one queue, `payments.meal-debits` (each
+/// test has its own exchange, not its own queues), so one test's debits could
+/// be taken by another's consumer and written into its schema: the tests of
+/// this file take turns.
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn m(s: &str) -> Money {
     Money::parse(s).unwrap()
 }
@@ -90,6 +96,7 @@ async fn balance(app: &TestApp, account: &str) -> Money {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn debits_respect_the_credit_limit_and_take_effect_once() {
+    let _turn = TURN.lock().await;
     let clock = calendar::FixedClock::at_local(
         chrono::NaiveDate::from_ymd_opt(2026, 5, 12)
             .unwrap()
@@ -175,5 +182,97 @@ async fn debits_respect_the_credit_limit_and_take_effect_once() {
         .await
         .unwrap();
     assert!(problems.is_empty(), "{problems:?}");
+    app.stop().await;
+}
+
+/// Two consumers' batches that share personal accounts in opposite orders: the
+/// first holds account A and (through its posting) the shared settlement and
+/// budget accounts while it waits to debit C; the second starts on C. Taken a
+/// debit at a time, the second would hold C and wait for the settlement
+/// account, and PostgreSQL would kill one of them as a deadlock (the night's
+/// 200,000 debits did that over and over). With the batch's rows locked up
+/// front in one order, the second waits for the first to commit and both pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_batches_sharing_accounts_in_opposite_orders_do_not_deadlock() {
+    use bus::Handler;
+    use std::sync::mpsc;
+    let _turn = TURN.lock().await;
+
+    let clock = calendar::FixedClock::at_local(
+        chrono::NaiveDate::from_ymd_opt(2026, 5, 12)
+            .unwrap()
+            .and_hms_opt(23, 0, 0)
+            .unwrap(),
+    );
+    let app = TestApp::spawn(vec![Arc::new(payments::PaymentsService)], clock.clone()).await;
+    let http = reqwest::Client::new();
+    let operator = app.token("op", &[Role::OperatorAdmin], |_| {});
+    for account in ["ls-a", "ls-c"] {
+        let res = http
+            .post(app.url("/api/payments/accounts"))
+            .bearer_auth(&operator)
+            .json(&json!({ "account": account, "student_name": "Козлов Иван", "school": "s", "class_name": "4А",
+                           "municipality": "tyumen", "organizer": "org-1" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+    }
+    let envelope = |account: &str, day: &str| {
+        let mut d = debit(&format!("{account}:{day}:lunch"), "10.00", "5.00", "100.00");
+        d.account = account.into();
+        bus::Envelope::json(DebitRequested::TOPIC, DebitRequested::KIND, &d).unwrap()
+    };
+    let handler = Arc::new(payments::consumers::MealDebitHandler {
+        clock: Arc::new(clock),
+    });
+    let db = app.context("payments").db.clone();
+    // The shared accounts exist (as they do after the first night): opening
+    // them would make the second batch wait for the first's insert instead.
+    db.write_blocking(|c| {
+        use payments::domain::ledger::AccountKind;
+        payments::store::ensure_system_account(
+            c,
+            "settlement:org-1",
+            AccountKind::OrganizerSettlement,
+        )?;
+        payments::store::ensure_system_account(c, "budget:tyumen", AccountKind::Budget)
+    })
+    .unwrap();
+    let (first_holds, second_may_start) = mpsc::channel::<()>();
+    let (second_started, first_may_go_on) = mpsc::channel::<()>();
+
+    let (h1, db1) = (handler.clone(), db.clone());
+    let (a1, c1) = (envelope("ls-a", "12"), envelope("ls-c", "12"));
+    let first = std::thread::spawn(move || {
+        db1.write_blocking(|c| -> Result<(), bus::HandlerError> {
+            h1.lock_batch(c, &[&a1, &c1])?;
+            h1.handle(c, &a1)?;
+            first_holds.send(()).unwrap();
+            // The second batch starts now and waits for a row this one holds.
+            let _ = first_may_go_on.recv_timeout(Duration::from_secs(5));
+            std::thread::sleep(Duration::from_millis(300));
+            h1.handle(c, &c1)
+        })
+    });
+    let (h2, db2) = (handler.clone(), db.clone());
+    let (c2, a2) = (envelope("ls-c", "13"), envelope("ls-a", "13"));
+    let second = std::thread::spawn(move || {
+        second_may_start
+            .recv_timeout(Duration::from_secs(5))
+            .unwrap();
+        second_started.send(()).unwrap();
+        db2.write_blocking(|c| -> Result<(), bus::HandlerError> {
+            h2.lock_batch(c, &[&c2, &a2])?;
+            h2.handle(c, &c2)?;
+            h2.handle(c, &a2)
+        })
+    });
+    let (r1, r2) = (first.join().unwrap(), second.join().unwrap());
+    assert!(r1.is_ok(), "the first batch failed: {r1:?}");
+    assert!(r2.is_ok(), "the second batch failed: {r2:?}");
+    assert_eq!(balance(&app, "ls-a").await, m("-20.00"));
+    assert_eq!(balance(&app, "ls-c").await, m("-20.00"));
+    assert_eq!(balance(&app, "settlement:org-1").await, m("60.00"));
     app.stop().await;
 }

@@ -183,6 +183,8 @@ pub mod system {
 }
 
 /// Opens a system account (settlement, clearing, budget) if it does not exist.
+/// Two transactions opening the same one at once both succeed: the second
+/// waits for the first and then finds the row (no unique violation to retry).
 pub fn ensure_system_account(
     conn: &mut DbConnection,
     id: &str,
@@ -191,21 +193,32 @@ pub fn ensure_system_account(
     if find_account(conn, id)?.is_some() {
         return Ok(());
     }
-    open_account(
-        conn,
-        &NewAccount {
-            id: id.to_string(),
-            kind: kind.as_str().to_string(),
-            purpose: "system".into(),
-            student_name: String::new(),
-            school: String::new(),
-            class_name: String::new(),
-            municipality: String::new(),
-            organizer: String::new(),
-            active: 1,
-            created_at: storage::now_naive(),
-        },
-    )
+    let account = NewAccount {
+        id: id.to_string(),
+        kind: kind.as_str().to_string(),
+        purpose: "system".into(),
+        student_name: String::new(),
+        school: String::new(),
+        class_name: String::new(),
+        municipality: String::new(),
+        organizer: String::new(),
+        active: 1,
+        created_at: storage::now_naive(),
+    };
+    storage::per_backend!(conn, |c| {
+        diesel::insert_into(accounts::table)
+            .values(&account)
+            .on_conflict_do_nothing()
+            .execute(c)?;
+        diesel::insert_into(balances::table)
+            .values((
+                balances::account_id.eq(id),
+                balances::balance_kopecks.eq(0_i64),
+            ))
+            .on_conflict_do_nothing()
+            .execute(c)
+    })?;
+    Ok(())
 }
 
 pub fn find_account(conn: &mut DbConnection, id: &str) -> Result<Option<AccountRow>, StoreError> {
@@ -531,12 +544,7 @@ fn add_to_balances(
             let ids: Vec<&str> = deltas.iter().map(|(a, _)| *a).collect();
             let amounts: Vec<i64> = deltas.iter().map(|(_, d)| *d).collect();
             // One statement locks in order; the update then finds its rows locked.
-            diesel::sql_query(
-                "SELECT account_id FROM balances WHERE account_id = ANY($1) \
-                 ORDER BY account_id FOR UPDATE",
-            )
-            .bind::<Array<Text>, _>(&ids)
-            .execute(c)?;
+            lock_balances_pg(c, &ids)?;
             let rows: Vec<NewBalance> = diesel::sql_query(
                 "UPDATE balances AS b SET balance_kopecks = b.balance_kopecks + d.delta \
                  FROM unnest($1::text[], $2::bigint[]) AS d(account_id, delta) \
@@ -567,6 +575,32 @@ fn add_to_balances(
         return Err(StoreError::UnknownAccount((*missing).to_string()));
     }
     Ok(finals)
+}
+
+/// Locks the balance rows of `accounts` until the transaction ends, all in one
+/// statement in account order (the order every posting takes them in), so a
+/// transaction that takes its rows here first cannot be one side of a deadlock
+/// over them. SQLite has one writer at a time: nothing to lock.
+pub fn lock_balances(conn: &mut DbConnection, accounts: &[&str]) -> Result<(), StoreError> {
+    match conn {
+        DbConnection::Pg(c) => {
+            let mut ids = accounts.to_vec();
+            ids.sort_unstable();
+            ids.dedup();
+            lock_balances_pg(c, &ids)
+        }
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
+fn lock_balances_pg(c: &mut diesel::PgConnection, ids: &[&str]) -> Result<(), StoreError> {
+    diesel::sql_query(
+        "SELECT account_id FROM balances WHERE account_id = ANY($1) \
+         ORDER BY account_id FOR UPDATE",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(ids)
+    .execute(c)?;
+    Ok(())
 }
 
 /// Locks `account`'s balance row for a debit of `amount` and says whether the
