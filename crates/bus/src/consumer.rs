@@ -87,9 +87,7 @@ fn process_batch(
         }
         handler.lock_batch(conn, &fresh)?;
         let fast = conn.transaction::<(), HandlerError, _>(|c| {
-            for message in &fresh {
-                run_handler(c, consumer, handler, message)?;
-            }
+            handler.handle_batch(c, &fresh)?;
             let fresh_ids: Vec<&str> = fresh.iter().map(|m| m.id.as_str()).collect();
             store::record_inbox_all(c, consumer, &fresh_ids)?;
             Ok(())
@@ -126,7 +124,7 @@ fn process_batch(
                     return Ok(Outcome::Duplicate);
                 }
                 store::record_inbox(c, consumer, &message.id)?;
-                run_handler(c, consumer, handler, message)?;
+                in_span(message, || handler.handle(c, message))?;
                 Ok(Outcome::Done)
             });
             outcomes[i] = Some(result.unwrap_or_else(Outcome::Failed));
@@ -138,14 +136,10 @@ fn process_batch(
     })
 }
 
-fn run_handler(
-    conn: &mut storage::DbConnection,
-    consumer: &str,
-    handler: &dyn Handler,
-    message: &Envelope,
-) -> Result<(), HandlerError> {
-    let span =
-        tracing::info_span!("consume", consumer, message_id = %message.id, kind = %message.kind);
+/// Runs `f` in the span of handling `message`, joined to the trace the message
+/// carries (the consumer's name is on the enclosing consumer span).
+pub(crate) fn in_span<T>(message: &Envelope, f: impl FnOnce() -> T) -> T {
+    let span = tracing::info_span!("consume", message_id = %message.id, kind = %message.kind);
     telemetry::adopt_trace_headers(
         &span,
         message
@@ -154,7 +148,7 @@ fn run_handler(
             .map(|(k, v)| (k.as_str(), v.as_str())),
     );
     let _entered = span.enter();
-    handler.handle(conn, message)
+    f()
 }
 
 /// Where a failed message goes next.

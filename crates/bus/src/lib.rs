@@ -136,6 +136,22 @@ pub trait Handler: Send + Sync + 'static {
         None
     }
 
+    /// Handles a batch's new messages at once, in the batch's transaction (one
+    /// savepoint). The default hands them to [`Handler::handle`] one by one; a
+    /// handler that can do a whole batch in a fixed number of statements
+    /// overrides it. If it fails, the batch is run again one savepoint per
+    /// message through `handle`, so only the failing messages fail.
+    fn handle_batch(
+        &self,
+        conn: &mut DbConnection,
+        messages: &[&Envelope],
+    ) -> Result<(), HandlerError> {
+        for message in messages {
+            consumer::in_span(message, || self.handle(conn, message))?;
+        }
+        Ok(())
+    }
+
     /// Runs once per batch, before any of its handlers, in the batch's
     /// transaction (outside the handlers' savepoints, so what it locks stays
     /// locked if the batch falls back to one savepoint per message). A handler

@@ -105,7 +105,10 @@ impl bus::Handler for AccountOpenedHandler {
 }
 
 /// Writes off meal debits (idempotent by the debit's key) and answers each with
-/// a `DebitResult` event.
+/// a `DebitResult` event. A batch is written off at once: its rows locked in
+/// one order ([`bus::Handler::lock_batch`]), its accounts, balances and earlier
+/// keys read in one statement each, every debit judged on the balance the
+/// previous ones left, and all movements posted with one `post_many`.
 pub struct MealDebitHandler {
     pub clock: Arc<dyn calendar::Clock>,
 }
@@ -116,18 +119,34 @@ impl bus::Handler for MealDebitHandler {
         conn: &mut storage::DbConnection,
         message: &bus::Envelope,
     ) -> Result<(), bus::HandlerError> {
+        self.handle_batch(conn, &[message])
+    }
+
+    fn handle_batch(
+        &self,
+        conn: &mut storage::DbConnection,
+        messages: &[&bus::Envelope],
+    ) -> Result<(), bus::HandlerError> {
         use contracts::meals::DebitRequested;
         use contracts::payments::DebitResult;
         use contracts::Contract;
 
-        let request: DebitRequested = message.decode()?;
-        let result = write_off(conn, &request, self.clock.now().naive_utc())?;
-        if let Some(reason) = &result.reason {
-            tracing::warn!(key = %request.key, account = %request.account, reason, "meal debit refused");
+        let requests = messages
+            .iter()
+            .map(|m| m.decode::<DebitRequested>())
+            .collect::<Result<Vec<_>, _>>()?;
+        let results = write_off(conn, &requests, self.clock.now().naive_utc())?;
+        let mut events = Vec::with_capacity(results.len());
+        for (request, result) in requests.iter().zip(&results) {
+            if let Some(reason) = &result.reason {
+                tracing::warn!(key = %request.key, account = %request.account, reason, "meal debit refused");
+            }
+            events.push(
+                bus::Envelope::json(DebitResult::TOPIC, DebitResult::KIND, result)
+                    .map_err(|e| bus::HandlerError::Permanent(e.to_string()))?,
+            );
         }
-        let event = bus::Envelope::json(DebitResult::TOPIC, DebitResult::KIND, &result)
-            .map_err(|e| bus::HandlerError::Permanent(e.to_string()))?;
-        bus::store::enqueue(conn, &event)?;
+        bus::store::enqueue_all(conn, &events)?;
         Ok(())
     }
 
@@ -142,125 +161,158 @@ impl bus::Handler for MealDebitHandler {
         conn: &mut storage::DbConnection,
         messages: &[&bus::Envelope],
     ) -> Result<(), bus::HandlerError> {
-        use crate::domain::ledger::AccountKind;
-        use crate::store::{self, system};
-        use std::collections::BTreeMap;
-
-        let to_handler = |e: store::StoreError| bus::HandlerError::Transient(e.to_string());
-        let mut shared: BTreeMap<String, AccountKind> = BTreeMap::new();
-        let mut accounts: Vec<String> = Vec::with_capacity(messages.len());
-        for message in messages {
-            let Ok(request) = message.decode::<contracts::meals::DebitRequested>() else {
-                continue;
-            };
-            shared.insert(
-                system::settlement(&request.organizer),
-                AccountKind::OrganizerSettlement,
-            );
-            shared.insert(system::budget(&request.municipality), AccountKind::Budget);
-            accounts.push(request.account);
-        }
-        for (id, kind) in &shared {
-            store::ensure_system_account(conn, id, *kind).map_err(to_handler)?;
-        }
-        let ids: Vec<&str> = accounts
+        let requests: Vec<contracts::meals::DebitRequested> =
+            messages.iter().filter_map(|m| m.decode().ok()).collect();
+        let shared = open_shared_accounts(conn, &requests)?;
+        let ids: Vec<&str> = requests
             .iter()
-            .chain(shared.keys())
-            .map(String::as_str)
+            .map(|r| r.account.as_str())
+            .chain(shared.iter().map(String::as_str))
             .collect();
-        store::lock_balances(conn, &ids).map_err(to_handler)
+        crate::store::lock_balances(conn, &ids).map_err(transient)
     }
 }
 
-fn write_off(
+fn transient(e: crate::store::StoreError) -> bus::HandlerError {
+    bus::HandlerError::Transient(e.to_string())
+}
+
+/// Opens the settlement and budget accounts `requests` post to, in order;
+/// answers their ids.
+fn open_shared_accounts(
     conn: &mut storage::DbConnection,
-    request: &contracts::meals::DebitRequested,
-    at: chrono::NaiveDateTime,
-) -> Result<contracts::payments::DebitResult, bus::HandlerError> {
+    requests: &[contracts::meals::DebitRequested],
+) -> Result<Vec<String>, bus::HandlerError> {
     use crate::domain::ledger::AccountKind;
     use crate::store::{self, system};
+    let mut shared = std::collections::BTreeMap::new();
+    for r in requests {
+        shared.insert(
+            system::settlement(&r.organizer),
+            AccountKind::OrganizerSettlement,
+        );
+        shared.insert(system::budget(&r.municipality), AccountKind::Budget);
+    }
+    for (id, kind) in &shared {
+        store::ensure_system_account(conn, id, *kind).map_err(transient)?;
+    }
+    Ok(shared.into_keys().collect())
+}
 
-    let key = format!("meal-debit:{}", request.key);
-    let refused = |reason: String, balance: primitives::Money| contracts::payments::DebitResult {
-        key: request.key.clone(),
-        account: request.account.clone(),
-        accepted: false,
-        reason: Some(reason),
-        balance,
-        movement_id: None,
-    };
-    let to_handler = |e: store::StoreError| bus::HandlerError::Transient(e.to_string());
+/// Writes off `requests` in order, each on the balance the ones before it
+/// left, and answers one result per request. A debit written off before (by
+/// its key, in an earlier batch or earlier in this one) answers with the first
+/// movement and takes no money again.
+fn write_off(
+    conn: &mut storage::DbConnection,
+    requests: &[contracts::meals::DebitRequested],
+    at: chrono::NaiveDateTime,
+) -> Result<Vec<contracts::payments::DebitResult>, bus::HandlerError> {
+    use crate::domain::ledger::AccountKind;
+    use crate::store::{self, system};
+    use contracts::payments::DebitResult;
+    use primitives::Money;
+    use std::collections::HashMap;
 
-    // A repeat of a debit already written off answers with the first result.
-    if let Some(movement_id) = store::movement_by_key(conn, &key).map_err(to_handler)? {
-        let balance = store::balance(conn, &request.account).map_err(to_handler)?;
-        return Ok(contracts::payments::DebitResult {
+    open_shared_accounts(conn, requests)?;
+    let keys: Vec<String> = requests
+        .iter()
+        .map(|r| format!("meal-debit:{}", r.key))
+        .collect();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let posted_before = store::movements_by_key(conn, &key_refs).map_err(transient)?;
+    let mut ids: Vec<&str> = requests.iter().map(|r| r.account.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let accounts = store::find_accounts(conn, &ids).map_err(transient)?;
+    // The rows are locked (lock_batch), so these balances stay true.
+    let mut running = store::balances_of(conn, &ids).map_err(transient)?;
+
+    let mut results: Vec<DebitResult> = Vec::with_capacity(requests.len());
+    let mut movements = Vec::new();
+    // Index of the first request of each key in this batch.
+    let mut first_of: HashMap<&str, usize> = HashMap::new();
+    for (i, (request, key)) in requests.iter().zip(&keys).enumerate() {
+        let balance = running
+            .get(&request.account)
+            .copied()
+            .unwrap_or(Money::ZERO);
+        let mut result = DebitResult {
             key: request.key.clone(),
             account: request.account.clone(),
-            accepted: true,
+            accepted: false,
             reason: None,
             balance,
-            movement_id: Some(movement_id),
-        });
-    }
-    let Some(account) = store::find_account(conn, &request.account).map_err(to_handler)? else {
-        return Ok(refused(
-            debits::Refusal::UnknownAccount(request.account.clone()).to_string(),
-            primitives::Money::ZERO,
-        ));
-    };
-    let balance = store::balance(conn, &account.id).map_err(to_handler)?;
-    if account.active != 1 || account.kind() != Some(AccountKind::Personal) {
-        return Ok(refused(
-            debits::Refusal::Inactive(account.id.clone()).to_string(),
-            balance,
-        ));
-    }
-    if let Err(refusal) = debits::check(balance, request.amount, request.credit_limit) {
-        return Ok(refused(refusal.to_string(), balance));
-    }
-    // The check above read a balance that may be stale; this one locks the row.
-    if !store::lock_for_debit(conn, &account.id, request.amount, request.credit_limit)
-        .map_err(to_handler)?
-    {
-        let now = store::balance(conn, &account.id).map_err(to_handler)?;
-        let refusal = debits::Refusal::OverCreditLimit {
-            balance: now,
-            amount: request.amount,
-            limit: request.credit_limit,
+            movement_id: None,
         };
-        return Ok(refused(refusal.to_string(), now));
+        if let Some(id) = posted_before.get(key) {
+            result.accepted = true;
+            result.movement_id = Some(id.clone());
+            results.push(result);
+            continue;
+        }
+        if let Some(&first) = first_of.get(key.as_str()) {
+            // Answered below with the first one's outcome.
+            results.push(DebitResult {
+                balance,
+                ..results[first].clone()
+            });
+            continue;
+        }
+        first_of.insert(key, i);
+        let refusal = match accounts.get(&request.account) {
+            None => Some(debits::Refusal::UnknownAccount(request.account.clone())),
+            Some(a) if a.active != 1 || a.kind() != Some(AccountKind::Personal) => {
+                Some(debits::Refusal::Inactive(a.id.clone()))
+            }
+            Some(_) => debits::check(balance, request.amount, request.credit_limit).err(),
+        };
+        if let Some(refusal) = refusal {
+            result.reason = Some(refusal.to_string());
+            results.push(result);
+            continue;
+        }
+        let reason = format!("{} {} meal", request.date, request.meal_time);
+        let movement = debits::movement(
+            &request.account,
+            &system::settlement(&request.organizer),
+            &system::budget(&request.municipality),
+            request.amount,
+            request.reimbursed,
+            &reason,
+        )
+        .map_err(|e| bus::HandlerError::Permanent(e.to_string()))?;
+        let after = balance - request.amount;
+        running.insert(request.account.clone(), after);
+        result.accepted = true;
+        result.balance = after;
+        if let Some(m) = movement {
+            movements.push((i, m));
+        }
+        results.push(result);
     }
-    let settlement = system::settlement(&request.organizer);
-    let budget = system::budget(&request.municipality);
-    store::ensure_system_account(conn, &settlement, AccountKind::OrganizerSettlement)
-        .map_err(to_handler)?;
-    store::ensure_system_account(conn, &budget, AccountKind::Budget).map_err(to_handler)?;
-    let reason = format!("{} {} meal", request.date, request.meal_time);
-    let movement = debits::movement(
-        &account.id,
-        &settlement,
-        &budget,
-        request.amount,
-        request.reimbursed,
-        &reason,
-    )
-    .map_err(|e| bus::HandlerError::Permanent(e.to_string()))?;
-    let movement_id = match movement {
-        Some(m) => Some(
-            store::post(conn, &m, &key, None, at)
-                .map_err(to_handler)?
-                .movement_id,
-        ),
-        None => None,
-    };
-    let balance = store::balance(conn, &account.id).map_err(to_handler)?;
-    Ok(contracts::payments::DebitResult {
-        key: request.key.clone(),
-        account: account.id,
-        accepted: true,
-        reason: None,
-        balance,
-        movement_id,
-    })
+
+    let entries: Vec<store::Entry<'_>> = movements
+        .iter()
+        .map(|(i, m)| store::Entry {
+            movement: m,
+            key: &keys[*i],
+            reverses: None,
+            at,
+            trace: None,
+        })
+        .collect();
+    let posted = store::post_many(conn, &entries).map_err(transient)?;
+    for ((i, _), outcome) in movements.iter().zip(posted) {
+        results[*i].movement_id = Some(outcome.map_err(transient)?.movement_id);
+    }
+    // A repeat within the batch answers the first one's movement.
+    for (i, key) in keys.iter().enumerate() {
+        if let Some(&first) = first_of.get(key.as_str()) {
+            if first != i && !posted_before.contains_key(key) {
+                results[i].movement_id = results[first].movement_id.clone();
+            }
+        }
+    }
+    Ok(results)
 }

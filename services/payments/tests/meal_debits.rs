@@ -185,19 +185,15 @@ async fn debits_respect_the_credit_limit_and_take_effect_once() {
     app.stop().await;
 }
 
-/// Two consumers' batches that share personal accounts in opposite orders: the
-/// first holds account A and (through its posting) the shared settlement and
-/// budget accounts while it waits to debit C; the second starts on C. Taken a
-/// debit at a time, the second would hold C and wait for the settlement
-/// account, and PostgreSQL would kill one of them as a deadlock (the night's
-/// 200,000 debits did that over and over). With the batch's rows locked up
-/// front in one order, the second waits for the first to commit and both pass.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_batches_sharing_accounts_in_opposite_orders_do_not_deadlock() {
-    use bus::Handler;
-    use std::sync::mpsc;
-    let _turn = TURN.lock().await;
-
+/// An app with personal accounts `ls-a` and `ls-c` (balance 0) and the shared
+/// settlement and budget accounts already open (as after the first night:
+/// opening them would make a second transaction wait for the first's insert
+/// instead), and the debit handler to drive by hand.
+async fn two_accounts() -> (
+    TestApp,
+    Arc<payments::consumers::MealDebitHandler>,
+    storage::Db,
+) {
     let clock = calendar::FixedClock::at_local(
         chrono::NaiveDate::from_ymd_opt(2026, 5, 12)
             .unwrap()
@@ -218,17 +214,7 @@ async fn two_batches_sharing_accounts_in_opposite_orders_do_not_deadlock() {
             .unwrap();
         assert_eq!(res.status(), 201);
     }
-    let envelope = |account: &str, day: &str| {
-        let mut d = debit(&format!("{account}:{day}:lunch"), "10.00", "5.00", "100.00");
-        d.account = account.into();
-        bus::Envelope::json(DebitRequested::TOPIC, DebitRequested::KIND, &d).unwrap()
-    };
-    let handler = Arc::new(payments::consumers::MealDebitHandler {
-        clock: Arc::new(clock),
-    });
     let db = app.context("payments").db.clone();
-    // The shared accounts exist (as they do after the first night): opening
-    // them would make the second batch wait for the first's insert instead.
     db.write_blocking(|c| {
         use payments::domain::ledger::AccountKind;
         payments::store::ensure_system_account(
@@ -239,40 +225,122 @@ async fn two_batches_sharing_accounts_in_opposite_orders_do_not_deadlock() {
         payments::store::ensure_system_account(c, "budget:tyumen", AccountKind::Budget)
     })
     .unwrap();
+    let handler = Arc::new(payments::consumers::MealDebitHandler {
+        clock: Arc::new(clock),
+    });
+    (app, handler, db)
+}
+
+fn debit_of(account: &str, day: &str, amount: &str) -> bus::Envelope {
+    let mut d = debit(&format!("{account}:{day}:lunch"), amount, "5.00", "100.00");
+    d.account = account.into();
+    bus::Envelope::json(DebitRequested::TOPIC, DebitRequested::KIND, &d).unwrap()
+}
+
+/// Runs two consumers' batches in two transactions: the first handles its
+/// first message, then lets the second start and goes on with the rest 300 ms
+/// later, while the second is (or should be) waiting for it.
+fn two_batches(
+    handler: &Arc<payments::consumers::MealDebitHandler>,
+    db: &storage::Db,
+    first: Vec<bus::Envelope>,
+    second: Vec<bus::Envelope>,
+) -> (Result<(), bus::HandlerError>, Result<(), bus::HandlerError>) {
+    use bus::Handler;
+    use std::sync::mpsc;
     let (first_holds, second_may_start) = mpsc::channel::<()>();
     let (second_started, first_may_go_on) = mpsc::channel::<()>();
-
     let (h1, db1) = (handler.clone(), db.clone());
-    let (a1, c1) = (envelope("ls-a", "12"), envelope("ls-c", "12"));
-    let first = std::thread::spawn(move || {
+    let one = std::thread::spawn(move || {
         db1.write_blocking(|c| -> Result<(), bus::HandlerError> {
-            h1.lock_batch(c, &[&a1, &c1])?;
-            h1.handle(c, &a1)?;
+            let all: Vec<&bus::Envelope> = first.iter().collect();
+            h1.lock_batch(c, &all)?;
+            h1.handle(c, all[0])?;
             first_holds.send(()).unwrap();
-            // The second batch starts now and waits for a row this one holds.
             let _ = first_may_go_on.recv_timeout(Duration::from_secs(5));
             std::thread::sleep(Duration::from_millis(300));
-            h1.handle(c, &c1)
+            for m in &all[1..] {
+                h1.handle(c, m)?;
+            }
+            Ok(())
         })
     });
     let (h2, db2) = (handler.clone(), db.clone());
-    let (c2, a2) = (envelope("ls-c", "13"), envelope("ls-a", "13"));
-    let second = std::thread::spawn(move || {
+    let two = std::thread::spawn(move || {
         second_may_start
             .recv_timeout(Duration::from_secs(5))
             .unwrap();
         second_started.send(()).unwrap();
         db2.write_blocking(|c| -> Result<(), bus::HandlerError> {
-            h2.lock_batch(c, &[&c2, &a2])?;
-            h2.handle(c, &c2)?;
-            h2.handle(c, &a2)
+            let all: Vec<&bus::Envelope> = second.iter().collect();
+            h2.lock_batch(c, &all)?;
+            h2.handle_batch(c, &all)
         })
     });
-    let (r1, r2) = (first.join().unwrap(), second.join().unwrap());
+    (one.join().unwrap(), two.join().unwrap())
+}
+
+/// Two consumers' batches that share personal accounts in opposite orders: the
+/// first holds account A and the shared settlement and budget accounts while
+/// it goes on to debit C; the second starts on C. Had a debit locked its
+/// personal account before the shared ones (as one debit at a time did), the
+/// second would hold C and wait for the settlement account, and PostgreSQL
+/// would kill one of them as a deadlock (the night's 200,000 debits did that
+/// over and over). Rows are taken in one order, so both pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_batches_sharing_accounts_in_opposite_orders_do_not_deadlock() {
+    let _turn = TURN.lock().await;
+    let (app, handler, db) = two_accounts().await;
+    let (r1, r2) = two_batches(
+        &handler,
+        &db,
+        vec![
+            debit_of("ls-a", "12", "10.00"),
+            debit_of("ls-c", "12", "10.00"),
+        ],
+        vec![
+            debit_of("ls-c", "13", "10.00"),
+            debit_of("ls-a", "13", "10.00"),
+        ],
+    );
     assert!(r1.is_ok(), "the first batch failed: {r1:?}");
     assert!(r2.is_ok(), "the second batch failed: {r2:?}");
     assert_eq!(balance(&app, "ls-a").await, m("-20.00"));
     assert_eq!(balance(&app, "ls-c").await, m("-20.00"));
     assert_eq!(balance(&app, "settlement:org-1").await, m("60.00"));
+    app.stop().await;
+}
+
+/// A batch judges every debit on balances it has locked: a second consumer's
+/// debit of the same account waits for the first batch to commit and is judged
+/// on what it left. Judged on a balance read before that commit, both 80.00
+/// debits of a 0.00 balance with 100.00 of credit would pass and take it to
+/// −160.00.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_debit_is_judged_on_the_balance_the_other_consumer_left() {
+    let _turn = TURN.lock().await;
+    let (app, handler, db) = two_accounts().await;
+    let (r1, r2) = two_batches(
+        &handler,
+        &db,
+        vec![
+            debit_of("ls-a", "12", "80.00"),
+            debit_of("ls-c", "12", "1.00"),
+        ],
+        vec![debit_of("ls-a", "13", "80.00")],
+    );
+    assert!(r1.is_ok() && r2.is_ok(), "{r1:?} {r2:?}");
+    assert_eq!(balance(&app, "ls-a").await, m("-80.00"));
+    let refused: Vec<DebitResult> = results(&app)
+        .await
+        .into_iter()
+        .filter(|r| !r.accepted)
+        .collect();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].key, "ls-a:13:lunch");
+    assert_eq!(
+        refused[0].reason.as_deref(),
+        Some("balance -80.00 less 80.00 for this meal would be -160.00, below the credit limit of -100.00")
+    );
     app.stop().await;
 }

@@ -229,6 +229,38 @@ pub fn find_account(conn: &mut DbConnection, id: &str) -> Result<Option<AccountR
         .optional()?)
 }
 
+/// The accounts among `ids` that exist, by id.
+pub fn find_accounts(
+    conn: &mut DbConnection,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, AccountRow>, StoreError> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_LIST) {
+        let rows: Vec<AccountRow> = accounts::table
+            .filter(accounts::id.eq_any(chunk))
+            .select(AccountRow::as_select())
+            .load(conn)?;
+        found.extend(rows.into_iter().map(|a| (a.id.clone(), a)));
+    }
+    Ok(found)
+}
+
+/// The balances of those of `ids` that exist, by account.
+pub fn balances_of(
+    conn: &mut DbConnection,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, Money>, StoreError> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_LIST) {
+        let rows: Vec<(String, i64)> = balances::table
+            .filter(balances::account_id.eq_any(chunk))
+            .select((balances::account_id, balances::balance_kopecks))
+            .load(conn)?;
+        found.extend(rows.into_iter().map(|(a, k)| (a, Money::from_kopecks(k))));
+    }
+    Ok(found)
+}
+
 pub fn balance(conn: &mut DbConnection, account: &str) -> Result<Money, StoreError> {
     let kopecks: Option<i64> = balances::table
         .find(account)
@@ -603,27 +635,6 @@ fn lock_balances_pg(c: &mut diesel::PgConnection, ids: &[&str]) -> Result<(), St
     Ok(())
 }
 
-/// Locks `account`'s balance row for a debit of `amount` and says whether the
-/// balance may go that low: `balance − amount ≥ −credit_limit`. The row stays
-/// locked until the transaction ends, so concurrent debits of one account are
-/// judged one after the other, each on the balance the previous one left.
-pub fn lock_for_debit(
-    conn: &mut DbConnection,
-    account: &str,
-    amount: Money,
-    credit_limit: Money,
-) -> Result<bool, StoreError> {
-    let floor = -(credit_limit.kopecks());
-    let n = diesel::update(
-        balances::table
-            .filter(balances::account_id.eq(account))
-            .filter((balances::balance_kopecks - amount.kopecks()).ge(floor)),
-    )
-    .set(balances::balance_kopecks.eq(balances::balance_kopecks))
-    .execute(conn)?;
-    Ok(n == 1)
-}
-
 /// Which of `keys` have a movement posted under them.
 pub fn keys_present(
     conn: &mut DbConnection,
@@ -634,7 +645,8 @@ pub fn keys_present(
 }
 
 /// The movements posted under `keys`: key → movement id.
-fn movements_by_key(
+/// The movement id posted under each of `keys` that has one.
+pub fn movements_by_key(
     conn: &mut DbConnection,
     keys: &[&str],
 ) -> Result<std::collections::HashMap<String, String>, StoreError> {

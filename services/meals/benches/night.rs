@@ -1,0 +1,310 @@
+//! The region's night, end to end, in distributed mode: 500 schools × 400
+//! students (the population of `day_close`), meals and payments as separate
+//! processes on PostgreSQL and RabbitMQ. From 23:00 until every debit is posted
+//! in payments and every resulting balance is back in meals, with each leg
+//! timed:
+//!
+//! 1. the day close and write-off in meals (`close::catch_up`): write-off rows
+//!    and one `DebitRequested` per debit in the outbox;
+//! 2. meals' relay has published every debit to RabbitMQ;
+//! 3. payments (its own process, `portal serve --service payments`) has
+//!    consumed every debit: movement posted, `DebitResult` and
+//!    `BalanceChanged` in its outbox;
+//! 4. meals has every write-off answered (accepted/refused) and every debited
+//!    account's balance equal to the one payments holds.
+//!
+//! Then it reports PostgreSQL's deadlock count over the run
+//! (`pg_stat_database`) and the dead letters of both services; both must be 0.
+//!
+//! Run: `cargo build --release --bin portal && cargo bench -p meals --bench night`
+//! (PostgreSQL and RabbitMQ must run: `bash scripts/services.sh`). `BENCH_SCHOOLS`
+//! (default 500) and `BENCH_STUDENTS` per school (default 400) scale it;
+//! `PORTAL_BIN` names another `portal` binary.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::float_arithmetic,
+    clippy::inconsistent_digit_grouping
+)]
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::NaiveDate;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+
+#[path = "common/region.rs"]
+mod region;
+
+fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(QueryableByName)]
+struct N {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+    diesel::sql_query(sql).get_result::<N>(conn).unwrap().n
+}
+
+/// The payments process; killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let schools_n = env("BENCH_SCHOOLS", 500);
+    let per_school = env("BENCH_STUDENTS", 400);
+    let day = NaiveDate::from_ymd_opt(2026, 5, 12).unwrap();
+    let clock = calendar::FixedClock::at_local(day.and_hms_opt(22, 0, 0).unwrap());
+    let bin = std::env::var("PORTAL_BIN").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../target/release/portal").to_string()
+    });
+    assert!(
+        std::path::Path::new(&bin).exists(),
+        "{bin} not found: run `cargo build --release --bin portal` first"
+    );
+    let database_url = storage::testing::test_database_url();
+    let amqp_url = std::env::var("PORTAL_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let run = storage::testing::unique_name("night");
+    let meals_schema = format!("{run}_meals");
+    let payments_schema = format!("{run}_payments");
+    let dir = std::env::temp_dir().join(&run);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // Payments: its own process, on its own schema.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(dir.join("payments.log")).unwrap();
+    let payments = Process(
+        Command::new(&bin)
+            .args(["serve", "--service", "payments"])
+            .current_dir(&dir)
+            .env("PORTAL_STORAGE__DATABASE_URL", &database_url)
+            .env("PORTAL_STORAGE__POOL_SIZE", "8")
+            .env("PORTAL_BUS__BACKEND", "rabbitmq")
+            .env("PORTAL_BUS__AMQP_URL", &amqp_url)
+            .env("PORTAL_BUS__EXCHANGE", &run)
+            .env("PORTAL_SERVICES__PAYMENTS__SCHEMA", &payments_schema)
+            .env("PORTAL_HTTP__BIND", format!("127.0.0.1:{port}"))
+            .env(
+                "PORTAL_SECRETS__KEYS__N1",
+                "bmlnaHQtYmVuY2gta2V5LW9mLXRoaXJ0eS10d28tYnk",
+            )
+            .env("PORTAL_SECRETS__CURRENT", "n1")
+            .env("PORTAL_TELEMETRY__LOG_FILTER", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let ready = format!("http://127.0.0.1:{port}/health/ready");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !matches!(http.get(&ready).send().await, Ok(r) if r.status().is_success()) {
+        assert!(
+            Instant::now() < deadline,
+            "payments did not become ready; see {}",
+            dir.join("payments.log").display()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Meals: this process, its relay and consumers on the same broker.
+    let mut settings = platform::testing::test_settings(&dir);
+    settings.storage.database_url = database_url.clone();
+    settings.storage.pool_size = 8;
+    settings.bus.backend = settings::BusBackend::Rabbitmq;
+    settings.bus.amqp_url = amqp_url;
+    settings.bus.exchange = run.clone();
+    settings.bus.max_attempts = 5;
+    settings.secrets.keys.insert(
+        "n1".into(),
+        "bmlnaHQtYmVuY2gta2V5LW9mLXRoaXJ0eS10d28tYnk".into(),
+    );
+    settings.secrets.current = "n1".into();
+    settings.meals.close_poll_ms = 86_400_000;
+    settings.services.insert(
+        "meals".into(),
+        settings::ServiceSettings {
+            schema: Some(meals_schema.clone()),
+            ..Default::default()
+        },
+    );
+    let app = platform::testing::TestApp::spawn_with(
+        vec![Arc::new(meals::MealsService)],
+        clock.clone(),
+        settings,
+    )
+    .await;
+    let ctx = app.context("meals").clone();
+
+    // The population: the students in meals' requests, their accounts in
+    // payments with 300.00 each (written directly: not what is measured).
+    let started = Instant::now();
+    let created = {
+        use calendar::Clock;
+        clock.now().naive_utc()
+    };
+    let db = ctx.db.clone();
+    tokio::task::spawn_blocking(move || region::populate(&db, created, day, schools_n, per_school))
+        .await
+        .unwrap();
+    let mut pg = PgConnection::establish(&database_url).unwrap();
+    pg.batch_execute(&format!(
+        "INSERT INTO \"{payments_schema}\".accounts
+             (id, kind, purpose, student_name, school, class_name, municipality, organizer, active, created_at)
+         SELECT 's' || lpad(s::text, 3, '0') || '-' || lpad(n::text, 4, '0'), 'personal', 'meals',
+                'Ученик ' || n, 's' || lpad(s::text, 3, '0'), '', 'tyumen', 'org-' || (s % 20), 1, now()
+         FROM generate_series(0, {s_max}) s, generate_series(0, {n_max}) n;
+         INSERT INTO \"{payments_schema}\".balances (account_id, balance_kopecks)
+         SELECT id, 30000 FROM \"{payments_schema}\".accounts WHERE kind = 'personal';
+         ANALYZE \"{payments_schema}\".accounts; ANALYZE \"{payments_schema}\".balances;",
+        s_max = schools_n - 1,
+        n_max = per_school - 1,
+    ))
+    .unwrap();
+    assert_eq!(
+        region::account(schools_n - 1, per_school - 1),
+        format!("s{:03}-{:04}", schools_n - 1, per_school - 1)
+    );
+    println!(
+        "population: {schools_n} schools × {per_school} students in meals and payments, {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let deadlocks_before = count(
+        &mut pg,
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+    );
+
+    // 23:00: the close, then the money's way there and back.
+    clock.set(calendar::local_to_utc(day.and_hms_opt(23, 0, 0).unwrap()));
+    let t0 = Instant::now();
+    let c = ctx.clone();
+    let closed = tokio::task::spawn_blocking(move || meals::close::catch_up(&c))
+        .await
+        .unwrap()
+        .unwrap();
+    let close = t0.elapsed();
+    let debits: i64 = closed.iter().map(|c| c.debits as i64).sum();
+    assert_eq!(closed.len(), schools_n);
+    println!(
+        "1. day close + write-off: {debits} debits in {:.1} s",
+        close.as_secs_f64()
+    );
+
+    let (ms, ps) = (&meals_schema, &payments_schema);
+    let queries = [
+        format!(
+            "SELECT count(*) AS n FROM \"{ms}\".outbox
+             WHERE kind = 'meals.DebitRequested.v1' AND published_at IS NOT NULL"
+        ),
+        format!("SELECT count(*) AS n FROM \"{ps}\".inbox WHERE consumer = 'payments.meal-debits'"),
+        format!("SELECT count(*) AS n FROM \"{ms}\".write_offs WHERE status <> 'sent'"),
+        format!(
+            "SELECT count(*) AS n FROM \"{ms}\".balances m
+             JOIN \"{ps}\".balances p ON p.account_id = m.account
+             WHERE m.balance_kopecks = p.balance_kopecks"
+        ),
+    ];
+    let names = [
+        "2. meals' relay published every debit to RabbitMQ",
+        "3. payments posted every debit (movement, DebitResult, BalanceChanged)",
+        "4a. meals has every write-off answered",
+        "4b. meals holds every debited account's balance as payments does",
+    ];
+    let mut done: [Option<Duration>; 4] = [None; 4];
+    let limit = Duration::from_secs(env("BENCH_LIMIT_SECS", 1800) as u64);
+    let mut last = [0_i64; 4];
+    let mut reported = Instant::now();
+    while done.iter().any(Option::is_none) {
+        for (i, sql) in queries.iter().enumerate() {
+            if done[i].is_none() {
+                last[i] = count(&mut pg, sql);
+                if last[i] >= debits {
+                    done[i] = Some(t0.elapsed());
+                    println!(
+                        "{}: {:.1} s after 23:00",
+                        names[i],
+                        t0.elapsed().as_secs_f64()
+                    );
+                }
+            }
+        }
+        if reported.elapsed() > Duration::from_secs(30) {
+            println!(
+                "  … {:.0} s: {last:?} of {debits}",
+                t0.elapsed().as_secs_f64()
+            );
+            reported = Instant::now();
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "the night did not finish in {limit:?}: {last:?} of {debits}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let total = t0.elapsed();
+
+    // What went wrong, if anything: deadlocks (the statistics are flushed
+    // within a second of a transaction's end), dead letters, refusals.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pg.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
+    let deadlocks = count(
+        &mut pg,
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+    ) - deadlocks_before;
+    let dead_meals = count(
+        &mut pg,
+        &format!("SELECT count(*) AS n FROM \"{ms}\".dead_letters"),
+    );
+    let dead_payments = count(
+        &mut pg,
+        &format!("SELECT count(*) AS n FROM \"{ps}\".dead_letters"),
+    );
+    let refused = count(
+        &mut pg,
+        &format!("SELECT count(*) AS n FROM \"{ms}\".write_offs WHERE status = 'refused'"),
+    );
+    let movements = count(
+        &mut pg,
+        &format!("SELECT count(*) AS n FROM \"{ps}\".movements WHERE idempotency_key LIKE 'meal-debit:%'"),
+    );
+    println!(
+        "the night: {debits} debits, from 23:00 to the last balance back in meals {:.1} s \
+         ({:.0} debits/s end to end); deadlocks {deadlocks}, dead letters meals {dead_meals} \
+         payments {dead_payments}, refused {refused}, movements {movements}",
+        total.as_secs_f64(),
+        debits as f64 / total.as_secs_f64()
+    );
+    assert_eq!(movements, debits, "one movement per debit");
+    assert_eq!(refused, 0, "every student had the money");
+
+    app.stop().await;
+    drop(payments);
+    if std::env::var("BENCH_KEEP").is_err() {
+        for schema in [&meals_schema, &payments_schema] {
+            pg.batch_execute(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+                .unwrap();
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
