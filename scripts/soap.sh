@@ -68,17 +68,16 @@ else
 fi
 
 operator=$(cd "$dir" && "$bin" token --role operator_admin --subject soap-test)
-organizer=$(cd "$dir" && "$bin" token --role meal_organizer --subject soap-org --organizer org-z)
-"$venv/bin/python" - "$payments_port" "$gateway_port" "$operator" "$organizer" <<'PY'
+"$venv/bin/python" - "$payments_port" "$gateway_port" "$operator" <<'PY'
 import json, sys, urllib.request
-pay_port, gw_port, operator, organizer = sys.argv[1:5]
+pay_port, gw_port, operator = sys.argv[1:4]
 def call(port, method, path, token, body=None):
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
     with urllib.request.urlopen(req) as r:
         return r.status
-call(pay_port, "POST", "/api/payments/accounts", organizer, {"account": "ZEEP-1", "student_name": "Петров Пётр",
+call(pay_port, "POST", "/api/payments/accounts", operator, {"account": "ZEEP-1", "student_name": "Петров Пётр",
     "school": "school-z", "class_name": "1А", "municipality": "tyumen", "organizer": "org-z"})
 call(gw_port, "PUT", "/api/gateway/participants/BANK01", operator, {"name": "Банк", "inn": "7707083893",
     "ogrn": "1027700132195", "kind": "bank", "contour": "production", "bank": "zeep-bank",

@@ -74,6 +74,10 @@ pub struct AccountOpened {
     pub account: String,
     pub student_name: String,
     pub school: String,
+    /// The class's id (a class teacher's scope everywhere); absent from events
+    /// of senders before it was added.
+    #[serde(default)]
+    pub class_id: String,
     pub class_name: String,
     pub municipality: String,
     pub organizer: String,

@@ -303,6 +303,31 @@ async fn two_weeks_around_the_may_holidays() {
         })
         .await;
     }
+    // A class teacher's scope is the class id, in payments too: another class
+    // of the school with the same name is another teacher's.
+    t.ok(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/classes/4b",
+        &admin,
+        json!({"name": "4А", "shift": 2}),
+    )
+    .await;
+    let (s, v) = t
+        .call(&app, "GET", "/api/payments/accounts/ls-a", &teacher, None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["class_id"], "4a", "{v}");
+    let (s, v) = t
+        .call(
+            &app,
+            "GET",
+            "/api/payments/accounts/ls-a",
+            &other_teacher,
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     for (acc, amount) in [("ls-b", "200.00"), ("ls-c", "50.00"), ("ls-d", "10.00")] {
         let res = t
             .http

@@ -80,6 +80,7 @@ impl bus::Handler for AccountOpenedHandler {
                 &opened.account,
                 &opened.student_name,
                 &opened.school,
+                &opened.class_id,
                 &opened.class_name,
                 &opened.organizer,
             )
@@ -97,6 +98,7 @@ impl bus::Handler for AccountOpenedHandler {
                     organizer: opened.organizer,
                     active: 1,
                     created_at: self.clock.now().naive_utc(),
+                    class_id: opened.class_id,
                 },
             )
             .map_err(to_handler),

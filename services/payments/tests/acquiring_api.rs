@@ -59,7 +59,7 @@ async fn world() -> World {
     let res = w
         .http
         .post(w.app.url("/api/payments/accounts"))
-        .bearer_auth(&w.organizer)
+        .bearer_auth(&w.operator)
         .json(&json!({
             "account": ACCOUNT,
             "student_name": "Иванов Пётр",

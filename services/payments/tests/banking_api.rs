@@ -19,12 +19,10 @@ async fn app() -> TestApp {
 }
 
 async fn open(app: &TestApp, id: &str) {
-    let organizer = app.token("org", &[Role::MealOrganizer], |r| {
-        r.organizers = vec!["org-1".into()]
-    });
+    let operator = app.token("op", &[Role::OperatorAdmin], |_| {});
     let res = reqwest::Client::new()
         .post(app.url("/api/payments/accounts"))
-        .bearer_auth(organizer)
+        .bearer_auth(operator)
         .json(&json!({
             "account": id, "student_name": "Сидорова Мария Ивановна", "school": "school-5",
             "class_name": "2В", "municipality": "tyumen", "organizer": "org-1"

@@ -44,6 +44,7 @@ fn open(db: &storage::Db, ids: &[&str]) {
                     organizer: "org-1".into(),
                     active: 1,
                     created_at: storage::now_naive(),
+                    class_id: "c-1a".into(),
                 },
             )?;
         }

@@ -63,7 +63,7 @@ async fn ledger_round_trip_with_idempotency_reversal_and_access() {
     // Open the account; a second time is a conflict.
     let res = http
         .post(app.url("/api/payments/accounts"))
-        .bearer_auth(&organizer)
+        .bearer_auth(&operator)
         .json(&account_body("ls-1001"))
         .send()
         .await
@@ -73,7 +73,7 @@ async fn ledger_round_trip_with_idempotency_reversal_and_access() {
     assert_eq!(body["balance"], "0.00");
     let res = http
         .post(app.url("/api/payments/accounts"))
-        .bearer_auth(&organizer)
+        .bearer_auth(&operator)
         .json(&account_body("ls-1001"))
         .send()
         .await
@@ -81,24 +81,30 @@ async fn ledger_round_trip_with_idempotency_reversal_and_access() {
     assert_eq!(res.status(), StatusCode::CONFLICT);
     assert_eq!(res.headers()["content-type"], "application/problem+json");
 
-    // An organizer may not open accounts under another organizer's contract.
-    let mut other = account_body("ls-2002");
-    other["organizer"] = json!("org-2");
+    // An organizer opens no accounts here, not even under its own contract:
+    // the meal module opens them, in the schools it links the organizer to.
     let res = http
         .post(app.url("/api/payments/accounts"))
         .bearer_auth(&organizer)
-        .json(&other)
+        .json(&account_body("ls-2002"))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = http
+        .get(app.url("/api/payments/accounts/ls-2002"))
+        .bearer_auth(&operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "nothing was opened");
 
     // Bad input names the field and creates nothing.
     let mut bad = account_body("ls 1001!");
     bad["school"] = json!("");
     let res = http
         .post(app.url("/api/payments/accounts"))
-        .bearer_auth(&organizer)
+        .bearer_auth(&operator)
         .json(&bad)
         .send()
         .await
@@ -108,7 +114,7 @@ async fn ledger_round_trip_with_idempotency_reversal_and_access() {
     assert_eq!(problem["errors"][0]["field"], "account");
     let res = http
         .post(app.url("/api/payments/accounts"))
-        .bearer_auth(&organizer)
+        .bearer_auth(&operator)
         .body("{not json")
         .header("content-type", "application/json")
         .send()
@@ -120,7 +126,7 @@ async fn ledger_round_trip_with_idempotency_reversal_and_access() {
     huge["student_name"] = json!("я".repeat(5 * 1024 * 1024));
     let res = http
         .post(app.url("/api/payments/accounts"))
-        .bearer_auth(&organizer)
+        .bearer_auth(&operator)
         .json(&huge)
         .send()
         .await
@@ -136,7 +142,7 @@ async fn ledger_round_trip_with_idempotency_reversal_and_access() {
     nul["student_name"] = json!("Иванов\u{0}Пётр");
     let res = http
         .post(app.url("/api/payments/accounts"))
-        .bearer_auth(&organizer)
+        .bearer_auth(&operator)
         .json(&nul)
         .send()
         .await
@@ -400,12 +406,9 @@ async fn trace_context_flows_from_http_into_the_outbox() {
     .unwrap();
     let app = app().await;
     let http = reqwest::Client::new();
-    let organizer = app.token("org-user", &[Role::MealOrganizer], |r| {
-        r.organizers = vec!["org-1".into()]
-    });
     let operator = app.token("op-1", &[Role::OperatorAdmin], |_| {});
     http.post(app.url("/api/payments/accounts"))
-        .bearer_auth(&organizer)
+        .bearer_auth(&operator)
         .json(&account_body("ls-7"))
         .send()
         .await

@@ -53,20 +53,11 @@ async fn upload(app: &TestApp, token: &str, query: &str, body: Vec<u8>) -> reqwe
 
 async fn setup(app: &TestApp) -> String {
     let http = reqwest::Client::new();
-    let organizer = app.token("org", &[Role::MealOrganizer], |r| {
-        r.organizers = vec!["org-1".into()]
-    });
-    let other_org = app.token("org2", &[Role::MealOrganizer], |r| {
-        r.organizers = vec!["org-2".into()]
-    });
-    for (id, token, org) in [
-        ("ls-1", &organizer, "org-1"),
-        ("ls-2", &organizer, "org-1"),
-        ("ls-3", &other_org, "org-2"),
-    ] {
+    let operator = app.token("op", &[Role::OperatorAdmin], |_| {});
+    for (id, org) in [("ls-1", "org-1"), ("ls-2", "org-1"), ("ls-3", "org-2")] {
         let res = http
             .post(app.url("/api/payments/accounts"))
-            .bearer_auth(token)
+            .bearer_auth(&operator)
             .json(&json!({ "account": id, "student_name": "Орлова Дарья", "school": "s", "class_name": "5Б",
                            "municipality": "tyumen", "organizer": org }))
             .send()

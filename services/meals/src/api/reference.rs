@@ -829,6 +829,7 @@ fn account_opened(
         account: st.account,
         student_name: st.full_name,
         school: school.id.clone(),
+        class_id: class.id,
         class_name: class.name,
         municipality: school.municipality.clone(),
         organizer,

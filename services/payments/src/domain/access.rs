@@ -18,15 +18,18 @@ pub fn may_view_account(who: &Principal, account: &AccountRow) -> bool {
             && !account.school.is_empty()
             && who.may_see_school(&account.school))
         || (who.has_role(Role::ClassTeacher)
-            && !account.class_name.is_empty()
-            && who.may_see_class(&format!("{}/{}", account.school, account.class_name)))
+            && !account.class_id.is_empty()
+            && who.may_see_class(&account.class_id))
         || (who.has_role(Role::MunicipalOfficer)
             && !account.municipality.is_empty()
             && who.may_see_municipality(&account.municipality))
 }
 
-/// Whether `who` may open a personal account under `organizer`'s contract.
-pub fn may_open_account(who: &Principal, organizer: &str) -> bool {
+/// Whether `who` may open a personal account over REST: the operator only. A
+/// personal account is the student's id in the meal module (003 §1), and the
+/// meal module opens it over the bus when a school registers the student, in
+/// the school and with the organizer it links; a caterer opening accounts here
+/// would reach schools it is not linked to.
+pub fn may_open_account(who: &Principal) -> bool {
     who.has_role(Role::OperatorAdmin)
-        || (who.has_role(Role::MealOrganizer) && who.may_act_for_organizer(organizer))
 }

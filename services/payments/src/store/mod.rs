@@ -18,6 +18,7 @@ diesel::table! {
         organizer -> Text,
         active -> Integer,
         created_at -> Timestamp,
+        class_id -> Text,
     }
 }
 
@@ -105,6 +106,9 @@ pub struct AccountRow {
     pub organizer: String,
     pub active: i32,
     pub created_at: chrono::NaiveDateTime,
+    /// The class's id in the meals service (a class teacher's scope); empty
+    /// for system accounts.
+    pub class_id: String,
 }
 
 impl AccountRow {
@@ -127,6 +131,7 @@ pub struct NewAccount {
     pub organizer: String,
     pub active: i32,
     pub created_at: chrono::NaiveDateTime,
+    pub class_id: String,
 }
 
 pub fn open_account(conn: &mut DbConnection, account: &NewAccount) -> Result<(), StoreError> {
@@ -152,6 +157,7 @@ pub fn update_account_owner(
     id: &str,
     student_name: &str,
     school: &str,
+    class_id: &str,
     class_name: &str,
     organizer: &str,
 ) -> Result<(), StoreError> {
@@ -159,6 +165,7 @@ pub fn update_account_owner(
         .set((
             accounts::student_name.eq(student_name),
             accounts::school.eq(school),
+            accounts::class_id.eq(class_id),
             accounts::class_name.eq(class_name),
             accounts::organizer.eq(organizer),
         ))
@@ -204,6 +211,7 @@ pub fn ensure_system_account(
         organizer: String::new(),
         active: 1,
         created_at: storage::now_naive(),
+        class_id: String::new(),
     };
     storage::per_backend!(conn, |c| {
         diesel::insert_into(accounts::table)
