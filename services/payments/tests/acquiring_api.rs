@@ -886,3 +886,134 @@ async fn secrets_are_sealed_at_rest_and_opened_only_where_used() {
     );
     w.finish().await;
 }
+
+/// A stored order the bank never answered: what a crash between storing the
+/// order and the bank's answer leaves.
+async fn crashed_order(w: &World, key: &str) -> String {
+    use calendar::Clock;
+    let at = w.app.clock.now().naive_utc();
+    let row = payments::store::acquiring::OrderRow {
+        id: format!("crashed-{key}"),
+        idempotency_key: format!("top-up:parent-1:{key}"),
+        account_id: ACCOUNT.into(),
+        organizer: "org-1".into(),
+        parent: "parent-1".into(),
+        amount_kopecks: 100_00,
+        bank_order_id: None,
+        payment_url: None,
+        status: "registering".into(),
+        status_rank: 0,
+        refund_reserved_kopecks: 0,
+        refunded_kopecks: 0,
+        credit_movement: None,
+        created_at: at,
+        updated_at: at,
+        polled_at: None,
+    };
+    let id = row.id.clone();
+    w.app
+        .context("payments")
+        .db
+        .write(move |c| payments::store::acquiring::insert_order(c, &row))
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_left_registering_by_a_crash_is_forgotten_and_can_be_made_again() {
+    let w = world().await;
+    let first = crashed_order(&w, "crash").await;
+    let second = crashed_order(&w, "crash-2").await;
+    // Right after the crash the request may still be on its way: wait.
+    let res = w
+        .request_top_up(&w.parent, ACCOUNT, "100.00", Some("crash"))
+        .await;
+    assert_eq!(res.status(), StatusCode::CONFLICT);
+    // Later the same request registers anew and the parent gets a page.
+    w.app.clock.advance(chrono::Duration::seconds(
+        acquiring::REGISTERING_STALE_SECS + 1,
+    ));
+    let order = w.top_up("100.00", "crash").await;
+    assert_ne!(order, first);
+    // The poller forgets one nobody asked about again.
+    let report = w.poll().await;
+    assert_eq!(report.abandoned, 1, "{report:?}");
+    let res = w.get_top_up(&w.operator, &second).await;
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    // Nothing was credited for the forgotten orders.
+    assert_eq!(w.balance(ACCOUNT).await, Money::ZERO);
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_the_bank_left_unknown_is_settled_by_the_poller() {
+    let w = world().await;
+    let order = w.top_up("200.00", "pending").await;
+    w.bank.pay(&order);
+    assert_eq!(w.callback(&order, "deposited", 1).await, 200);
+    w.bank.set_unavailable(true);
+    let res = w.refund(&w.organizer, &order, "50.00", "rf-p").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    w.bank.set_unavailable(false);
+    // Too soon: the first attempt might still be running.
+    assert_eq!(w.poll().await.refunds_settled, 0);
+    w.app
+        .clock
+        .advance(chrono::Duration::seconds(REFUND_RETRY_AFTER_SECS + 1));
+    let report = w.poll().await;
+    assert_eq!(report.refunds_settled, 1, "{report:?}");
+    assert_eq!(w.balance(ACCOUNT).await, m("150.00"));
+    assert_eq!(w.bank.order(&order).unwrap().refunded_kopecks, 50_00);
+    // Settled once: the next round and the parent's repeat change nothing.
+    w.app
+        .clock
+        .advance(chrono::Duration::seconds(REFUND_RETRY_AFTER_SECS + 1));
+    assert_eq!(w.poll().await.refunds_settled, 0);
+    let res = w.refund(&w.organizer, &order, "50.00", "rf-p").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(w.balance(ACCOUNT).await, m("150.00"));
+    w.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refund_never_takes_the_balance_below_zero() {
+    let w = world().await;
+    let order = w.top_up("200.00", "spent").await;
+    w.bank.pay(&order);
+    assert_eq!(w.callback(&order, "deposited", 1).await, 200);
+    // 180.00 of it eaten since.
+    let res = w
+        .http
+        .post(
+            w.app
+                .url(&format!("/api/payments/accounts/{ACCOUNT}/adjustments")),
+        )
+        .bearer_auth(&w.operator)
+        .header("Idempotency-Key", "meals")
+        .json(&json!({ "amount": "-180.00", "reason": "meals of September" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let res = w.refund(&w.organizer, &order, "50.00", "too-much").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let problem: Value = res.json().await.unwrap();
+    assert_eq!(
+        problem["type"], "urn:problem:refund-exceeds-balance",
+        "{problem}"
+    );
+    assert!(
+        problem["detail"].as_str().unwrap().contains("20.00"),
+        "{problem}"
+    );
+    assert_eq!(w.bank.order(&order).unwrap().refunded_kopecks, 0);
+    assert_eq!(w.top_up_view(&order).await["refundable"], "200.00");
+    // What the account holds can go back, and then nothing more.
+    let res = w.refund(&w.organizer, &order, "20.00", "the-rest").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(w.balance(ACCOUNT).await, Money::ZERO);
+    let res = w.refund(&w.organizer, &order, "0.01", "one-more").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    w.finish().await;
+}

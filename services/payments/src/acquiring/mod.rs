@@ -39,6 +39,9 @@ pub const POLL_REPEAT_SECS: i64 = 60;
 pub const POLL_GIVE_UP_HOURS: i64 = 48;
 /// How often the background poller wakes.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(60);
+/// A registration is one bank call (seconds); an order still `registering`
+/// this long after it was stored was left by a crash before the bank's answer.
+pub const REGISTERING_STALE_SECS: i64 = 300;
 const POLL_BATCH: i64 = 100;
 /// The top-up limit of an organizer that did not set its own: 2000.00 rubles.
 pub const DEFAULT_TOP_UP_LIMIT_KOPECKS: i64 = 200_000;
@@ -314,6 +317,8 @@ pub enum AcquiringError {
     NotRefundable { order: String, status: String },
     #[error("at most {0} rubles can be refunded")]
     RefundTooLarge(Money),
+    #[error("the account holds {available} rubles that can be refunded: a refund never takes the balance below zero")]
+    RefundOverBalance { available: Money },
     #[error("the bank did not confirm the refund ({0}); repeat the request with the same Idempotency-Key to finish it")]
     RefundUnconfirmed(String),
     #[error("{0}")]
@@ -399,7 +404,17 @@ pub async fn create_top_up(
         .db
         .write(move |conn| {
             if let Some(existing) = db::find_order_by_key(conn, &insert.idempotency_key)? {
-                return Ok::<_, AcquiringError>(Err(existing));
+                // Left `registering` by a crash: the parent never got its
+                // payment page, so it is forgotten and this request registers
+                // anew.
+                let stale = insert.created_at - chrono::Duration::seconds(REGISTERING_STALE_SECS);
+                let forgotten = existing.created_at <= stale
+                    && db::delete_unregistered(conn, &existing.id, OrderStatus::Registering.as_str())?
+                        == 1;
+                if !forgotten {
+                    return Ok::<_, AcquiringError>(Err(existing));
+                }
+                tracing::warn!(order = %existing.id, "a top-up left registering by a crash is registered anew");
             }
             db::insert_order(conn, &insert)?;
             Ok(Ok(()))
@@ -610,6 +625,10 @@ pub struct PollReport {
     pub changed: usize,
     pub credited: usize,
     pub failed: usize,
+    /// Orders left `registering` by a crash, forgotten.
+    pub abandoned: usize,
+    /// Refunds whose outcome the bank had left unknown, settled now.
+    pub refunds_settled: usize,
 }
 
 /// Asks the bank about every order still unfinished [`POLL_AFTER_SECS`] after
@@ -634,6 +653,19 @@ pub async fn poll_once(ctx: &ServiceContext) -> Result<PollReport, AcquiringErro
         })
         .await?;
     let mut report = PollReport::default();
+    let stale = at - chrono::Duration::seconds(REGISTERING_STALE_SECS);
+    report.abandoned = ctx
+        .db
+        .write(move |conn| {
+            db::delete_stale_registering(conn, OrderStatus::Registering.as_str(), stale)
+        })
+        .await?;
+    if report.abandoned > 0 {
+        tracing::warn!(
+            orders = report.abandoned,
+            "top-ups left registering by a crash forgotten"
+        );
+    }
     for order in due {
         let id = order.id.clone();
         ctx.db
@@ -651,7 +683,30 @@ pub async fn poll_once(ctx: &ServiceContext) -> Result<PollReport, AcquiringErro
             }
         }
     }
-    if report.asked > 0 {
+    // Refunds the bank left unknown: the same request again settles them (it
+    // asks the bank first whether the money went back).
+    let retry_before = at - chrono::Duration::seconds(REFUND_RETRY_AFTER_SECS);
+    let pending = ctx
+        .db
+        .read(move |conn| db::pending_refunds(conn, REFUND_PENDING, retry_before, POLL_BATCH))
+        .await?;
+    for r in pending {
+        let request = RefundRequest {
+            order_id: r.order_id.clone(),
+            amount: Money::from_kopecks(r.amount_kopecks),
+            reason: r.reason.clone(),
+            author: r.author.clone(),
+            key: r.idempotency_key.clone(),
+        };
+        match refund(ctx, request).await {
+            Ok(_) => report.refunds_settled += 1,
+            Err(e) => {
+                report.failed += 1;
+                tracing::warn!(refund = %r.id, error = %e, "could not settle a pending refund");
+            }
+        }
+    }
+    if report.asked > 0 || report.abandoned > 0 || report.refunds_settled > 0 {
         tracing::info!(?report, "acquiring poll");
     }
     Ok(report)
@@ -778,6 +833,22 @@ pub async fn refund(
                         }
                     },
                 );
+            }
+            // Within what the top-up has left to refund (above), and within what
+            // the account holds: its balance less the refunds already on their
+            // way, so a refund never takes the balance below zero (the credit
+            // limit lends for meals, not cash back to a card).
+            let order_row = db::find_order(conn, &reserve.order_id)?
+                .ok_or_else(|| AcquiringError::UnknownOrder(reserve.order_id.clone()))?;
+            store::lock_balances(conn, &[order_row.account_id.as_str()])?;
+            let balance = store::balance(conn, &order_row.account_id)?;
+            let promised =
+                db::pending_refunds_of_account(conn, &order_row.account_id, REFUND_PENDING)?;
+            let available = balance - Money::from_kopecks(promised);
+            if available.kopecks() < reserve.amount_kopecks {
+                return Err(AcquiringError::RefundOverBalance {
+                    available: available.max(Money::ZERO),
+                });
             }
             db::insert_refund(conn, &reserve)?;
             Ok((reserve, true))

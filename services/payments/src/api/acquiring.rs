@@ -74,6 +74,12 @@ impl From<AcquiringError> for ApiError {
                 "The top-up cannot be refunded",
                 e.to_string(),
             ),
+            e @ AcquiringError::RefundOverBalance { .. } => Problem::unprocessable(
+                "refund-exceeds-balance",
+                "The refund exceeds what the account holds",
+                e.to_string(),
+            )
+            .field("amount", e.to_string()),
             e @ AcquiringError::RefundTooLarge(_) => Problem::unprocessable(
                 "refund-exceeds-paid",
                 "The refund exceeds what is left to refund",

@@ -58,6 +58,8 @@ diesel::table! {
     }
 }
 
+diesel::allow_tables_to_appear_in_same_query!(acquiring_orders, acquiring_refunds);
+
 /// An organizer's acquiring bank and merchant credentials.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = acquiring_organizers)]
@@ -255,6 +257,58 @@ pub fn delete_unregistered(
             .filter(acquiring_orders::bank_order_id.is_null()),
     )
     .execute(conn)?)
+}
+
+/// Forgets orders still `registering` (no bank order id) created at or before
+/// `before`: a crash between storing an order and the bank's answer left them,
+/// and the payment page never reached the parent, so none can be paid. Answers
+/// how many.
+pub fn delete_stale_registering(
+    conn: &mut DbConnection,
+    registering: &str,
+    before: chrono::NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::delete(
+        acquiring_orders::table
+            .filter(acquiring_orders::status.eq(registering))
+            .filter(acquiring_orders::bank_order_id.is_null())
+            .filter(acquiring_orders::created_at.le(before)),
+    )
+    .execute(conn)?)
+}
+
+/// The kopecks of refunds still pending on the top-ups of `account`: money
+/// promised back to the card and not yet taken off the balance.
+pub fn pending_refunds_of_account(
+    conn: &mut DbConnection,
+    account: &str,
+    pending: &str,
+) -> Result<i64, StoreError> {
+    let amounts: Vec<i64> = acquiring_refunds::table
+        .inner_join(
+            acquiring_orders::table.on(acquiring_orders::id.eq(acquiring_refunds::order_id)),
+        )
+        .filter(acquiring_orders::account_id.eq(account))
+        .filter(acquiring_refunds::status.eq(pending))
+        .select(acquiring_refunds::amount_kopecks)
+        .load(conn)?;
+    Ok(amounts.into_iter().sum())
+}
+
+/// Refunds still pending whose last attempt was at or before `before`.
+pub fn pending_refunds(
+    conn: &mut DbConnection,
+    pending: &str,
+    before: chrono::NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<RefundRow>, StoreError> {
+    Ok(acquiring_refunds::table
+        .filter(acquiring_refunds::status.eq(pending))
+        .filter(acquiring_refunds::updated_at.le(before))
+        .order(acquiring_refunds::updated_at)
+        .limit(limit)
+        .select(RefundRow::as_select())
+        .load(conn)?)
 }
 
 /// Moves the order to `status` only if that ranks above its current status;
