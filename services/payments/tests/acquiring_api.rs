@@ -898,7 +898,7 @@ async fn crashed_order(w: &World, key: &str) -> String {
         account_id: ACCOUNT.into(),
         organizer: "org-1".into(),
         parent: "parent-1".into(),
-        amount_kopecks: 100_00,
+        amount_kopecks: 10_000,
         bank_order_id: None,
         payment_url: None,
         status: "registering".into(),
@@ -964,7 +964,7 @@ async fn a_refund_the_bank_left_unknown_is_settled_by_the_poller() {
     let report = w.poll().await;
     assert_eq!(report.refunds_settled, 1, "{report:?}");
     assert_eq!(w.balance(ACCOUNT).await, m("150.00"));
-    assert_eq!(w.bank.order(&order).unwrap().refunded_kopecks, 50_00);
+    assert_eq!(w.bank.order(&order).unwrap().refunded_kopecks, 5_000);
     // Settled once: the next round and the parent's repeat change nothing.
     w.app
         .clock
