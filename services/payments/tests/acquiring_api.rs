@@ -1017,3 +1017,24 @@ async fn a_refund_never_takes_the_balance_below_zero() {
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     w.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reversal_by_the_bank_after_the_deposit_is_booked_once() {
+    let w = world().await;
+    let order = w.top_up("200.00", "rev").await;
+    w.bank.pay(&order);
+    assert_eq!(w.callback(&order, "deposited", 1).await, 200);
+    let res = w.refund(&w.organizer, &order, "50.00", "rev-1").await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    assert_eq!(w.balance(ACCOUNT).await, m("150.00"));
+    // The bank returns the payment to the card on its own: what is left of
+    // the credit (200.00 less the 50.00 refunded) leaves the account.
+    w.bank.set_status(&order, 3);
+    assert_eq!(w.callback(&order, "reversed", 1).await, 200);
+    assert_eq!(w.top_up_view(&order).await["status"], "reversed");
+    assert_eq!(w.balance(ACCOUNT).await, Money::ZERO);
+    // Told again, nothing more moves.
+    assert_eq!(w.callback(&order, "reversed", 1).await, 200);
+    assert_eq!(w.balance(ACCOUNT).await, Money::ZERO);
+    w.finish().await;
+}

@@ -560,6 +560,9 @@ async fn apply(
         }
         return Ok(unchanged(current));
     }
+    if current == OrderStatus::Deposited && bank.status == OrderStatus::Reversed {
+        return book_reversal(ctx, order).await;
+    }
     if bank.status.rank() <= current.rank() {
         if bank.status != current && current.is_final() {
             tracing::warn!(order = %order.id, stored = current.as_str(), bank = bank.status.as_str(), "a final status is kept against a later report");
@@ -615,6 +618,59 @@ async fn apply(
         status,
         changed,
         credited,
+    })
+}
+
+/// The bank reversed a paid top-up (returned it to the card on its own): what
+/// was credited and not refunded since leaves the personal account for the
+/// clearing account, once, even if that takes the balance below zero (the
+/// money is gone; the operator sees the warning).
+async fn book_reversal(ctx: &ServiceContext, order: OrderRow) -> Result<Applied, AcquiringError> {
+    let at = now(ctx);
+    let row = order.clone();
+    let (changed, balance) = ctx
+        .db
+        .write(move |conn| {
+            let changed = db::reverse_deposited(
+                conn,
+                &row.id,
+                OrderStatus::Deposited.as_str(),
+                OrderStatus::Reversed.as_str(),
+                at,
+            )? == 1;
+            let left = row.amount_kopecks - row.refunded_kopecks;
+            if changed && left > 0 {
+                let clearing = clearing_account(&row.organizer);
+                store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
+                let movement = Movement::transfer(
+                    MovementKind::Refund,
+                    &row.account_id,
+                    &clearing,
+                    Money::from_kopecks(left),
+                    &format!("Отмена банком оплаченного пополнения, заказ {}", row.id),
+                    &format!("acquiring:{}", row.organizer),
+                )
+                .map_err(|e| AcquiringError::Ledger(e.to_string()))?;
+                store::post(
+                    conn,
+                    &movement,
+                    &format!("acquiring-reversal:{}", row.id),
+                    None,
+                    at,
+                )?;
+            }
+            Ok::<_, AcquiringError>((changed, store::balance(conn, &row.account_id)?))
+        })
+        .await?;
+    if changed {
+        ctx.bus.wake_relay();
+        tracing::warn!(order = %order.id, account = %order.account_id, amount = %Money::from_kopecks(order.amount_kopecks - order.refunded_kopecks), %balance, "the bank reversed a paid top-up; booked");
+    }
+    Ok(Applied {
+        order_id: order.id,
+        status: OrderStatus::Reversed,
+        changed,
+        credited: false,
     })
 }
 

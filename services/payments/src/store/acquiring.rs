@@ -335,6 +335,27 @@ pub fn advance_status(
     .execute(conn)?)
 }
 
+/// Moves a deposited order to `reversed` (the bank returned a paid top-up to
+/// the card); returns the rows changed, 0 if it was no longer deposited.
+pub fn reverse_deposited(
+    conn: &mut DbConnection,
+    id: &str,
+    deposited: &str,
+    reversed: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(diesel::update(
+        acquiring_orders::table
+            .find(id)
+            .filter(acquiring_orders::status.eq(deposited)),
+    )
+    .set((
+        acquiring_orders::status.eq(reversed),
+        acquiring_orders::updated_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
 pub fn set_credit_movement(
     conn: &mut DbConnection,
     id: &str,
