@@ -15,6 +15,10 @@
 //!
 //! Then it reports PostgreSQL's deadlock count over the run
 //! (`pg_stat_database`) and the dead letters of both services; both must be 0.
+//! Then the morning after: a bank's registry of `BENCH_REGISTRY_LINES` lines
+//! (default 1,000,000, 0 skips it), every line a payment not seen online, so
+//! each credits its account and sends a balance event; uploaded to payments
+//! over HTTP, and timed until meals holds every balance payments holds.
 //!
 //! Run: `cargo build --release --bin portal && cargo bench -p meals --bench night`
 //! (PostgreSQL and RabbitMQ must run: `bash scripts/services.sh`). `BENCH_SCHOOLS`
@@ -338,6 +342,152 @@ async fn main() {
     );
     assert_eq!(movements, debits, "one movement per debit");
     assert_eq!(refused, 0, "every student had the money");
+
+    // The morning after: a bank's registry of `BENCH_REGISTRY_LINES` payments
+    // (default 1,000,000, none of them seen online, so each is credited: one
+    // movement and one balance event), uploaded to payments over HTTP, then
+    // meals catching up until every account's balance equals payments'.
+    let lines = env("BENCH_REGISTRY_LINES", 1_000_000);
+    if lines > 0 {
+        let accounts = schools_n * per_school;
+        let path = dir.join("registry.csv");
+        {
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            let mut total = 0_i64;
+            for i in 0..lines {
+                let a = i % accounts;
+                let kopecks = 10_000 + (i % 997) as i64;
+                total += kopecks;
+                write!(
+                    out,
+                    "T{i:09};{};{}.{:02};12.05.2026 {:02}:{:02}:00;\r\n",
+                    region::account(a / per_school, a % per_school),
+                    kopecks / 100,
+                    kopecks % 100,
+                    8 + (i / 60) % 12,
+                    i % 60
+                )
+                .unwrap();
+            }
+            // «ИТОГО» in Windows-1251, the registry's encoding.
+            out.write_all(&[0xC8, 0xD2, 0xCE, 0xC3, 0xCE]).unwrap();
+            write!(out, ";{lines};{}.{:02}\r\n", total / 100, total % 100).unwrap();
+        }
+        let token = Command::new(&bin)
+            .args([
+                "token",
+                "--role",
+                "bank",
+                "--subject",
+                "bench-bank",
+                "--bank",
+                "sber",
+            ])
+            .current_dir(&dir)
+            .env("PORTAL_STORAGE__DATABASE_URL", &database_url)
+            .env("PORTAL_BUS__BACKEND", "rabbitmq")
+            .output()
+            .unwrap();
+        assert!(token.status.success(), "{token:?}");
+        let token = String::from_utf8(token.stdout).unwrap().trim().to_string();
+        let body = std::fs::read(&path).unwrap();
+        let dead_before = count(
+            &mut pg,
+            &format!("SELECT count(*) AS n FROM \"{ms}\".dead_letters"),
+        );
+        let deadlocks_before = count(
+            &mut pg,
+            "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+        );
+        let analysing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let analyser = {
+            let (url, on) = (database_url.clone(), analysing.clone());
+            let tables = format!(
+                "ANALYZE \"{ms}\".inbox, \"{ms}\".balances, \"{ps}\".outbox, \"{ps}\".movements, \
+                 \"{ps}\".postings, \"{ps}\".registry_items, \"{ps}\".bank_payments"
+            );
+            std::thread::spawn(move || {
+                let mut c = PgConnection::establish(&url).unwrap();
+                while on.load(std::sync::atomic::Ordering::Relaxed) {
+                    for _ in 0..150 {
+                        std::thread::sleep(Duration::from_millis(100));
+                        if !on.load(std::sync::atomic::Ordering::Relaxed) {
+                            return;
+                        }
+                    }
+                    c.batch_execute(&tables).unwrap();
+                }
+            })
+        };
+        let t1 = Instant::now();
+        let res = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3600))
+            .build()
+            .unwrap()
+            .post(format!(
+                "http://127.0.0.1:{port}/api/payments/registries?format=csv&date=2026-05-12"
+            ))
+            .bearer_auth(&token)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        let summary: serde_json::Value = res.json().await.unwrap();
+        assert!(status.is_success(), "{status} {summary}");
+        let imported = t1.elapsed();
+        println!(
+            "registry: {lines} lines imported in {:.1} s ({:.0} lines/s); outcomes {}",
+            imported.as_secs_f64(),
+            lines as f64 / imported.as_secs_f64(),
+            summary["outcomes"]
+        );
+        let caught_up = format!(
+            "SELECT count(*) AS n FROM \"{ms}\".balances m
+             JOIN \"{ps}\".balances p ON p.account_id = m.account
+             WHERE m.balance_kopecks = p.balance_kopecks"
+        );
+        let mut reported = Instant::now();
+        loop {
+            let n = count(&mut pg, &caught_up);
+            if n >= accounts as i64 {
+                break;
+            }
+            if reported.elapsed() > Duration::from_secs(30) {
+                println!(
+                    "  … {:.0} s: {n} of {accounts} balances caught up",
+                    t1.elapsed().as_secs_f64()
+                );
+                reported = Instant::now();
+            }
+            assert!(
+                t1.elapsed() < limit,
+                "meals did not catch up in {limit:?}: {n} of {accounts}"
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let total = t1.elapsed();
+        analysing.store(false, std::sync::atomic::Ordering::Relaxed);
+        analyser.join().unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        pg.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
+        let deadlocks = count(
+            &mut pg,
+            "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+        ) - deadlocks_before;
+        let dead = count(
+            &mut pg,
+            &format!("SELECT count(*) AS n FROM \"{ms}\".dead_letters"),
+        ) - dead_before;
+        println!(
+            "registry then meals caught up: {lines} balance events, every one of {accounts} balances \
+             equal in meals {:.1} s after the upload began ({:.1} s after the import); deadlocks {deadlocks}, \
+             meals dead letters {dead}",
+            total.as_secs_f64(),
+            (total - imported).as_secs_f64()
+        );
+    }
 
     app.stop().await;
     drop(payments);

@@ -147,8 +147,10 @@ pub fn populate(
         .unwrap();
     }
     db.write_blocking(|c| {
-        c.batch_execute("ANALYZE")
-            .map_err(storage::StorageError::from)
+        c.batch_execute(
+            "ANALYZE schools, meal_times, classes, meal_requests, students, request_lines",
+        )
+        .map_err(storage::StorageError::from)
     })
     .unwrap();
 }
