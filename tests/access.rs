@@ -11,6 +11,8 @@
 //!   (4xx, never 401: the token is good); a role it admits, acting outside its
 //!   scope, changes nothing (no write answers 2xx); the operator, who has every
 //!   scope, is never refused for its role; nothing answers 5xx.
+//! - Each admitted role calls the operation again with a token whose scopes
+//!   name the ids the call uses: it is not refused (no 403).
 //!
 //! The rows were read from the handlers (`Caller::require`, the access
 //! helpers); a handler that hides what exists answers 404 instead of 403.
@@ -663,6 +665,23 @@ async fn every_operation_admits_only_the_roles_of_its_row() {
             (*role, token)
         })
         .collect();
+    // Tokens whose scopes name the ids the walk's calls use (every generated id
+    // is `x-1`), for the admitted roles' own-scope calls.
+    let own: Vec<(Role, String)> = Role::ALL
+        .iter()
+        .map(|role| {
+            let token = app.token("x-1", &[*role], |r| {
+                r.schools = vec!["x-1".into()];
+                r.classes = vec!["x-1".into()];
+                r.organizers = vec!["x-1".into()];
+                r.municipalities = vec!["x-1".into()];
+                r.banks = vec!["x-1".into()];
+                r.children = vec!["x-1".into()];
+                r.participant = Some("x-1".into());
+            });
+            (*role, token)
+        })
+        .collect();
 
     let mut wrong = Vec::new();
     let calls = std::sync::atomic::AtomicUsize::new(0);
@@ -725,6 +744,42 @@ async fn every_operation_admits_only_the_roles_of_its_row() {
                         "not admitted"
                     }
                 ));
+            }
+        }
+        // In its own scope an admitted role is not refused for who it is.
+        if let Access::Roles(roles) = access {
+            for (role, token) in own.iter().filter(|(r, _)| roles.contains(r)) {
+                // The query parameter naming the role's own scope, where the
+                // operation takes one (a report by school or municipality).
+                let scope = match role {
+                    Role::MealAdmin | Role::ClassTeacher => Some("school"),
+                    Role::MunicipalOfficer => Some("municipality"),
+                    Role::MealOrganizer => Some("organizer"),
+                    Role::Bank => Some("bank"),
+                    _ => None,
+                };
+                let takes = |name: &str| {
+                    op["parameters"].as_array().into_iter().flatten().any(|p| {
+                        p["in"] == "query" && p["name"] == name && p["required"] != json!(true)
+                    })
+                };
+                let mut req = http.request(method.parse().unwrap(), app.url(&url));
+                if let Some(name) = scope.filter(|n| takes(n)) {
+                    req = req.query(&[(name, "x-1")]);
+                }
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                req = req
+                    .bearer_auth(token)
+                    .header("Idempotency-Key", format!("access-{n}"));
+                if let Some(b) = &body {
+                    req = req.json(b);
+                }
+                let status = req.send().await.unwrap().status().as_u16();
+                if status >= 500 || status == 401 || status == 403 {
+                    wrong.push(format!(
+                        "{method} {url} as {role:?} (admitted, own scope): {status}"
+                    ));
+                }
             }
         }
     }
