@@ -72,6 +72,61 @@ impl Drop for Process {
     }
 }
 
+/// PostgreSQL's deadlock count for the database. After a run, call
+/// [`settle`] first: a backend reports its count within a second of its
+/// transaction's end.
+fn deadlock_count(conn: &mut PgConnection) -> i64 {
+    count(
+        conn,
+        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+    )
+}
+
+async fn settle(conn: &mut PgConnection) {
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    conn.batch_execute("SELECT pg_stat_clear_snapshot()")
+        .unwrap();
+}
+
+/// A production PostgreSQL analyses growing tables (autovacuum); this machine's
+/// CI configuration turns autovacuum off, and without fresh statistics the
+/// plans cached in the services' connections (the foreign-key checks of
+/// postings, made while `movements` was empty) keep scanning whole tables. So
+/// the bench analyses the tables a leg fills every 15 s, as autovacuum would.
+struct Analyser {
+    on: Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<usize>,
+}
+
+impl Analyser {
+    fn start(url: &str, tables: Vec<String>) -> Analyser {
+        let on = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (url, running) = (url.to_string(), on.clone());
+        let statement = format!("ANALYZE {}", tables.join(", "));
+        let thread = std::thread::spawn(move || {
+            let mut c = PgConnection::establish(&url).unwrap();
+            let mut runs = 0;
+            loop {
+                for _ in 0..150 {
+                    std::thread::sleep(Duration::from_millis(100));
+                    if !running.load(std::sync::atomic::Ordering::Relaxed) {
+                        return runs;
+                    }
+                }
+                c.batch_execute(&statement).unwrap();
+                runs += 1;
+            }
+        });
+        Analyser { on, thread }
+    }
+
+    /// Stops it; answers how many times it analysed.
+    fn stop(self) -> usize {
+        self.on.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap()
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let schools_n = env("BENCH_SCHOOLS", 500);
@@ -197,46 +252,20 @@ async fn main() {
         "population: {schools_n} schools × {per_school} students in meals and payments, {:.1} s",
         started.elapsed().as_secs_f64()
     );
-    let deadlocks_before = count(
-        &mut pg,
-        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
-    );
-
-    // A production PostgreSQL analyses growing tables (autovacuum); this
-    // machine's CI configuration turns autovacuum off, and without fresh
-    // statistics the plans cached in the services' connections (the foreign
-    // key checks of postings, made while `movements` was empty) keep scanning
-    // whole tables. So the bench analyses the tables the night fills every 15 s,
-    // as autovacuum would.
-    let analysing = Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let analyser = {
-        let (url, on) = (database_url.clone(), analysing.clone());
-        let tables: Vec<String> = ["outbox", "inbox", "write_offs", "balances"]
+    let deadlocks_before = deadlock_count(&mut pg);
+    let (ms, ps) = (&meals_schema, &payments_schema);
+    let analyser = Analyser::start(
+        &database_url,
+        ["outbox", "inbox", "write_offs", "balances"]
             .iter()
-            .map(|t| format!("\"{meals_schema}\".{t}"))
+            .map(|t| format!("\"{ms}\".{t}"))
             .chain(
                 ["outbox", "inbox", "movements", "postings", "balances"]
                     .iter()
-                    .map(|t| format!("\"{payments_schema}\".{t}")),
+                    .map(|t| format!("\"{ps}\".{t}")),
             )
-            .collect();
-        std::thread::spawn(move || {
-            let mut c = PgConnection::establish(&url).unwrap();
-            let mut runs = 0;
-            while on.load(std::sync::atomic::Ordering::Relaxed) {
-                for _ in 0..150 {
-                    std::thread::sleep(Duration::from_millis(100));
-                    if !on.load(std::sync::atomic::Ordering::Relaxed) {
-                        return runs;
-                    }
-                }
-                c.batch_execute(&format!("ANALYZE {}", tables.join(", ")))
-                    .unwrap();
-                runs += 1;
-            }
-            runs
-        })
-    };
+            .collect(),
+    );
 
     // 23:00: the close, then the money's way there and back.
     clock.set(calendar::local_to_utc(day.and_hms_opt(23, 0, 0).unwrap()));
@@ -254,7 +283,6 @@ async fn main() {
         close.as_secs_f64()
     );
 
-    let (ms, ps) = (&meals_schema, &payments_schema);
     let queries = [
         format!(
             "SELECT count(*) AS n FROM \"{ms}\".outbox
@@ -306,17 +334,11 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let total = t0.elapsed();
-    analysing.store(false, std::sync::atomic::Ordering::Relaxed);
-    let analyses = analyser.join().unwrap();
+    let analyses = analyser.stop();
 
-    // What went wrong, if anything: deadlocks (the statistics are flushed
-    // within a second of a transaction's end), dead letters, refusals.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    pg.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
-    let deadlocks = count(
-        &mut pg,
-        "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
-    ) - deadlocks_before;
+    // What went wrong, if anything: deadlocks, dead letters, refusals.
+    settle(&mut pg).await;
+    let deadlocks = deadlock_count(&mut pg) - deadlocks_before;
     let dead_meals = count(
         &mut pg,
         &format!("SELECT count(*) AS n FROM \"{ms}\".dead_letters"),
@@ -396,30 +418,20 @@ async fn main() {
             &mut pg,
             &format!("SELECT count(*) AS n FROM \"{ms}\".dead_letters"),
         );
-        let deadlocks_before = count(
-            &mut pg,
-            "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
+        let deadlocks_before = deadlock_count(&mut pg);
+        let analyser = Analyser::start(
+            &database_url,
+            [
+                format!("\"{ms}\".inbox"),
+                format!("\"{ms}\".balances"),
+                format!("\"{ps}\".outbox"),
+                format!("\"{ps}\".movements"),
+                format!("\"{ps}\".postings"),
+                format!("\"{ps}\".registry_items"),
+                format!("\"{ps}\".bank_payments"),
+            ]
+            .into(),
         );
-        let analysing = Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let analyser = {
-            let (url, on) = (database_url.clone(), analysing.clone());
-            let tables = format!(
-                "ANALYZE \"{ms}\".inbox, \"{ms}\".balances, \"{ps}\".outbox, \"{ps}\".movements, \
-                 \"{ps}\".postings, \"{ps}\".registry_items, \"{ps}\".bank_payments"
-            );
-            std::thread::spawn(move || {
-                let mut c = PgConnection::establish(&url).unwrap();
-                while on.load(std::sync::atomic::Ordering::Relaxed) {
-                    for _ in 0..150 {
-                        std::thread::sleep(Duration::from_millis(100));
-                        if !on.load(std::sync::atomic::Ordering::Relaxed) {
-                            return;
-                        }
-                    }
-                    c.batch_execute(&tables).unwrap();
-                }
-            })
-        };
         let t1 = Instant::now();
         let res = reqwest::Client::builder()
             .timeout(Duration::from_secs(3600))
@@ -468,14 +480,9 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         let total = t1.elapsed();
-        analysing.store(false, std::sync::atomic::Ordering::Relaxed);
-        analyser.join().unwrap();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        pg.batch_execute("SELECT pg_stat_clear_snapshot()").unwrap();
-        let deadlocks = count(
-            &mut pg,
-            "SELECT deadlocks AS n FROM pg_stat_database WHERE datname = current_database()",
-        ) - deadlocks_before;
+        analyser.stop();
+        settle(&mut pg).await;
+        let deadlocks = deadlock_count(&mut pg) - deadlocks_before;
         let dead = count(
             &mut pg,
             &format!("SELECT count(*) AS n FROM \"{ms}\".dead_letters"),
