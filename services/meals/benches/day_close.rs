@@ -32,34 +32,18 @@ use diesel::prelude::*;
 #[path = "common/region.rs"]
 mod region;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let schools_n = env("BENCH_SCHOOLS", 500);
-    let per_school = env("BENCH_STUDENTS", 400);
+    let schools_n = region::env("BENCH_SCHOOLS", 500);
+    let per_school = region::env("BENCH_STUDENTS", 400);
     let day = NaiveDate::from_ymd_opt(2026, 5, 12).unwrap();
     let clock = calendar::FixedClock::at_local(day.and_hms_opt(22, 0, 0).unwrap());
     let dir = std::env::temp_dir().join(storage::testing::unique_name("bench-close"));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut settings = platform::testing::test_settings(&dir);
-    settings.storage.database_url = storage::testing::test_database_url();
+    let schema = storage::testing::unique_name("bench_meals");
+    let mut settings = region::meals_settings(&dir, &schema);
     settings.storage.pool_size = 4;
     settings.bus.backend = settings::BusBackend::Memory;
-    settings.meals.close_poll_ms = 86_400_000;
-    let schema = storage::testing::unique_name("bench_meals");
-    settings.services.insert(
-        "meals".into(),
-        settings::ServiceSettings {
-            schema: Some(schema.clone()),
-            ..Default::default()
-        },
-    );
     let app = platform::testing::TestApp::spawn_with(
         vec![Arc::new(meals::MealsService)],
         clock.clone(),

@@ -45,13 +45,6 @@ use diesel::prelude::*;
 #[path = "common/region.rs"]
 mod region;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 #[derive(QueryableByName)]
 struct N {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -129,8 +122,8 @@ impl Analyser {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let schools_n = env("BENCH_SCHOOLS", 500);
-    let per_school = env("BENCH_STUDENTS", 400);
+    let schools_n = region::env("BENCH_SCHOOLS", 500);
+    let per_school = region::env("BENCH_STUDENTS", 400);
     let day = NaiveDate::from_ymd_opt(2026, 5, 12).unwrap();
     let clock = calendar::FixedClock::at_local(day.and_hms_opt(22, 0, 0).unwrap());
     let bin = std::env::var("PORTAL_BIN").unwrap_or_else(|_| {
@@ -191,26 +184,12 @@ async fn main() {
     }
 
     // Meals: this process, its relay and consumers on the same broker.
-    let mut settings = platform::testing::test_settings(&dir);
-    settings.storage.database_url = database_url.clone();
+    let mut settings = region::meals_settings(&dir, &meals_schema);
     settings.storage.pool_size = 8;
     settings.bus.backend = settings::BusBackend::Rabbitmq;
     settings.bus.amqp_url = amqp_url;
     settings.bus.exchange = run.clone();
     settings.bus.max_attempts = 5;
-    settings.secrets.keys.insert(
-        "n1".into(),
-        "bmlnaHQtYmVuY2gta2V5LW9mLXRoaXJ0eS10d28tYnk".into(),
-    );
-    settings.secrets.current = "n1".into();
-    settings.meals.close_poll_ms = 86_400_000;
-    settings.services.insert(
-        "meals".into(),
-        settings::ServiceSettings {
-            schema: Some(meals_schema.clone()),
-            ..Default::default()
-        },
-    );
     let app = platform::testing::TestApp::spawn_with(
         vec![Arc::new(meals::MealsService)],
         clock.clone(),
@@ -303,7 +282,7 @@ async fn main() {
         "4b. meals holds every debited account's balance as payments does",
     ];
     let mut done: [Option<Duration>; 4] = [None; 4];
-    let limit = Duration::from_secs(env("BENCH_LIMIT_SECS", 1800) as u64);
+    let limit = Duration::from_secs(region::env("BENCH_LIMIT_SECS", 1800) as u64);
     let mut last = [0_i64; 4];
     let mut reported = Instant::now();
     while done.iter().any(Option::is_none) {
@@ -369,7 +348,7 @@ async fn main() {
     // (default 1,000,000, none of them seen online, so each is credited: one
     // movement and one balance event), uploaded to payments over HTTP, then
     // meals catching up until every account's balance equals payments'.
-    let lines = env("BENCH_REGISTRY_LINES", 1_000_000);
+    let lines = region::env("BENCH_REGISTRY_LINES", 1_000_000);
     if lines > 0 {
         let accounts = schools_n * per_school;
         let path = dir.join("registry.csv");

@@ -9,6 +9,36 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use meals::store::{self, classes, meal_requests, meal_times, request_lines, schools, students};
 
+/// A count from the environment (`BENCH_SCHOOLS` …), or `default`.
+pub fn env(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Settings for the meals service alone on the test PostgreSQL, in `schema`,
+/// with its own close loop idle (the bench runs the close).
+pub fn meals_settings(dir: &std::path::Path, schema: &str) -> settings::Settings {
+    let mut settings = platform::testing::test_settings(dir);
+    settings.storage.database_url = storage::testing::test_database_url();
+    settings.meals.close_poll_ms = 86_400_000;
+    // On PostgreSQL the keys for secrets at rest must be configured.
+    settings.secrets.keys.insert(
+        "n1".into(),
+        "bmlnaHQtYmVuY2gta2V5LW9mLXRoaXJ0eS10d28tYnk".into(),
+    );
+    settings.secrets.current = "n1".into();
+    settings.services.insert(
+        "meals".into(),
+        settings::ServiceSettings {
+            schema: Some(schema.to_string()),
+            ..Default::default()
+        },
+    );
+    settings
+}
+
 /// The account of student `n` of school `s`.
 #[allow(dead_code)]
 pub fn account(s: usize, n: usize) -> String {
