@@ -205,6 +205,13 @@ impl QueueSpec {
             bindings: bindings.iter().map(|b| b.to_string()).collect(),
         }
     }
+
+    /// The queue as named on a broker whose queues carry `prefix`
+    /// (`BusSettings::queue_prefix`).
+    pub fn prefixed(mut self, prefix: &str) -> QueueSpec {
+        self.queue = format!("{prefix}{}", self.queue);
+        self
+    }
 }
 
 /// Resolves once the broker has taken responsibility for a published batch.
@@ -326,6 +333,12 @@ pub struct ServiceBus {
 }
 
 impl ServiceBus {
+    /// The spec of one of this service's queues, named as the settings
+    /// name queues on the broker (see `BusSettings::queue_prefix`).
+    pub fn queue_spec(&self, queue: &str, bindings: &[&str]) -> QueueSpec {
+        QueueSpec::new(queue, bindings).prefixed(&self.settings.queue_prefix)
+    }
+
     pub fn new(service: &str, db: storage::Db, bus: Bus, settings: BusSettings) -> ServiceBus {
         ServiceBus {
             service: service.to_string(),

@@ -202,7 +202,7 @@ pub async fn start(options: StartOptions) -> Result<Running, StartError> {
     let specs: Vec<bus::QueueSpec> = contracts::topology()
         .iter()
         .filter(|q| !own_only || services.iter().any(|s| s.name() == q.consumer))
-        .map(|q| bus::QueueSpec::new(q.queue, q.bindings))
+        .map(|q| bus::QueueSpec::new(q.queue, q.bindings).prefixed(&settings.bus.queue_prefix))
         .collect();
     if let Err(e) = shared_bus.declare(&specs).await {
         tracing::warn!(error = %e, "could not declare the topology yet; consumers declare their own queues on connect");

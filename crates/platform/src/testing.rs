@@ -51,6 +51,10 @@ pub fn test_settings(data_dir: &std::path::Path) -> settings::Settings {
         // every later meals test must drain first (20,000 after the registry
         // tests alone, enough to time a meals test out).
         s.bus.exchange = unique_name("t_portal");
+        // Queues of its own too: tests of one binary run at once, and two
+        // consumers of one `payments.meal-debits` would take each other's
+        // messages into the wrong test's database.
+        s.bus.queue_prefix = format!("{}.", s.bus.exchange);
         s.bus.declare_all_queues = false;
         if let Ok(url) = std::env::var("PORTAL_TEST_AMQP_URL") {
             s.bus.amqp_url = url;
@@ -142,6 +146,7 @@ impl TestApp {
     }
 
     pub async fn stop(self) {
+        let names: Vec<&str> = self.running.contexts.iter().map(|c| c.name).collect();
         self.running.stop().await;
         let _ = std::fs::remove_dir_all(&self.data_dir);
         // The test's own exchange goes with it (its bindings too), so a
@@ -149,6 +154,15 @@ impl TestApp {
         if distributed() {
             if let Err(e) = bus::rabbit::delete_exchange(&self.settings.bus).await {
                 tracing::warn!("could not delete the test exchange: {e}");
+            }
+            for q in contracts::topology()
+                .iter()
+                .filter(|q| names.contains(&q.consumer))
+            {
+                let queue = format!("{}{}", self.settings.bus.queue_prefix, q.queue);
+                if let Err(e) = bus::rabbit::delete_queue(&self.settings.bus, &queue).await {
+                    tracing::warn!("could not delete the test queue {queue}: {e}");
+                }
             }
         }
     }

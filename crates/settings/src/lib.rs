@@ -96,6 +96,11 @@ pub struct BusSettings {
     /// (the tests that run some services alone, so their messages do not pile
     /// up in queues nobody of theirs consumes).
     pub declare_all_queues: bool,
+    /// Put before every queue's name on the broker: two processes with
+    /// different prefixes never take each other's messages from one broker
+    /// (each test run its own; empty in production).
+    #[serde(default)]
+    pub queue_prefix: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -146,18 +151,35 @@ pub struct CalendarSettings {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct MealsSettings {
-    /// Tyumen local time at which a school day closes and the write-off starts, `HH:MM`.
-    pub close_at: String,
+    /// Tyumen local time at which a school day closes and the write-off starts,
+    /// written `HH:MM`.
+    #[serde(with = "hh_mm")]
+    pub close_at: chrono::NaiveTime,
     /// How often the closer looks for days to close (and catches up after downtime).
     pub close_poll_ms: u64,
     /// How many days back the closer catches up after downtime.
     pub catch_up_days: u32,
 }
 
+/// A time of day written `HH:MM` in the configuration.
+mod hh_mm {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &chrono::NaiveTime, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&t.format("%H:%M").to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<chrono::NaiveTime, D::Error> {
+        let text = String::deserialize(d)?;
+        chrono::NaiveTime::parse_from_str(&text, "%H:%M")
+            .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a time of day HH:MM")))
+    }
+}
+
 impl Default for MealsSettings {
     fn default() -> Self {
         MealsSettings {
-            close_at: "23:00".into(),
+            close_at: chrono::NaiveTime::from_hms_opt(23, 0, 0).unwrap_or_default(),
             close_poll_ms: 30_000,
             catch_up_days: 31,
         }
@@ -269,6 +291,7 @@ impl Default for Settings {
                 relay_poll_ms: 200,
                 request_timeout_ms: 10_000,
                 declare_all_queues: true,
+                queue_prefix: String::new(),
             },
             auth: AuthSettings {
                 jwks_path: String::new(),
@@ -431,12 +454,6 @@ impl Settings {
         }
         if self.bus.relay_batch <= 0 {
             return bad("bus.relay_batch", "must be positive".into());
-        }
-        if chrono::NaiveTime::parse_from_str(&self.meals.close_at, "%H:%M").is_err() {
-            return bad(
-                "meals.close_at",
-                format!("`{}` is not HH:MM", self.meals.close_at),
-            );
         }
         if self.meals.close_poll_ms == 0 {
             return bad("meals.close_poll_ms", "must be positive".into());
@@ -634,6 +651,25 @@ mod tests {
             jail.create_file("base.toml", "[http]\nbindd = \"x\"\n")?;
             let err = Settings::load(Path::new("."), &[]).unwrap_err().to_string();
             assert!(err.contains("bindd"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_close_time_is_a_time_of_day_or_start_fails_naming_it() {
+        Jail::expect_with(|jail| {
+            jail.set_env("PORTAL_MEALS__CLOSE_AT", "22:30");
+            let s = Settings::load(Path::new("."), &[]).unwrap();
+            assert_eq!(
+                s.meals.close_at,
+                chrono::NaiveTime::from_hms_opt(22, 30, 0).unwrap()
+            );
+            jail.set_env("PORTAL_MEALS__CLOSE_AT", "25:99");
+            let err = Settings::load(Path::new("."), &[]).unwrap_err().to_string();
+            assert!(
+                err.contains("meals.close_at") && err.contains("25:99"),
+                "{err}"
+            );
             Ok(())
         });
     }

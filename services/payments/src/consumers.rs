@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bus::{ConsumerOptions, QueueSpec};
+use bus::ConsumerOptions;
 use platform::tokio_util::sync::CancellationToken;
 use platform::ServiceContext;
 use tokio::task::JoinHandle;
@@ -14,7 +14,7 @@ pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<
     let def = contracts::meals::DEBITS_QUEUE;
     let opts = ConsumerOptions::new(
         "payments.meal-debits",
-        QueueSpec::new(def.queue, def.bindings),
+        ctx.bus.queue_spec(def.queue, def.bindings),
     );
     let handler = MealDebitHandler {
         clock: ctx.clock.clone(),
@@ -23,7 +23,7 @@ pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<
     let def = contracts::meals::ACCOUNTS_QUEUE;
     let opts = ConsumerOptions::new(
         "payments.meal-accounts",
-        QueueSpec::new(def.queue, def.bindings),
+        ctx.bus.queue_spec(def.queue, def.bindings),
     );
     tasks.extend(bus::spawn_consumer(
         &ctx.bus,
@@ -36,7 +36,7 @@ pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<
     let def = contracts::payments::BANK_REQUESTS;
     let opts = ConsumerOptions::new(
         "payments.bank-requests",
-        QueueSpec::new(def.queue, def.bindings),
+        ctx.bus.queue_spec(def.queue, def.bindings),
     );
     tasks.extend(bus::spawn_responder(
         &ctx.bus,
@@ -130,8 +130,6 @@ impl bus::Handler for MealDebitHandler {
         messages: &[&bus::Envelope],
     ) -> Result<(), bus::HandlerError> {
         use contracts::meals::DebitRequested;
-        use contracts::payments::DebitResult;
-        use contracts::Contract;
 
         let requests = messages
             .iter()
@@ -144,7 +142,7 @@ impl bus::Handler for MealDebitHandler {
                 tracing::warn!(key = %request.key, account = %request.account, reason, "meal debit refused");
             }
             events.push(
-                bus::Envelope::json(DebitResult::TOPIC, DebitResult::KIND, result)
+                crate::events::debit_result(result)
                     .map_err(|e| bus::HandlerError::Permanent(e.to_string()))?,
             );
         }
@@ -165,7 +163,7 @@ impl bus::Handler for MealDebitHandler {
     ) -> Result<(), bus::HandlerError> {
         let requests: Vec<contracts::meals::DebitRequested> =
             messages.iter().filter_map(|m| m.decode().ok()).collect();
-        let shared = open_shared_accounts(conn, &requests)?;
+        let shared = open_shared_accounts(conn, &requests, self.clock.now().naive_utc())?;
         let ids: Vec<&str> = requests
             .iter()
             .map(|r| r.account.as_str())
@@ -184,6 +182,7 @@ fn transient(e: crate::store::StoreError) -> bus::HandlerError {
 fn open_shared_accounts(
     conn: &mut storage::DbConnection,
     requests: &[contracts::meals::DebitRequested],
+    at: chrono::NaiveDateTime,
 ) -> Result<Vec<String>, bus::HandlerError> {
     use crate::domain::ledger::AccountKind;
     use crate::store::{self, system};
@@ -196,7 +195,7 @@ fn open_shared_accounts(
         shared.insert(system::budget(&r.municipality), AccountKind::Budget);
     }
     for (id, kind) in &shared {
-        store::ensure_system_account(conn, id, *kind).map_err(transient)?;
+        store::ensure_system_account(conn, id, *kind, at).map_err(transient)?;
     }
     Ok(shared.into_keys().collect())
 }
@@ -216,7 +215,7 @@ fn write_off(
     use primitives::Money;
     use std::collections::HashMap;
 
-    open_shared_accounts(conn, requests)?;
+    open_shared_accounts(conn, requests, at)?;
     let keys: Vec<String> = requests
         .iter()
         .map(|r| format!("meal-debit:{}", r.key))

@@ -2,37 +2,11 @@
 //! with idempotency keys, reversals, history, access, bad input, and the ledger
 //! invariants after every step.
 
-#![allow(clippy::unwrap_used)]
-
-use std::sync::Arc;
-
 use auth::Role;
-use platform::testing::TestApp;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-async fn app() -> TestApp {
-    let clock = calendar::FixedClock::at_local(
-        chrono::NaiveDate::from_ymd_opt(2026, 9, 1)
-            .unwrap()
-            .and_hms_opt(9, 0, 0)
-            .unwrap(),
-    );
-    TestApp::spawn(vec![Arc::new(payments::PaymentsService)], clock).await
-}
-
-async fn invariants_hold(app: &TestApp) {
-    let problems = app
-        .context("payments")
-        .db
-        .read(payments::store::check_invariants)
-        .await
-        .unwrap();
-    assert!(
-        problems.is_empty(),
-        "ledger invariants broken: {problems:?}"
-    );
-}
+use crate::common::{invariants_hold, payments_at};
 
 fn account_body(id: &str) -> Value {
     json!({
@@ -47,7 +21,7 @@ fn account_body(id: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ledger_round_trip_with_idempotency_reversal_and_access() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 1, 9).await;
     let http = reqwest::Client::new();
     let organizer = app.token("org-user", &[Role::MealOrganizer], |r| {
         r.organizers = vec!["org-1".into()]
@@ -364,7 +338,7 @@ async fn ledger_round_trip_with_idempotency_reversal_and_access() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn platform_endpoints_answer() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 1, 9).await;
     let http = reqwest::Client::new();
     let res = http.get(app.url("/health/ready")).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -404,7 +378,7 @@ async fn trace_context_flows_from_http_into_the_outbox() {
         otlp_endpoint: String::new(),
     })
     .unwrap();
-    let app = app().await;
+    let app = payments_at(2026, 9, 1, 9).await;
     let http = reqwest::Client::new();
     let operator = app.token("op-1", &[Role::OperatorAdmin], |_| {});
     http.post(app.url("/api/payments/accounts"))
@@ -451,7 +425,7 @@ async fn trace_context_flows_from_http_into_the_outbox() {
 /// movement, and the account ends at the exact sum.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_adjustments_take_effect_once_each() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 1, 9).await;
     let http = reqwest::Client::new();
     let operator = app.token("op-1", &[Role::OperatorAdmin], |_| {});
     let res = http

@@ -5,13 +5,6 @@
 //! meal, exclusion by credit, confirmation at 22:59, the close at 23:00, the
 //! write-off to the kopeck landing in payments, a re-run that changes nothing,
 //! and the close caught up after the service was down at 23:00.
-//!
-//! One test in this binary: the services' queues are shared in RabbitMQ.
-
-#![allow(clippy::unwrap_used, clippy::inconsistent_digit_grouping)]
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use auth::Role;
 use chrono::NaiveDate;
@@ -20,7 +13,9 @@ use diesel::prelude::*;
 use platform::testing::TestApp;
 use primitives::Money;
 use reqwest::StatusCode;
-use serde_json::{json, Value};
+use serde_json::json;
+
+use crate::common::{call, m, meals_and_payments, ok, wait_for};
 
 fn at(d: u32, h: u32, mi: u32) -> chrono::DateTime<chrono::Utc> {
     calendar::local_to_utc(
@@ -29,67 +24,6 @@ fn at(d: u32, h: u32, mi: u32) -> chrono::DateTime<chrono::Utc> {
             .and_hms_opt(h, mi, 0)
             .unwrap(),
     )
-}
-
-fn m(s: &str) -> Money {
-    Money::parse(s).unwrap()
-}
-
-fn services() -> Vec<Arc<dyn platform::Service>> {
-    vec![
-        Arc::new(payments::PaymentsService),
-        Arc::new(meals::MealsService),
-    ]
-}
-
-struct Ctx {
-    http: reqwest::Client,
-}
-
-impl Ctx {
-    async fn call(
-        &self,
-        app: &TestApp,
-        method: &str,
-        path: &str,
-        token: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = match method {
-            "PUT" => self.http.put(app.url(path)),
-            "POST" => self.http.post(app.url(path)),
-            "DELETE" => self.http.delete(app.url(path)),
-            _ => self.http.get(app.url(path)),
-        }
-        .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        let text = res.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-    async fn ok(&self, app: &TestApp, method: &str, path: &str, token: &str, body: Value) -> Value {
-        let (s, v) = self.call(app, method, path, token, Some(body)).await;
-        assert!(s.is_success(), "{method} {path}: {s} {v}");
-        v
-    }
-}
-
-async fn wait_for<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 async fn payments_balance(app: &TestApp, account: &str) -> Option<Money> {
@@ -149,10 +83,8 @@ async fn debit_messages(app: &TestApp) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_weeks_around_the_may_holidays() {
     let clock = calendar::FixedClock::new(at(27, 9, 0));
-    let app = TestApp::spawn(services(), clock.clone()).await;
-    let t = Ctx {
-        http: reqwest::Client::new(),
-    };
+    let app = TestApp::spawn(meals_and_payments(), clock.clone()).await;
+    let http = reqwest::Client::new();
     let muni = app.token("officer", &[Role::MunicipalOfficer], |r| {
         r.municipalities = vec!["tyumen".into()]
     });
@@ -179,7 +111,7 @@ async fn two_weeks_around_the_may_holidays() {
 
     // Dictionaries of the municipality.
     let d = "/api/meals/municipalities/tyumen";
-    t.ok(
+    ok(
         &app,
         "PUT",
         &format!("{d}/menu-types/standard"),
@@ -187,7 +119,7 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"name": "Основное"}),
     )
     .await;
-    t.ok(
+    ok(
         &app,
         "PUT",
         &format!("{d}/age-categories/7-11"),
@@ -195,26 +127,25 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"name": "7–11 лет", "min_age": 7, "max_age": 11}),
     )
     .await;
-    t.ok(&app, "PUT", &format!("{d}/pchvr-categories/full"), &muni,
+    ok(&app, "PUT", &format!("{d}/pchvr-categories/full"), &muni,
         json!({"name": "Многодетные", "funder": "regional", "kind": "percent", "rates": [{"meal_kind": "lunch", "percent": "100"}]})).await;
-    t.ok(&app, "PUT", &format!("{d}/pchvr-categories/half"), &muni,
+    ok(&app, "PUT", &format!("{d}/pchvr-categories/half"), &muni,
         json!({"name": "Малоимущие", "funder": "municipal", "kind": "percent", "rates": [{"meal_kind": "lunch", "percent": "50"}]})).await;
-    t.ok(&app, "PUT", &format!("{d}/pchvr-categories/fixed"), &muni,
+    ok(&app, "PUT", &format!("{d}/pchvr-categories/fixed"), &muni,
         json!({"name": "Участники СВО", "funder": "regional", "kind": "fixed", "rates": [{"meal_kind": "lunch", "amount": "80.50"}]})).await;
     // Someone else's municipality is refused.
-    let (s, _) = t
-        .call(
-            &app,
-            "PUT",
-            "/api/meals/municipalities/ishim/menu-types/x",
-            &muni,
-            Some(json!({"name": "x"})),
-        )
-        .await;
+    let (s, _) = call(
+        &app,
+        "PUT",
+        "/api/meals/municipalities/ishim/menu-types/x",
+        &muni,
+        Some(json!({"name": "x"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
     // The school, its class, meal times, students and settings.
-    t.ok(
+    ok(
         &app,
         "PUT",
         "/api/meals/schools/s1",
@@ -222,7 +153,7 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"municipality": "tyumen", "name": "СОШ № 1"}),
     )
     .await;
-    t.ok(
+    ok(
         &app,
         "PUT",
         "/api/meals/schools/s1/classes/4a",
@@ -230,7 +161,7 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"name": "4А", "shift": 1}),
     )
     .await;
-    t.ok(
+    ok(
         &app,
         "PUT",
         "/api/meals/schools/s1/meal-times/lunch-1",
@@ -238,7 +169,7 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"kind": "lunch", "shift": 1, "starts_at": "12:30"}),
     )
     .await;
-    t.ok(
+    ok(
         &app,
         "PUT",
         "/api/meals/schools/s1/meal-times/breakfast-1",
@@ -246,7 +177,7 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"kind": "breakfast", "shift": 1, "starts_at": "09:00"}),
     )
     .await;
-    t.ok(
+    ok(
         &app,
         "PUT",
         "/api/meals/schools/s1/organizer",
@@ -254,7 +185,7 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"organizer": "org-1"}),
     )
     .await;
-    t.ok(
+    ok(
         &app,
         "PUT",
         "/api/meals/schools/s1/credit-limit",
@@ -268,7 +199,7 @@ async fn two_weeks_around_the_may_holidays() {
         ("ls-c", "Власов Виктор", Some("fixed")),
         ("ls-d", "Гусев Глеб", None),
     ] {
-        t.ok(
+        ok(
             &app,
             "PUT",
             &format!("/api/meals/schools/s1/students/{acc}"),
@@ -276,7 +207,7 @@ async fn two_weeks_around_the_may_holidays() {
             json!({"class": "4a", "full_name": name, "birth_date": "2016-01-10"}),
         )
         .await;
-        t.ok(
+        ok(
             &app,
             "PUT",
             &format!("/api/meals/schools/s1/students/{acc}/settings"),
@@ -285,15 +216,14 @@ async fn two_weeks_around_the_may_holidays() {
         )
         .await;
     }
-    let (s, v) = t
-        .call(
-            &app,
-            "PUT",
-            "/api/meals/schools/s1/students/ls-a/settings",
-            &admin,
-            Some(json!({"category": "nope", "meal_kinds": ["lunch"], "menu_type": "standard"})),
-        )
-        .await;
+    let (s, v) = call(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/students/ls-a/settings",
+        &admin,
+        Some(json!({"category": "nope", "meal_kinds": ["lunch"], "menu_type": "standard"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 
     // Payments opens the personal accounts it learns about over the bus.
@@ -305,7 +235,7 @@ async fn two_weeks_around_the_may_holidays() {
     }
     // A class teacher's scope is the class id, in payments too: another class
     // of the school with the same name is another teacher's.
-    t.ok(
+    ok(
         &app,
         "PUT",
         "/api/meals/schools/s1/classes/4b",
@@ -313,24 +243,20 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"name": "4А", "shift": 2}),
     )
     .await;
-    let (s, v) = t
-        .call(&app, "GET", "/api/payments/accounts/ls-a", &teacher, None)
-        .await;
+    let (s, v) = call(&app, "GET", "/api/payments/accounts/ls-a", &teacher, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["class_id"], "4a", "{v}");
-    let (s, v) = t
-        .call(
-            &app,
-            "GET",
-            "/api/payments/accounts/ls-a",
-            &other_teacher,
-            None,
-        )
-        .await;
+    let (s, v) = call(
+        &app,
+        "GET",
+        "/api/payments/accounts/ls-a",
+        &other_teacher,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
     for (acc, amount) in [("ls-b", "200.00"), ("ls-c", "50.00"), ("ls-d", "10.00")] {
-        let res = t
-            .http
+        let res = http
             .post(app.url(&format!("/api/payments/accounts/{acc}/adjustments")))
             .bearer_auth(&operator)
             .header("Idempotency-Key", format!("seed-{acc}"))
@@ -348,7 +274,7 @@ async fn two_weeks_around_the_may_holidays() {
 
     // The organizer's catalogue and the menus of 12 and 13 May.
     let o = "/api/meals/organizers/org-1";
-    t.ok(&app, "POST", &format!("{o}/catalog"), &org, json!({
+    ok(&app, "POST", &format!("{o}/catalog"), &org, json!({
         "dishes": [
             {"id": "soup", "name": "Суп куриный", "yield_grams": 250, "price": "40.00", "allergens": ["celery"]},
             {"id": "cutlet", "name": "Котлета с пюре", "yield_grams": 230, "price": "90.00"},
@@ -361,16 +287,14 @@ async fn two_weeks_around_the_may_holidays() {
         "extras": [{"id": "juice", "name": "Сок", "kind": "supplement", "price": "25.10"}]
     })).await;
     // A bad upload changes nothing: the negative price is named, c3 is not created.
-    let (s, v) = t.call(&app, "POST", &format!("{o}/catalog"), &org, Some(json!({"complexes": [
+    let (s, v) = call(&app, "POST", &format!("{o}/catalog"), &org, Some(json!({"complexes": [
         {"code": "c3", "name": "x", "menu_type": "standard", "age_category": "7-11", "meal_kind": "lunch", "price": "10.00", "dishes": ["soup"]},
         {"code": "c4", "name": "y", "menu_type": "standard", "age_category": "7-11", "meal_kind": "lunch", "price": "-1.00", "dishes": ["soup"]}]}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v.to_string().contains("complexes[1].price"), "{v}");
-    let (_, cat) = t
-        .call(&app, "GET", &format!("{o}/catalog"), &org, None)
-        .await;
+    let (_, cat) = call(&app, "GET", &format!("{o}/catalog"), &org, None).await;
     assert_eq!(cat["complexes"].as_array().unwrap().len(), 2);
-    t.ok(
+    ok(
         &app,
         "PUT",
         "/api/meals/schools/s1/menus/2026-05-12/lunch",
@@ -378,7 +302,7 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"complexes": ["c1", "c2"], "default": "c1"}),
     )
     .await;
-    t.ok(
+    ok(
         &app,
         "PUT",
         "/api/meals/schools/s1/menus/2026-05-13/lunch",
@@ -386,28 +310,26 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"complexes": ["c1"], "default": "c1"}),
     )
     .await;
-    let (s, _) = t
-        .call(
-            &app,
-            "PUT",
-            "/api/meals/schools/s1/menus/2026-05-12/lunch",
-            &org,
-            Some(json!({"complexes": ["c1", "zz"], "default": "c1"})),
-        )
-        .await;
+    let (s, _) = call(
+        &app,
+        "PUT",
+        "/api/meals/schools/s1/menus/2026-05-12/lunch",
+        &org,
+        Some(json!({"complexes": ["c1", "zz"], "default": "c1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 
     // 27 April: 12 May is past the two-week window.
     let order = |acc: &str, day: &str| format!("/api/meals/students/{acc}/orders/{day}/lunch");
-    let (s, v) = t
-        .call(
-            &app,
-            "PUT",
-            &order("ls-b", "2026-05-12"),
-            &parent,
-            Some(json!({"complex": "c2"})),
-        )
-        .await;
+    let (s, v) = call(
+        &app,
+        "PUT",
+        &order("ls-b", "2026-05-12"),
+        &parent,
+        Some(json!({"complex": "c2"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(
         v["detail"]
@@ -419,15 +341,14 @@ async fn two_weeks_around_the_may_holidays() {
 
     // 30 April: within the window, before the lock (4 May).
     clock.set(at(30, 10, 0));
-    let (_, menu) = t
-        .call(
-            &app,
-            "GET",
-            "/api/meals/students/ls-b/menu?from=2026-05-12&to=2026-05-13",
-            &parent,
-            None,
-        )
-        .await;
+    let (_, menu) = call(
+        &app,
+        "GET",
+        "/api/meals/students/ls-b/menu?from=2026-05-12&to=2026-05-13",
+        &parent,
+        None,
+    )
+    .await;
     let day12 = &menu[0]["meals"][0];
     assert_eq!(day12["lock_date"], "2026-05-04");
     let c2 = day12["complexes"]
@@ -441,30 +362,35 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"price": "171.15", "reimbursed": "85.58", "extras": "0.00", "to_pay": "85.57"})
     );
     assert_eq!(menu[1]["meals"][0]["incomplete"], true);
-    let (_, notices) = t
-        .call(&app, "GET", &format!("{o}/notices"), &org, None)
-        .await;
+    let (_, notices) = call(&app, "GET", &format!("{o}/notices"), &org, None).await;
     assert_eq!(notices[0]["date"], "2026-05-13", "{notices}");
+    // Noticed when the one-complex menu was set (27 April), not when the
+    // parent looked: reading a menu writes nothing.
+    assert!(
+        notices[0]["noticed_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2026-04-27"),
+        "{notices}"
+    );
     // Someone else's child: as if it did not exist.
-    let (s, _) = t
-        .call(
-            &app,
-            "GET",
-            "/api/meals/students/ls-b/menu",
-            &stranger,
-            None,
-        )
-        .await;
+    let (s, _) = call(
+        &app,
+        "GET",
+        "/api/meals/students/ls-b/menu",
+        &stranger,
+        None,
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = t
-        .call(
-            &app,
-            "PUT",
-            &order("ls-b", "2026-05-12"),
-            &stranger,
-            Some(json!({"complex": "c2"})),
-        )
-        .await;
+    let (s, _) = call(
+        &app,
+        "PUT",
+        &order("ls-b", "2026-05-12"),
+        &stranger,
+        Some(json!({"complex": "c2"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 
     // A parent's double click (or two devices) at once: each PUT answers, and
@@ -476,23 +402,22 @@ async fn two_weeks_around_the_may_holidays() {
         } else {
             json!({"complex": "c2"})
         };
-        t.call(&app, "PUT", &path, &parent, Some(body))
+        call(&app, "PUT", &path, &parent, Some(body))
     });
     for (s, v) in futures::future::join_all(puts).await {
         assert_eq!(s, StatusCode::OK, "{v}");
     }
-    let v = t
-        .ok(
-            &app,
-            "PUT",
-            &order("ls-b", "2026-05-12"),
-            &parent,
-            json!({"complex": "c2", "extras": [{"item": "juice"}]}),
-        )
-        .await;
+    let v = ok(
+        &app,
+        "PUT",
+        &order("ls-b", "2026-05-12"),
+        &parent,
+        json!({"complex": "c2", "extras": [{"item": "juice"}]}),
+    )
+    .await;
     assert_eq!(v["orders"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["orders"][0]["price"]["to_pay"], "110.67");
-    t.ok(
+    ok(
         &app,
         "PUT",
         &order("ls-c", "2026-05-12"),
@@ -500,64 +425,59 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"complex": "c2"}),
     )
     .await;
-    let v = t
-        .ok(
-            &app,
-            "PUT",
-            &order("ls-d", "2026-05-12"),
-            &parent,
-            json!({"complex": "c1"}),
-        )
-        .await;
+    let v = ok(
+        &app,
+        "PUT",
+        &order("ls-d", "2026-05-12"),
+        &parent,
+        json!({"complex": "c1"}),
+    )
+    .await;
     // 150.00 ordered against 10.00 + 100.00 credit: 40.00 short.
     assert_eq!(v["shortfall"], "40.00", "{v}");
     // Bad orders change nothing.
-    let (s, v) = t
-        .call(
-            &app,
-            "PUT",
-            &order("ls-a", "2026-05-12"),
-            &parent,
-            Some(json!({"complex": null, "extras": [{"item": "juice"}]})),
-        )
-        .await;
+    let (s, v) = call(
+        &app,
+        "PUT",
+        &order("ls-a", "2026-05-12"),
+        &parent,
+        Some(json!({"complex": null, "extras": [{"item": "juice"}]})),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
     assert!(
         v.to_string().contains("only together with a complex"),
         "{v}"
     );
-    let (s, _) = t
-        .call(
-            &app,
-            "PUT",
-            &order("ls-a", "2026-05-12"),
-            &parent,
-            Some(json!({"complex": "c9"})),
-        )
-        .await;
+    let (s, _) = call(
+        &app,
+        "PUT",
+        &order("ls-a", "2026-05-12"),
+        &parent,
+        Some(json!({"complex": "c9"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, v) = t
-        .call(
-            &app,
-            "PUT",
-            &order("ls-a", "2026-05-13"),
-            &parent,
-            Some(json!({"complex": "c1"})),
-        )
-        .await;
+    let (s, v) = call(
+        &app,
+        "PUT",
+        &order("ls-a", "2026-05-13"),
+        &parent,
+        Some(json!({"complex": "c1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["type"], "urn:problem:menu-incomplete", "{v}");
-    let (s, _) = t
-        .call(
-            &app,
-            "PUT",
-            &order("ls-a", "2026-05-11"),
-            &parent,
-            Some(json!({"complex": "c1"})),
-        )
-        .await;
+    let (s, _) = call(
+        &app,
+        "PUT",
+        &order("ls-a", "2026-05-11"),
+        &parent,
+        Some(json!({"complex": "c1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "11 May is a day off");
-    t.ok(
+    ok(
         &app,
         "POST",
         "/api/meals/students/ls-b/orders/confirm",
@@ -565,15 +485,14 @@ async fn two_weeks_around_the_may_holidays() {
         json!({}),
     )
     .await;
-    let (_, proc) = t
-        .call(
-            &app,
-            "GET",
-            &format!("{o}/procurement?from=2026-05-12&to=2026-05-12"),
-            &org,
-            None,
-        )
-        .await;
+    let (_, proc) = call(
+        &app,
+        "GET",
+        &format!("{o}/procurement?from=2026-05-12&to=2026-05-12"),
+        &org,
+        None,
+    )
+    .await;
     let rows = proc["rows"].as_array().unwrap();
     let c2row = rows.iter().find(|r| r[3] == "c2").unwrap();
     assert_eq!(c2row[4], 1, "one confirmed order of c2: {proc}");
@@ -584,21 +503,20 @@ async fn two_weeks_around_the_may_holidays() {
     );
 
     // A complex a parent chose is versioned, not changed in place.
-    let v = t.ok(&app, "PUT", &format!("{o}/complexes/c2"), &org, json!({"name": "Обед №2", "menu_type": "standard",
+    let v = ok(&app, "PUT", &format!("{o}/complexes/c2"), &org, json!({"name": "Обед №2", "menu_type": "standard",
         "age_category": "7-11", "meal_kind": "lunch", "price": "180.00", "dishes": ["soup", "fish"]})).await;
     assert_eq!(v["id"], "c2.v2");
 
     // 4 May: the lock of 12 May has come (5 working days before, over the holidays).
     clock.set(at(4, 8, 0));
-    let (s, v) = t
-        .call(
-            &app,
-            "PUT",
-            &order("ls-c", "2026-05-12"),
-            &parent,
-            Some(json!({"complex": "c1"})),
-        )
-        .await;
+    let (s, v) = call(
+        &app,
+        "PUT",
+        &order("ls-c", "2026-05-12"),
+        &parent,
+        Some(json!({"complex": "c1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("2026-05-04"), "{v}");
 
@@ -647,35 +565,32 @@ async fn two_weeks_around_the_may_holidays() {
 
     // 11:29, an hour and a minute before lunch: the request is formed.
     clock.set(at(12, 11, 29));
-    let (s, _) = t
-        .call(
-            &app,
-            "POST",
-            "/api/meals/classes/4a/requests",
-            &other_teacher,
-            Some(json!({"meal_time": "lunch-1"})),
-        )
-        .await;
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/api/meals/classes/4a/requests",
+        &other_teacher,
+        Some(json!({"meal_time": "lunch-1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "another class's teacher");
-    let (s, v) = t
-        .call(
-            &app,
-            "POST",
-            "/api/meals/classes/4a/requests",
-            &teacher,
-            Some(json!({"meal_time": "breakfast-1"})),
-        )
-        .await;
+    let (s, v) = call(
+        &app,
+        "POST",
+        "/api/meals/classes/4a/requests",
+        &teacher,
+        Some(json!({"meal_time": "breakfast-1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT, "breakfast froze at 08:00: {v}");
-    let (s, req) = t
-        .call(
-            &app,
-            "POST",
-            "/api/meals/classes/4a/requests",
-            &teacher,
-            Some(json!({"meal_time": "lunch-1"})),
-        )
-        .await;
+    let (s, req) = call(
+        &app,
+        "POST",
+        "/api/meals/classes/4a/requests",
+        &teacher,
+        Some(json!({"meal_time": "lunch-1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED, "{req}");
     let line = |acc: &str| {
         req["lines"]
@@ -705,23 +620,21 @@ async fn two_weeks_around_the_may_holidays() {
         .as_str()
         .unwrap()
         .contains("credit limit"));
-    let (s, _) = t
-        .call(
-            &app,
-            "POST",
-            "/api/meals/classes/4a/requests",
-            &teacher,
-            Some(json!({"meal_time": "lunch-1"})),
-        )
-        .await;
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/api/meals/classes/4a/requests",
+        &teacher,
+        Some(json!({"meal_time": "lunch-1"})),
+    )
+    .await;
     assert_eq!(
         s,
         StatusCode::CONFLICT,
         "a second request for the same class and day"
     );
     let id = req["id"].as_str().unwrap().to_string();
-    let xlsx = t
-        .http
+    let xlsx = http
         .get(app.url(&format!("/api/meals/requests/{id}/print")))
         .bearer_auth(&teacher)
         .send()
@@ -729,20 +642,19 @@ async fn two_weeks_around_the_may_holidays() {
         .unwrap();
     assert_eq!(xlsx.status(), 200);
     assert!(xlsx.bytes().await.unwrap().starts_with(b"PK"));
-    let (_, seen) = t
-        .call(
-            &app,
-            "GET",
-            &format!("{o}/requests?date=2026-05-12"),
-            &org,
-            None,
-        )
-        .await;
+    let (_, seen) = call(
+        &app,
+        "GET",
+        &format!("{o}/requests?date=2026-05-12"),
+        &org,
+        None,
+    )
+    .await;
     assert_eq!(seen.as_array().unwrap().len(), 1);
 
     // 22:59: the teacher confirms who ate; 23:00 the day closes.
     clock.set(at(12, 22, 59));
-    t.ok(
+    ok(
         &app,
         "PUT",
         &format!("/api/meals/requests/{id}/actual"),
@@ -757,15 +669,14 @@ async fn two_weeks_around_the_may_holidays() {
         !write_offs(&app, day12).await.is_empty()
     })
     .await;
-    let (s, _) = t
-        .call(
-            &app,
-            "PUT",
-            &format!("/api/meals/requests/{id}/actual"),
-            &teacher,
-            Some(json!({"ate": ["ls-a"]})),
-        )
-        .await;
+    let (s, _) = call(
+        &app,
+        "PUT",
+        &format!("/api/meals/requests/{id}/actual"),
+        &teacher,
+        Some(json!({"ate": ["ls-a"]})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT, "after 23:00 nothing changes");
     let w = write_offs(&app, day12).await;
     let amounts: Vec<(&str, i64, i64)> = w
@@ -799,27 +710,25 @@ async fn two_weeks_around_the_may_holidays() {
         meals_balance(&app, "ls-c").map(|b| b == Some(-40_65))
     })
     .await;
-    let (_, closes) = t
-        .call(
-            &app,
-            "GET",
-            "/api/meals/day-closes?school=s1&date=2026-05-12",
-            &admin,
-            None,
-        )
-        .await;
+    let (_, closes) = call(
+        &app,
+        "GET",
+        "/api/meals/day-closes?school=s1&date=2026-05-12",
+        &admin,
+        None,
+    )
+    .await;
     assert_eq!(closes[0]["debits"], 3, "{closes}");
     assert_eq!(closes[0]["late"], false);
     assert_eq!(closes[0]["to_pay"], "201.32");
-    let (_, sub) = t
-        .call(
-            &app,
-            "GET",
-            "/api/meals/reports/subsidies?municipality=tyumen&from=2026-05-12&to=2026-05-12",
-            &muni,
-            None,
-        )
-        .await;
+    let (_, sub) = call(
+        &app,
+        "GET",
+        "/api/meals/reports/subsidies?municipality=tyumen&from=2026-05-12&to=2026-05-12",
+        &muni,
+        None,
+    )
+    .await;
     let sub_rows = sub["rows"].as_array().unwrap();
     assert!(
         sub_rows.contains(&json!(["full", "regional", 1, "150.00"])),
@@ -843,27 +752,25 @@ async fn two_weeks_around_the_may_holidays() {
     // 13 May: the request is formed (everyone on the «комплекс дня»), then the
     // service is down from 22:00 until 07:00 the next morning.
     clock.set(at(13, 8, 0));
-    t.ok(&app, "POST", "/api/meals/classes/4a/attendance", &teacher,
+    ok(&app, "POST", "/api/meals/classes/4a/attendance", &teacher,
         json!({"date": "2026-05-13", "marks": [{"account": "ls-a", "present": true}, {"account": "ls-b", "present": true}, {"account": "ls-c", "present": true}, {"account": "ls-d", "present": false}]})).await;
-    let (s, _) = t
-        .call(
-            &app,
-            "POST",
-            "/api/meals/classes/4a/attendance",
-            &teacher,
-            Some(json!({"date": "2026-05-13", "marks": [{"account": "ls-zz", "present": true}]})),
-        )
-        .await;
+    let (s, _) = call(
+        &app,
+        "POST",
+        "/api/meals/classes/4a/attendance",
+        &teacher,
+        Some(json!({"date": "2026-05-13", "marks": [{"account": "ls-zz", "present": true}]})),
+    )
+    .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    let (s, req13) = t
-        .call(
-            &app,
-            "POST",
-            "/api/meals/classes/4a/requests",
-            &teacher,
-            Some(json!({"meal_time": "lunch-1"})),
-        )
-        .await;
+    let (s, req13) = call(
+        &app,
+        "POST",
+        "/api/meals/classes/4a/requests",
+        &teacher,
+        Some(json!({"meal_time": "lunch-1"})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CREATED);
     let line13 = |acc: &str| {
         req13["lines"]
@@ -884,15 +791,14 @@ async fn two_weeks_around_the_may_holidays() {
     // 003 §3.2.2: the teacher cannot feed ls-c past the school's credit by
     // confirming it ate; the refusal names the student and changes nothing.
     let req13_id = req13["id"].as_str().unwrap().to_string();
-    let (s, problem) = t
-        .call(
-            &app,
-            "PUT",
-            &format!("/api/meals/requests/{req13_id}/actual"),
-            &teacher,
-            Some(json!({"ate": ["ls-a", "ls-b", "ls-c"]})),
-        )
-        .await;
+    let (s, problem) = call(
+        &app,
+        "PUT",
+        &format!("/api/meals/requests/{req13_id}/actual"),
+        &teacher,
+        Some(json!({"ate": ["ls-a", "ls-b", "ls-c"]})),
+    )
+    .await;
     assert_eq!(s, StatusCode::CONFLICT, "{problem}");
     assert_eq!(
         problem["type"], "urn:problem:over-credit-limit",
@@ -903,17 +809,16 @@ async fn two_weeks_around_the_may_holidays() {
         detail.starts_with("ls-c: balance ") && detail.contains(", below the credit limit of -"),
         "{detail}"
     );
-    let (_, unchanged) = t
-        .call(
-            &app,
-            "GET",
-            &format!("/api/meals/requests/{req13_id}"),
-            &teacher,
-            None,
-        )
-        .await;
+    let (_, unchanged) = call(
+        &app,
+        "GET",
+        &format!("/api/meals/requests/{req13_id}"),
+        &teacher,
+        None,
+    )
+    .await;
     assert!(unchanged["confirmed_at"].is_null(), "{unchanged}");
-    t.ok(
+    ok(
         &app,
         "PUT",
         &format!("/api/meals/requests/{req13_id}/actual"),
@@ -926,7 +831,7 @@ async fn two_weeks_around_the_may_holidays() {
     let data_dir = app.data_dir.clone();
     app.running.stop().await;
     clock.set(at(14, 7, 0));
-    let app = TestApp::spawn_with(services(), clock.clone(), settings).await;
+    let app = TestApp::spawn_with(meals_and_payments(), clock.clone(), settings).await;
     let day13 = NaiveDate::from_ymd_opt(2026, 5, 13).unwrap();
     wait_for("the caught-up close of 13 May", || async {
         !write_offs(&app, day13).await.is_empty()
@@ -945,15 +850,14 @@ async fn two_weeks_around_the_may_holidays() {
     let admin = app.token("admin", &[Role::MealAdmin], |r| {
         r.schools = vec!["s1".into()]
     });
-    let (_, closes) = t
-        .call(
-            &app,
-            "GET",
-            "/api/meals/day-closes?school=s1&date=2026-05-13",
-            &admin,
-            None,
-        )
-        .await;
+    let (_, closes) = call(
+        &app,
+        "GET",
+        "/api/meals/day-closes?school=s1&date=2026-05-13",
+        &admin,
+        None,
+    )
+    .await;
     assert_eq!(closes[0]["late"], true, "{closes}");
     assert_eq!(closes[0]["to_pay"], "75.00", "{closes}");
     assert_eq!(closes[0]["reimbursed"], "225.00", "{closes}");
@@ -974,22 +878,20 @@ async fn two_weeks_around_the_may_holidays() {
         })
         .await
         .unwrap();
-    let (_, closes) = t
-        .call(
-            &app,
-            "GET",
-            "/api/meals/day-closes?school=s1&date=2026-05-13",
-            &admin,
-            None,
-        )
-        .await;
+    let (_, closes) = call(
+        &app,
+        "GET",
+        "/api/meals/day-closes?school=s1&date=2026-05-13",
+        &admin,
+        None,
+    )
+    .await;
     assert_eq!(closes[0]["to_pay"], "0.00", "{closes}");
     assert_eq!(closes[0]["reimbursed"], "150.00", "{closes}");
     assert_eq!(closes[0]["refused_amount"], "150.00", "{closes}");
     assert_eq!(closes[0]["refused"], 1, "{closes}");
     assert_eq!(debit_messages(&app).await, 5);
-    let balances = t
-        .http
+    let balances = http
         .get(app.url("/api/meals/reports/balances?school=s1&format=xlsx"))
         .bearer_auth(&admin)
         .send()

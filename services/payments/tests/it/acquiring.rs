@@ -4,10 +4,6 @@
 //! partial refunds, access, an unavailable bank, and the ledger invariants
 //! after every test.
 
-#![allow(clippy::unwrap_used)]
-
-use std::sync::Arc;
-
 use auth::Role;
 use payments::acquiring::simulator::{Checksum, SimulatedBank};
 use payments::acquiring::{self, POLL_AFTER_SECS, REFUND_RETRY_AFTER_SECS};
@@ -15,6 +11,8 @@ use platform::testing::TestApp;
 use primitives::Money;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+
+use crate::common::{self, m};
 
 const ACCOUNT: &str = "ls-1001";
 const SECRET: &str = "callback-secret-of-org-1";
@@ -30,13 +28,7 @@ struct World {
 }
 
 async fn world() -> World {
-    let clock = calendar::FixedClock::at_local(
-        chrono::NaiveDate::from_ymd_opt(2026, 9, 1)
-            .unwrap()
-            .and_hms_opt(9, 0, 0)
-            .unwrap(),
-    );
-    let app = TestApp::spawn(vec![Arc::new(payments::PaymentsService)], clock).await;
+    let app = common::payments_at(2026, 9, 1, 9).await;
     let bank = SimulatedBank::start().await.unwrap();
     bank.add_merchant(
         "org-1-shop",
@@ -171,13 +163,7 @@ impl World {
     }
 
     async fn balance(&self, account: &str) -> Money {
-        let id = account.to_string();
-        self.app
-            .context("payments")
-            .db
-            .read(move |conn| payments::store::balance(conn, &id))
-            .await
-            .unwrap()
+        common::balance(&self.app, account).await
     }
 
     /// Movements on the personal account (credits and refunds).
@@ -204,24 +190,10 @@ impl World {
     }
 
     async fn finish(self) {
-        let problems = self
-            .app
-            .context("payments")
-            .db
-            .read(payments::store::check_invariants)
-            .await
-            .unwrap();
-        assert!(
-            problems.is_empty(),
-            "ledger invariants broken: {problems:?}"
-        );
+        common::invariants_hold(&self.app).await;
         self.bank.stop().await;
         self.app.stop().await;
     }
-}
-
-fn m(s: &str) -> Money {
-    Money::parse(s).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,64 +1,30 @@
 //! Banks' check/pay/cancel over real HTTP, in the current test mode.
 
-#![allow(clippy::unwrap_used)]
-
-use std::sync::Arc;
-
 use auth::Role;
 use platform::testing::TestApp;
 use serde_json::{json, Value};
 
-async fn app() -> TestApp {
-    let clock = calendar::FixedClock::at_local(
-        chrono::NaiveDate::from_ymd_opt(2026, 9, 14)
-            .unwrap()
-            .and_hms_opt(10, 0, 0)
-            .unwrap(),
-    );
-    TestApp::spawn(vec![Arc::new(payments::PaymentsService)], clock).await
-}
+use crate::common::{expect, invariants_hold, open_account, payments_at};
 
-async fn open(app: &TestApp, id: &str) {
-    let operator = app.token("op", &[Role::OperatorAdmin], |_| {});
-    let res = reqwest::Client::new()
-        .post(app.url("/api/payments/accounts"))
-        .bearer_auth(operator)
-        .json(&json!({
-            "account": id, "student_name": "Сидорова Мария Ивановна", "school": "school-5",
-            "class_name": "2В", "municipality": "tyumen", "organizer": "org-1"
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 201);
+fn account(id: &str) -> Value {
+    json!({
+        "account": id, "student_name": "Сидорова Мария Ивановна", "school": "school-5",
+        "class_name": "2В", "municipality": "tyumen", "organizer": "org-1"
+    })
 }
 
 async fn call(app: &TestApp, token: &str, op: &str, body: Value) -> Value {
-    let res = reqwest::Client::new()
+    let request = reqwest::Client::new()
         .post(app.url(&format!("/api/payments/banks/{op}")))
         .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200, "{op}: {}", res.text().await.unwrap());
-    res.json().await.unwrap()
-}
-
-async fn invariants_hold(app: &TestApp) {
-    let problems = app
-        .context("payments")
-        .db
-        .read(payments::store::check_invariants)
-        .await
-        .unwrap();
-    assert!(problems.is_empty(), "{problems:?}");
+        .json(&body);
+    expect(request, 200).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_pay_repeat_and_cancel() {
-    let app = app().await;
-    open(&app, "ls-77").await;
+    let app = payments_at(2026, 9, 14, 10).await;
+    open_account(&app, &account("ls-77")).await;
     let sber = app.token("sber-gw", &[Role::Bank], |r| r.banks = vec!["sber".into()]);
     let vtb = app.token("vtb-gw", &[Role::Bank], |r| r.banks = vec!["vtb".into()]);
 
@@ -144,8 +110,8 @@ async fn check_pay_repeat_and_cancel() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_repeats_of_one_payment_credit_once() {
-    let app = app().await;
-    open(&app, "ls-88").await;
+    let app = payments_at(2026, 9, 14, 10).await;
+    open_account(&app, &account("ls-88")).await;
     let bank = app.token("gw", &[Role::Bank], |r| r.banks = vec!["alfa".into()]);
     let body = json!({ "account": "ls-88", "amount": "300.00", "txn_id": "A-9", "txn_at": "2026-09-14T10:00:00+05:00" });
     let calls = (0..6).map(|_| call(&app, &bank, "pay", body.clone()));
@@ -164,7 +130,7 @@ async fn concurrent_repeats_of_one_payment_credit_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_banks_may_call_and_bad_requests_are_named() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 14, 10).await;
     let parent = app.token("p", &[Role::Parent], |r| r.children = vec!["ls-1".into()]);
     let res = reqwest::Client::new()
         .post(app.url("/api/payments/banks/check"))

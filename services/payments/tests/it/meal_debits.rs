@@ -2,8 +2,6 @@
 //! closed), are written off once per key, may take the balance down to minus the
 //! credit limit and no further, and each is answered with a DebitResult event.
 
-#![allow(clippy::unwrap_used)]
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,18 +10,15 @@ use contracts::meals::DebitRequested;
 use contracts::payments::DebitResult;
 use contracts::Contract;
 use platform::testing::TestApp;
-use primitives::Money;
 use serde_json::json;
+
+use crate::common::{balance, invariants_hold, m};
 
 /// On RabbitMQ the tests' apps consume one queue, `payments.meal-debits` (each
 /// test has its own exchange, not its own queues), so one test's debits could
 /// be taken by another's consumer and written into its schema: the tests of
 /// this file take turns.
 static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-fn m(s: &str) -> Money {
-    Money::parse(s).unwrap()
-}
 
 fn debit(key: &str, amount: &str, reimbursed: &str, limit: &str) -> DebitRequested {
     DebitRequested {
@@ -83,15 +78,6 @@ async fn wait_results(app: &TestApp, n: usize) -> Vec<DebitResult> {
         assert!(Instant::now() < deadline, "only {} results of {n}", r.len());
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-async fn balance(app: &TestApp, account: &str) -> Money {
-    let account = account.to_string();
-    app.context("payments")
-        .db
-        .read(move |c| payments::store::balance(c, &account))
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,13 +161,7 @@ async fn debits_respect_the_credit_limit_and_take_effect_once() {
         "80.00 + 45.50 + 70.00"
     );
     assert_eq!(balance(&app, "budget:tyumen").await, m("-45.50"));
-    let problems = app
-        .context("payments")
-        .db
-        .read(payments::store::check_invariants)
-        .await
-        .unwrap();
-    assert!(problems.is_empty(), "{problems:?}");
+    invariants_hold(&app).await;
     app.stop().await;
 }
 
@@ -215,14 +195,16 @@ async fn two_accounts() -> (
         assert_eq!(res.status(), 201);
     }
     let db = app.context("payments").db.clone();
+    let at = calendar::Clock::now(&clock).naive_utc();
     db.write_blocking(|c| {
         use payments::domain::ledger::AccountKind;
         payments::store::ensure_system_account(
             c,
             "settlement:org-1",
             AccountKind::OrganizerSettlement,
+            at,
         )?;
-        payments::store::ensure_system_account(c, "budget:tyumen", AccountKind::Budget)
+        payments::store::ensure_system_account(c, "budget:tyumen", AccountKind::Budget, at)
     })
     .unwrap();
     let handler = Arc::new(payments::consumers::MealDebitHandler {

@@ -3,8 +3,6 @@
 //! each movement keeps its own result, its key takes effect once, its answer and
 //! its event carry the balance right after it, and the ledger invariants hold.
 
-#![allow(clippy::unwrap_used)]
-
 use std::collections::HashMap;
 
 use diesel::RunQueryDsl;

@@ -3,8 +3,6 @@
 //! of earlier days credited, mismatches reported (CSV and XLSX), and the same
 //! file twice changing nothing. In the current test mode.
 
-#![allow(clippy::unwrap_used)]
-
 use std::sync::Arc;
 
 use auth::Role;
@@ -12,28 +10,7 @@ use platform::testing::TestApp;
 use primitives::Money;
 use serde_json::{json, Value};
 
-fn m(s: &str) -> Money {
-    Money::parse(s).unwrap()
-}
-
-async fn app() -> TestApp {
-    let clock = calendar::FixedClock::at_local(
-        chrono::NaiveDate::from_ymd_opt(2026, 9, 11)
-            .unwrap()
-            .and_hms_opt(12, 0, 0)
-            .unwrap(),
-    );
-    TestApp::spawn(vec![Arc::new(payments::PaymentsService)], clock).await
-}
-
-async fn balance(app: &TestApp, account: &str) -> Money {
-    let account = account.to_string();
-    app.context("payments")
-        .db
-        .read(move |c| payments::store::balance(c, &account))
-        .await
-        .unwrap()
-}
+use crate::common::{balance, invariants_hold, m, payments_at};
 
 fn cp1251(text: &str) -> Vec<u8> {
     let (bytes, _, unmappable) = encoding_rs::WINDOWS_1251.encode(text);
@@ -111,7 +88,7 @@ T4;ls-2;60.00;11.09.2026 11:00:00;Орлов Иван\r\n\
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registry_reconciles_reports_and_is_idempotent() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 11, 12).await;
     let bank = setup(&app).await;
     let before = (
         balance(&app, "ls-1").await,
@@ -330,19 +307,13 @@ async fn registry_reconciles_reports_and_is_idempotent() {
         .unwrap();
     assert_eq!(res.status(), 404);
 
-    let problems = app
-        .context("payments")
-        .db
-        .read(payments::store::check_invariants)
-        .await
-        .unwrap();
-    assert!(problems.is_empty(), "{problems:?}");
+    invariants_hold(&app).await;
     app.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xml_registry_is_accepted_and_checked() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 11, 12).await;
     let bank = setup(&app).await;
     let xml = r#"<?xml version="1.0" encoding="UTF-8"?>
 <PaymentRegistry xmlns="urn:tyumen:portal:payments:registry:1" bank="sber" date="2026-09-14">
@@ -459,18 +430,12 @@ async fn assert_long_registry_outcome(app: &TestApp, summary: &Value) {
             && missing.iter().any(|l| l.contains("T3;ls-1")),
         "{missing:?}"
     );
-    let problems = app
-        .context("payments")
-        .db
-        .read(payments::store::check_invariants)
-        .await
-        .unwrap();
-    assert!(problems.is_empty(), "{problems:?}");
+    invariants_hold(app).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_are_recognised_across_chunks() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 11, 12).await;
     let bank = setup(&app).await;
     let text = long_registry();
     let res = upload(&app, &bank, "format=csv&date=2026-09-14", cp1251(&text)).await;
@@ -518,7 +483,7 @@ async fn break_insert_of(app: &TestApp, txn: Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_import_resumes_where_it_stopped() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 11, 12).await;
     let bank = setup(&app).await;
     let text = long_registry();
     // The second chunk fails: the first stays reconciled, the import unfinished.
@@ -551,7 +516,7 @@ async fn an_interrupted_import_resumes_where_it_stopped() {
 /// run of it resumes as well.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lines_beyond_the_waiting_limit_are_read_again() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 11, 12).await;
     let bank = setup(&app).await;
     let text = long_registry();
     let path = std::env::temp_dir().join(format!(
@@ -613,7 +578,7 @@ async fn lines_beyond_the_waiting_limit_are_read_again() {
 /// imported (409, nothing changed) or, if it came late, that it was (200).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_registry_uploaded_twice_at_once_takes_effect_once() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 11, 12).await;
     let bank = setup(&app).await;
     let text = long_registry();
     let (a, b) = tokio::join!(
@@ -642,7 +607,7 @@ async fn the_same_registry_uploaded_twice_at_once_takes_effect_once() {
 /// first's import under its own date.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_file_as_two_days_at_once_is_imported_once() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 11, 12).await;
     let bank = setup(&app).await;
     let text = long_registry();
     let days = ["2026-09-14", "2026-09-15"];
@@ -680,7 +645,7 @@ async fn one_file_as_two_days_at_once_is_imported_once() {
 /// the other refused (409) whichever order their requests reach the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_registries_of_one_day_at_once_are_one() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 11, 12).await;
     let bank = setup(&app).await;
     let other = REGISTRY.replace(
         "ИТОГО;6;850.00",
@@ -725,7 +690,7 @@ async fn two_registries_of_one_day_at_once_are_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_arriving_during_the_import_are_checked_too() {
     use diesel::connection::SimpleConnection;
-    let app = app().await;
+    let app = payments_at(2026, 9, 11, 12).await;
     let bank = setup(&app).await;
     let row = |txn: &str, account: &str, kopecks: i64| {
         format!(

@@ -1,8 +1,6 @@
 //! Reports over real HTTP: each caller sees only their scope, sums are exact,
 //! and the files open as CSV and XLSX. In the current test mode.
 
-#![allow(clippy::unwrap_used)]
-
 use std::sync::Arc;
 
 use auth::Role;

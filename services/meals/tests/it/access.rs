@@ -3,15 +3,13 @@
 //! their municipality, a parent only for their children, a teacher only for
 //! their class. A refused write changes nothing.
 
-#![allow(clippy::unwrap_used)]
-
-use std::sync::Arc;
-
 use auth::Role;
 use chrono::NaiveDate;
 use platform::testing::TestApp;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+
+use crate::common;
 
 async fn call(
     app: &TestApp,
@@ -20,30 +18,18 @@ async fn call(
     token: &str,
     body: Value,
 ) -> (StatusCode, Value) {
-    let http = reqwest::Client::new();
-    let req = match method {
-        "PUT" => http.put(app.url(path)),
-        "POST" => http.post(app.url(path)),
-        _ => http.get(app.url(path)),
-    };
-    let res = req.bearer_auth(token).json(&body).send().await.unwrap();
-    let status = res.status();
-    let text = res.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
+    common::call(app, method, path, token, Some(body)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_are_checked_against_role_and_scope() {
-    let clock = calendar::FixedClock::at_local(
+    let app = common::meals_at(
         NaiveDate::from_ymd_opt(2026, 4, 27)
             .unwrap()
             .and_hms_opt(9, 0, 0)
             .unwrap(),
-    );
-    let app = TestApp::spawn(vec![Arc::new(meals::MealsService)], clock).await;
+    )
+    .await;
     let muni = app.token("officer", &[Role::MunicipalOfficer], |r| {
         r.municipalities = vec!["tyumen".into()]
     });

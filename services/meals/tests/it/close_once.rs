@@ -2,8 +2,6 @@
 //! closer, plus extra concurrent close runs from both: a school's day closes
 //! exactly once at 23:00, and one debit per student and meal time is sent.
 
-#![allow(clippy::unwrap_used, clippy::inconsistent_digit_grouping)]
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -2,8 +2,6 @@
 //! idempotency keys, payments and their quittance outcomes, cancellation, access,
 //! and the quittance report in JSON and CSV.
 
-#![allow(clippy::unwrap_used)]
-
 use std::sync::Arc;
 
 use auth::Role;
@@ -12,18 +10,10 @@ use primitives::Uin;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+use crate::common::payments_at;
+
 const BASE: &str = "/api/payments/unip";
 const TODAY: &str = "2026-09-01";
-
-async fn app() -> TestApp {
-    let clock = calendar::FixedClock::at_local(
-        chrono::NaiveDate::from_ymd_opt(2026, 9, 1)
-            .unwrap()
-            .and_hms_opt(9, 0, 0)
-            .unwrap(),
-    );
-    TestApp::spawn(vec![Arc::new(payments::PaymentsService)], clock).await
-}
 
 struct Tokens {
     zags: String,
@@ -148,7 +138,7 @@ async fn stored_charges(app: &TestApp) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn charges_get_unique_valid_uins_and_repeat_by_idempotency_key() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 1, 9).await;
     let t = tokens(&app);
 
     let (status, first) = create(&app, &t.zags, Some("k-1"), &charge_body("1250.50")).await;
@@ -253,7 +243,7 @@ type Edit = fn(&mut Value);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_charge_input_names_the_field_and_creates_nothing() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 1, 9).await;
     let t = tokens(&app);
     let cases: Vec<(&str, Edit)> = vec![
         ("payer.inn", |b| {
@@ -297,7 +287,7 @@ async fn bad_charge_input_names_the_field_and_creates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_are_matched_by_uin_and_reported() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 1, 9).await;
     let t = tokens(&app);
     let a = charge(&app, &t.zags, "a", "1000.00").await;
     let b = charge(&app, &t.zags, "b", "500.00").await;
@@ -541,7 +531,7 @@ async fn payments_are_matched_by_uin_and_reported() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancellation_and_access() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 1, 9).await;
     let t = tokens(&app);
     let uin = charge(&app, &t.zags, "x", "300.00").await;
     let path = format!("/charges/{uin}");
@@ -643,7 +633,7 @@ async fn cancellation_and_access() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_take_effect_once() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 1, 9).await;
     let t = tokens(&app);
     let app = Arc::new(app);
 
@@ -745,7 +735,7 @@ async fn concurrent_requests_take_effect_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_uin_payment_is_matched_by_hand_with_a_reason_once() {
-    let app = app().await;
+    let app = payments_at(2026, 9, 1, 9).await;
     let t = tokens(&app);
     let uin = charge(&app, &t.zags, "m", "300.00").await;
     // The payer mistyped the УИН: a well-formed one nobody issued.
