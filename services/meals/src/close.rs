@@ -10,18 +10,20 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{NaiveDate, NaiveDateTime};
 use contracts::meals::DebitRequested;
-use contracts::Contract;
 use diesel::prelude::*;
 use platform::tokio_util::sync::CancellationToken;
 use platform::ServiceContext;
 use primitives::Money;
-use storage::{DbConnection, StorageError};
+use storage::DbConnection;
 use tokio::task::JoinHandle;
 
 use crate::domain;
-use crate::store::{self, classes, day_closes, meal_requests, request_lines, schools, write_offs};
+use crate::domain::close::{written_off, WriteOffStatus};
+use crate::store::{
+    self, classes, day_closes, meal_requests, request_lines, schools, write_offs, StoreError,
+};
 
 /// What closing one school's day did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,7 +44,7 @@ pub fn close_day(
     date: NaiveDate,
     now: NaiveDateTime,
     late: bool,
-) -> Result<Option<Closed>, StorageError> {
+) -> Result<Option<Closed>, StoreError> {
     let row = store::DayClose {
         school_id: school.id.clone(),
         date,
@@ -83,8 +85,13 @@ pub fn close_day(
     let mut events = Vec::new();
     let (mut to_pay, mut reimbursed) = (0i64, 0i64);
     for (line, class_id, meal_time) in lines {
-        let ate = line.ate.unwrap_or(line.included) == 1;
-        if !ate || line.to_pay_kopecks + line.reimbursed_kopecks <= 0 {
+        let ate = line.ate.map(|a| a == 1);
+        if !written_off(
+            line.included == 1,
+            ate,
+            line.to_pay_kopecks,
+            line.reimbursed_kopecks,
+        ) {
             continue;
         }
         let Some(Some(organizer)) = organizer_of_class.get(&class_id).cloned() else {
@@ -103,10 +110,7 @@ pub fn close_day(
             date: date.to_string(),
             meal_time: meal_time.clone(),
         };
-        let envelope = bus::Envelope::json(DebitRequested::TOPIC, DebitRequested::KIND, &request)
-            .map_err(|e| StorageError::Config(e.to_string()))?
-            .with_id(format!("meal-debit:{key}"));
-        events.push(envelope);
+        events.push(crate::events::debit_requested(&request)?);
         to_pay += line.to_pay_kopecks;
         reimbursed += line.reimbursed_kopecks;
         rows.push(store::WriteOff {
@@ -121,7 +125,7 @@ pub fn close_day(
             category: line.category,
             funder: line.funder,
             organizer,
-            status: "sent".into(),
+            status: WriteOffStatus::Sent.as_str().into(),
             reason: None,
             created_at: now,
         });
@@ -161,17 +165,12 @@ pub fn local_now(ctx: &ServiceContext) -> NaiveDateTime {
     ctx.clock.now_local().naive_local()
 }
 
-pub fn close_at(ctx: &ServiceContext) -> NaiveTime {
-    domain::parse_clock(&ctx.settings.meals.close_at)
-        .unwrap_or_else(|| NaiveTime::from_hms_opt(23, 0, 0).unwrap_or_default())
-}
-
 /// Closes every day whose close moment has passed and that no one closed yet,
 /// for every school; returns what it closed. Safe to run anywhere, any number
 /// of times, on any number of replicas.
-pub fn catch_up(ctx: &ServiceContext) -> Result<Vec<Closed>, StorageError> {
+pub fn catch_up(ctx: &ServiceContext) -> Result<Vec<Closed>, StoreError> {
     let now_local = local_now(ctx);
-    let close_at = close_at(ctx);
+    let close_at = ctx.settings.meals.close_at;
     let latest = domain::latest_closable(now_local, close_at);
     let horizon = latest - chrono::Duration::days(i64::from(ctx.settings.meals.catch_up_days));
     let mut conn = ctx.db.conn()?;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use bus::{ConsumerOptions, HandlerError, QueueSpec};
+use bus::{ConsumerOptions, HandlerError};
 use chrono::NaiveDate;
 use diesel::prelude::*;
 use platform::tokio_util::sync::CancellationToken;
@@ -11,6 +11,7 @@ use platform::ServiceContext;
 use storage::DbConnection;
 use tokio::task::JoinHandle;
 
+use crate::domain::close::WriteOffStatus;
 use crate::store::{self, write_offs};
 
 pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
@@ -31,7 +32,7 @@ pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<
                 continue;
             }
         };
-        let opts = ConsumerOptions::new(def.queue, QueueSpec::new(def.queue, def.bindings));
+        let opts = ConsumerOptions::new(def.queue, ctx.bus.queue_spec(def.queue, def.bindings));
         tasks.extend(bus::spawn_consumer(&ctx.bus, opts, handler, cancel.clone()));
     }
     tasks
@@ -78,11 +79,7 @@ struct DebitResults {
 impl bus::Handler for DebitResults {
     fn handle(&self, conn: &mut DbConnection, message: &bus::Envelope) -> Result<(), HandlerError> {
         let result: contracts::payments::DebitResult = message.decode()?;
-        let status = if result.accepted {
-            "accepted"
-        } else {
-            "refused"
-        };
+        let status = WriteOffStatus::answered(result.accepted).as_str();
         let n = diesel::update(write_offs::table.find(&result.key))
             .set((
                 write_offs::status.eq(status),

@@ -9,6 +9,7 @@ pub mod api;
 pub mod close;
 pub mod consumers;
 pub mod domain;
+pub mod events;
 pub mod store;
 
 /// The meals service descriptor.

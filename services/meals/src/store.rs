@@ -5,6 +5,7 @@ use diesel::prelude::*;
 use primitives::Money;
 use storage::{DbConnection, MigrationSet, StorageError};
 
+use crate::domain::close::WriteOffStatus;
 use crate::domain::{self, MealPrice, RateKind};
 
 diesel::table! {
@@ -283,6 +284,31 @@ const PG: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations/postgres");
 const SQLITE: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations/sqlite");
+
+/// What the meals store fails with: the database, or an event that could not
+/// be put into the outbox with the change it reports.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("could not enqueue an event: {0}")]
+    Bus(#[from] bus::BusError),
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(e: diesel::result::Error) -> Self {
+        StoreError::Storage(e.into())
+    }
+}
+
+impl From<StoreError> for platform::Problem {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Storage(e) => e.into(),
+            StoreError::Bus(e) => platform::Problem::internal(e),
+        }
+    }
+}
 
 pub static MIGRATIONS: MigrationSet = MigrationSet {
     name: "meals",
@@ -716,6 +742,36 @@ pub fn offered(
     Ok(out)
 }
 
+/// Records that a day's menu offers fewer than two complexes (once per school,
+/// day and meal kind), so the organizer sees it in its notices. Called where
+/// the menu is set and where a parent's order meets it; reading the menu
+/// records nothing.
+pub fn record_menu_notice(
+    c: &mut DbConnection,
+    school: &str,
+    day: NaiveDate,
+    kind: &str,
+    org: &str,
+    offered: usize,
+    at: chrono::NaiveDateTime,
+) -> Result<(), StorageError> {
+    let inserted = storage::per_backend!(c, |cc| diesel::insert_into(menu_notices::table)
+        .values((
+            menu_notices::school_id.eq(school),
+            menu_notices::date.eq(day),
+            menu_notices::meal_kind.eq(kind),
+            menu_notices::organizer.eq(org),
+            menu_notices::offered.eq(i32::try_from(offered).unwrap_or(i32::MAX)),
+            menu_notices::noticed_at.eq(at),
+        ))
+        .on_conflict_do_nothing()
+        .execute(cc))?;
+    if inserted > 0 {
+        tracing::warn!(school, %day, kind, organizer = org, offered, "a day's menu offers fewer than two complexes");
+    }
+    Ok(())
+}
+
 /// What is still to be written off for `account`: included request lines of days
 /// not yet closed, and debits sent but not yet answered.
 pub fn pending(
@@ -737,7 +793,7 @@ pub fn pending(
         .sum();
     let sent: Vec<i64> = write_offs::table
         .filter(write_offs::account.eq(account))
-        .filter(write_offs::status.eq("sent"))
+        .filter(write_offs::status.eq(WriteOffStatus::Sent.as_str()))
         .select(write_offs::amount_kopecks)
         .load(conn)?;
     Ok(Money::from_kopecks(open + sent.iter().sum::<i64>()))

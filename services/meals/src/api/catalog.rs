@@ -595,6 +595,7 @@ async fn put_day_menu(
         complexes: b.complexes.clone(),
         default: b.default.clone(),
     };
+    let now = ctx.clock.now().naive_utc();
     ctx.db
         .write(move |c| -> Result<(), Problem> {
             for (i, code) in b.complexes.iter().enumerate() {
@@ -635,6 +636,8 @@ async fn put_day_menu(
             }
             if seen.len() >= crate::domain::MIN_COMPLEXES {
                 diesel::delete(menu_notices::table.find((&sid, day, &kind))).execute(c)?;
+            } else {
+                store::record_menu_notice(c, &sid, day, &kind, &org, seen.len(), now)?;
             }
             Ok(())
         })
@@ -642,7 +645,9 @@ async fn put_day_menu(
     Ok(HttpResponse::Ok().json(b2))
 }
 
-/// A day whose menu offered parents fewer than two complexes when they looked.
+/// A day whose menu offers parents fewer than two complexes: noticed when the
+/// menu was set so, or when a parent's order met it (reading a menu records
+/// nothing).
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 pub struct Notice {
     pub school: String,

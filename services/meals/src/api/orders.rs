@@ -11,8 +11,9 @@ use storage::DbConnection;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{local_now, meal_kind, resource};
+use crate::domain::orders::{check_choice, ExtraKind};
 use crate::domain::{self, MealPrice, OrderRefusal};
-use crate::store::{self, extras, meal_times, menu_notices, orders, ExtraChoice};
+use crate::store::{self, extras, meal_times, orders, ExtraChoice};
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     let s = "/api/meals/students/{account}";
@@ -185,10 +186,9 @@ async fn menu(
     let today = local_now(&ctx).date();
     let (from, to) = range(&q, today)?;
     let cal = ctx.calendar.clone();
-    let now = ctx.clock.now().naive_utc();
     let days = ctx
         .db
-        .write(move |c| -> Result<Vec<MenuDay>, Problem> {
+        .read(move |c| -> Result<Vec<MenuDay>, Problem> {
             let Some(org) = store::organizer_of(c, &school, &class)? else {
                 return Err(Problem::conflict(
                     "no-organizer",
@@ -204,7 +204,9 @@ async fn menu(
                 .load(c)?;
             let items: Vec<OfferedExtra> = items
                 .into_iter()
-                .filter(|e| e.kind == "supplement" || st.home_schooled == 1)
+                .filter(|e| {
+                    ExtraKind::parse(&e.kind).is_some_and(|k| k.offered_to(st.home_schooled == 1))
+                })
                 .map(|e| OfferedExtra {
                     id: e.id,
                     name: e.name,
@@ -241,9 +243,6 @@ async fn menu(
                         });
                     }
                     let incomplete = complexes.len() < domain::MIN_COMPLEXES;
-                    if incomplete && day > today {
-                        tell_organizer(c, &school.id, day, kind, &org, complexes.len(), now)?;
-                    }
                     let order: Option<store::Order> = orders::table
                         .find((&st.account, day, kind))
                         .select(store::Order::as_select())
@@ -278,37 +277,6 @@ async fn menu(
         })
         .await?;
     Ok(HttpResponse::Ok().json(days))
-}
-
-/// Records that a day's menu offered fewer than two complexes (once per school,
-/// day and meal kind), so the organizer sees it in its notices.
-fn tell_organizer(
-    c: &mut DbConnection,
-    school: &str,
-    day: NaiveDate,
-    kind: &str,
-    org: &str,
-    offered: usize,
-    at: chrono::NaiveDateTime,
-) -> Result<(), storage::StorageError> {
-    let known: i64 = menu_notices::table
-        .find((school, day, kind))
-        .count()
-        .get_result(c)?;
-    if known == 0 {
-        tracing::warn!(school, %day, kind, organizer = org, offered, "a day's menu offers fewer than two complexes");
-        diesel::insert_into(menu_notices::table)
-            .values((
-                menu_notices::school_id.eq(school),
-                menu_notices::date.eq(day),
-                menu_notices::meal_kind.eq(kind),
-                menu_notices::organizer.eq(org),
-                menu_notices::offered.eq(i32::try_from(offered).unwrap_or(0)),
-                menu_notices::noticed_at.eq(at),
-            ))
-            .execute(c)?;
-    }
-    Ok(())
 }
 
 /// A parent's choice for a day and meal kind.
@@ -455,7 +423,7 @@ async fn put_order(
             }
             let offered = store::offered(c, &school, &org, &st, day, &kind)?;
             if offered.len() < domain::MIN_COMPLEXES {
-                tell_organizer(c, &school.id, day, &kind, &org, offered.len(), now)?;
+                store::record_menu_notice(c, &school.id, day, &kind, &org, offered.len(), now)?;
                 return Err(Problem::conflict(
                     "menu-incomplete",
                     format!("the menu for {day} offers {} complex(es), fewer than two; the organizer has been told", offered.len()),
@@ -471,23 +439,17 @@ async fn put_order(
                 ),
                 None => None,
             };
+            let mut kinds = Vec::with_capacity(body.extras.len());
             for (i, e) in body.extras.iter().enumerate() {
                 let item: Option<store::Extra> = extras::table.find(&e.item).select(store::Extra::as_select()).first(c).optional()?;
-                let f = format!("extras[{i}].item");
-                let item = item.filter(|x| x.organizer == org && x.active == 1).ok_or_else(|| Problem::invalid(&f, format!("{} is not on the additional menu", e.item)))?;
-                match item.kind.as_str() {
-                    "supplement" if complex_id.is_none() => {
-                        return Err(Problem::invalid(&f, "additional items are ordered only together with a complex"))
-                    }
-                    "home" if st.home_schooled != 1 => {
-                        return Err(Problem::invalid(&f, "products for home-schooled students only"))
-                    }
-                    _ => {}
-                }
+                let kind = item
+                    .filter(|x| x.organizer == org && x.active == 1)
+                    .and_then(|x| ExtraKind::parse(&x.kind))
+                    .ok_or_else(|| Problem::invalid(&format!("extras[{i}].item"), format!("{} is not on the additional menu", e.item)))?;
+                kinds.push(kind);
             }
-            if complex_id.is_none() && (body.extras.is_empty() || st.home_schooled != 1) {
-                return Err(Problem::invalid("complex", "choose a complex (additional items only come with one)"));
-            }
+            check_choice(complex_id.is_some(), st.home_schooled == 1, &kinds)
+                .map_err(|r| Problem::invalid(&r.field(), r.to_string()))?;
             let extras_json = serde_json::to_string(&body.extras).map_err(Problem::internal)?;
             let row = store::Order { account: st.account.clone(), date: day, meal_kind: kind.clone(), complex_id, extras: extras_json, confirmed: 0, updated_by: who, updated_at: now };
             store::save_order(c, &row)?;

@@ -814,8 +814,7 @@ fn account_opened(
     conn: &mut DbConnection,
     school: &store::School,
     account: &str,
-) -> Result<Option<bus::Envelope>, StorageError> {
-    use contracts::Contract;
+) -> Result<Option<bus::Envelope>, store::StoreError> {
     let Some(st) = store::student(conn, account)? else {
         return Ok(None);
     };
@@ -834,13 +833,7 @@ fn account_opened(
         municipality: school.municipality.clone(),
         organizer,
     };
-    bus::Envelope::json(
-        contracts::meals::AccountOpened::TOPIC,
-        contracts::meals::AccountOpened::KIND,
-        &event,
-    )
-    .map(Some)
-    .map_err(|e| StorageError::Config(e.to_string()))
+    Ok(Some(crate::events::account_opened(&event)?))
 }
 
 /// Register a student (лицевой счёт = `account`) in a class; payments opens the

@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{local_now, resource, tyumen};
 use crate::domain;
+use crate::domain::close::WriteOffStatus;
 use crate::store::{
     self, balances, buildings, classes, day_closes, day_menus, orders, schools, students,
     write_offs,
@@ -259,9 +260,9 @@ async fn money_flow(
         e[0] += 1;
         e[1] += amount;
         e[2] += reimbursed;
-        match status.as_str() {
-            "accepted" => e[3] += 1,
-            "refused" => e[4] += 1,
+        match WriteOffStatus::parse(&status) {
+            Some(WriteOffStatus::Accepted) => e[3] += 1,
+            Some(WriteOffStatus::Refused) => e[4] += 1,
             _ => e[5] += 1,
         }
     }
@@ -318,7 +319,7 @@ async fn subsidies(
                 .filter(write_offs::school_id.eq_any(&ids))
                 .filter(write_offs::date.between(from, to))
                 .filter(write_offs::reimbursed_kopecks.gt(0))
-                .filter(write_offs::status.ne("refused"))
+                .filter(write_offs::status.ne(WriteOffStatus::Refused.as_str()))
                 .select((
                     write_offs::category,
                     write_offs::funder,
@@ -736,7 +737,7 @@ async fn day_close_status(
                 let sum = |refused: bool, part: fn(&(String, i64, i64)) -> i64| {
                     Money::from_kopecks(
                         offs.iter()
-                            .filter(|x| (x.0 == "refused") == refused)
+                            .filter(|x| (x.0 == WriteOffStatus::Refused.as_str()) == refused)
                             .map(part)
                             .sum(),
                     )
@@ -751,8 +752,8 @@ async fn day_close_status(
                     reimbursed: sum(false, |x| x.2),
                     refused_amount: sum(true, |x| x.1 + x.2),
                     accepted: count("accepted"),
-                    refused: count("refused"),
-                    waiting: count("sent"),
+                    refused: count(WriteOffStatus::Refused.as_str()),
+                    waiting: count(WriteOffStatus::Sent.as_str()),
                 });
             }
             Ok(out)

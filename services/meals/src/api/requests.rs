@@ -14,6 +14,7 @@ use storage::DbConnection;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{local_now, resource, tyumen};
+use crate::domain::requests::{self, LineSource};
 use crate::domain::{self, MealPrice};
 use crate::store::{self, attendance, meal_requests, meal_times, orders, request_lines, students};
 
@@ -304,7 +305,7 @@ pub fn form_request(
             request_id: id.clone(),
             account: st.account.clone(),
             complex_id: None,
-            source: "none".into(),
+            source: LineSource::None.as_str().into(),
             price_kopecks: 0,
             reimbursed_kopecks: 0,
             extras_kopecks: 0,
@@ -316,61 +317,60 @@ pub fn form_request(
             category: None,
             funder: None,
         };
-        match present {
-            Some(1) => {}
-            Some(_) => {
-                line.reason = Some("absent at the first lesson".into());
-                lines.push(line);
-                continue;
-            }
-            None => {
-                line.reason = Some("no attendance mark".into());
-                lines.push(line);
-                continue;
-            }
+        if let Err(why) = requests::attendance(present.map(|p| p == 1)) {
+            line.reason = Some(why.to_string());
+            lines.push(line);
+            continue;
         }
         let order: Option<store::Order> = orders::table
             .find((&st.account, day, &kind))
             .select(store::Order::as_select())
             .first(c)
             .optional()?;
-        let (complex, extras_json, source) = match order {
-            Some(o) => (
+        let ordered = match order {
+            Some(o) => Some((
                 o.complex_id
                     .as_deref()
                     .map(|id| store::complex(c, id))
                     .transpose()?
                     .flatten(),
                 o.extras,
-                "order",
-            ),
-            None => {
-                let default = store::offered(c, school, &org, st, day, &kind)?
+            )),
+            None => None,
+        };
+        let extras_json = ordered
+            .as_ref()
+            .map_or_else(|| "[]".to_string(), |(_, e)| e.clone());
+        let served = requests::complex_served(ordered.map(|(cx, _)| cx), || {
+            Ok::<_, storage::StorageError>(
+                store::offered(c, school, &org, st, day, &kind)?
                     .into_iter()
                     .find(|(_, d)| *d)
-                    .map(|(x, _)| x);
-                (default, "[]".to_string(), "default")
+                    .map(|(x, _)| x),
+            )
+        })?;
+        let (complex, source) = match served {
+            Ok(s) => s,
+            Err(why) => {
+                line.reason = Some(why.to_string());
+                lines.push(line);
+                continue;
             }
-        };
-        let Some(complex) = complex else {
-            line.reason = Some("no complex: no order and no «комплекс дня» on the menu".into());
-            lines.push(line);
-            continue;
         };
         let extras = store::extras_total(c, &store::extras_of(&extras_json))?;
         let (price, rate) = store::price_for(c, school, st, Some(&complex), &kind, extras)?;
         let pending = store::pending(c, &st.account, Some(&id))?;
         line.complex_id = Some(complex.id);
-        line.source = source.into();
+        line.source = source.as_str().into();
         line.price_kopecks = price.price.kopecks();
         line.reimbursed_kopecks = price.reimbursed.kopecks();
         line.extras_kopecks = price.extras.kopecks();
         line.to_pay_kopecks = price.to_pay.kopecks();
         line.category = rate.as_ref().map(|r| r.category.clone());
         line.funder = rate.map(|r| r.funder);
-        match domain::credit_exclusion(balance, pending, price.to_pay, credit) {
-            Some(reason) => line.reason = Some(reason),
-            None => line.included = 1,
+        match requests::within_credit(balance, pending, price.to_pay, credit) {
+            Err(why) => line.reason = Some(why.to_string()),
+            Ok(()) => line.included = 1,
         }
         lines.push(line);
     }
@@ -602,7 +602,7 @@ async fn actual(
     }
     let day = super::date("date", &v.date)?;
     let now = local_now(&ctx);
-    let close = domain::close_moment(day, crate::close::close_at(&ctx));
+    let close = domain::close_moment(day, ctx.settings.meals.close_at);
     if v.closed || now >= close {
         return Err(Problem::conflict(
             "day-closed",

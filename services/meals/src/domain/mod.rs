@@ -2,6 +2,10 @@
 //! when an order locks, when a request freezes, who is excluded for credit, when
 //! a day closes.
 
+pub mod close;
+pub mod orders;
+pub mod requests;
+
 use calendar::ProductionCalendar;
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, NaiveTime};
 use primitives::Money;
