@@ -30,18 +30,16 @@ pub fn check(conn: &mut DbConnection, account: &str) -> Result<BankAnswer, Store
     if !ledger::is_account_id(account) {
         return Ok(format_wrong());
     }
-    let Some(row) = store::find_account(conn, account)? else {
+    let row = store::find_account(conn, account)?;
+    if let Err(r) = banking::accepts_payments(
+        row.as_ref().and_then(|r| r.kind()),
+        row.as_ref().is_some_and(|r| r.active == 1),
+    ) {
+        return Ok(BankAnswer::of(r.code, r.message));
+    }
+    let Some(row) = row else {
         return Ok(BankAnswer::of(ResultCode::AccountNotFound, NO_ACCOUNT));
     };
-    if row.kind() != Some(AccountKind::Personal) {
-        return Ok(BankAnswer::of(ResultCode::AccountNotFound, NO_ACCOUNT));
-    }
-    if row.active != 1 {
-        return Ok(BankAnswer::of(
-            ResultCode::AccountInactive,
-            "the account is closed",
-        ));
-    }
     Ok(BankAnswer {
         account: Some(row.id.clone()),
         student: Some(banking::masked_name(&row.student_name)),
@@ -105,20 +103,18 @@ pub fn pay(
     if let Some(first) = bank_store::find(conn, bank, order.txn_id)? {
         return Ok(duplicate(&first));
     }
-    let Some(account) = store::find_account(conn, order.account)? else {
+    let account = store::find_account(conn, order.account)?;
+    if let Err(r) = banking::accepts_payments(
+        account.as_ref().and_then(|a| a.kind()),
+        account.as_ref().is_some_and(|a| a.active == 1),
+    ) {
+        return Ok(BankAnswer::of(r.code, r.message));
+    }
+    let Some(account) = account else {
         return Ok(BankAnswer::of(ResultCode::AccountNotFound, NO_ACCOUNT));
     };
-    if account.kind() != Some(AccountKind::Personal) {
-        return Ok(BankAnswer::of(ResultCode::AccountNotFound, NO_ACCOUNT));
-    }
-    if account.active != 1 {
-        return Ok(BankAnswer::of(
-            ResultCode::AccountInactive,
-            "the account is closed",
-        ));
-    }
     let clearing = system::clearing(bank);
-    store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
+    store::ensure_system_account(conn, &clearing, AccountKind::BankClearing, now.naive_utc())?;
     let movement = Movement::transfer(
         MovementKind::BankPayment,
         &clearing,
@@ -172,20 +168,12 @@ pub fn cancel(
             format!("no payment {txn} from this bank"),
         ));
     };
-    if payment.status != bank_store::ACCEPTED {
-        return Ok(BankAnswer::of(
-            ResultCode::CancelImpossible,
-            "the payment is cancelled already",
-        ));
-    }
-    if payment.banking_day != today {
-        return Ok(BankAnswer::of(
-            ResultCode::CancelImpossible,
-            format!(
-                "a payment can be cancelled on its banking day ({}) only",
-                payment.banking_day
-            ),
-        ));
+    if let Err(r) = banking::may_cancel(
+        payment.status != bank_store::ACCEPTED,
+        payment.banking_day,
+        today,
+    ) {
+        return Ok(BankAnswer::of(r.code, r.message));
     }
     let postings = store::postings_of(conn, &payment.movement_id)?;
     let movement = Movement::reversal_of(

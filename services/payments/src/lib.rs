@@ -9,6 +9,7 @@ pub mod api;
 pub mod banks;
 pub mod consumers;
 pub mod domain;
+pub mod events;
 pub use platform::export;
 pub mod registry;
 pub mod store;

@@ -587,7 +587,7 @@ async fn apply(
             let mut credited = false;
             if changed && new == OrderStatus::Deposited {
                 let clearing = clearing_account(&row.organizer);
-                store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
+                store::ensure_system_account(conn, &clearing, AccountKind::BankClearing, at)?;
                 let movement = Movement::transfer(
                     MovementKind::TopUp,
                     &clearing,
@@ -641,7 +641,7 @@ async fn book_reversal(ctx: &ServiceContext, order: OrderRow) -> Result<Applied,
             let left = row.amount_kopecks - row.refunded_kopecks;
             if changed && left > 0 {
                 let clearing = clearing_account(&row.organizer);
-                store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
+                store::ensure_system_account(conn, &clearing, AccountKind::BankClearing, at)?;
                 let movement = Movement::transfer(
                     MovementKind::Refund,
                     &row.account_id,
@@ -987,7 +987,7 @@ async fn finish_refund(
                 let order = db::find_order(conn, &refund.order_id)?
                     .ok_or_else(|| AcquiringError::UnknownOrder(refund.order_id.clone()))?;
                 let clearing = clearing_account(&order.organizer);
-                store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
+                store::ensure_system_account(conn, &clearing, AccountKind::BankClearing, at)?;
                 let movement = Movement::transfer(
                     MovementKind::Refund,
                     &order.account_id,

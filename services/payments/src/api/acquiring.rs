@@ -256,6 +256,7 @@ async fn put_settings(
                 conn,
                 &flow::clearing_account(&organizer),
                 AccountKind::BankClearing,
+                at,
             )?;
             Ok::<_, ApiError>(config)
         })

@@ -227,7 +227,7 @@ async fn open_account(
         municipality: body.municipality,
         organizer: body.organizer,
         active: 1,
-        created_at: storage::now_naive(),
+        created_at: ctx.clock.now().naive_utc(),
         class_id: body.class_id,
     };
     let view = ctx
@@ -271,7 +271,7 @@ async fn visible_account(
         .read(move |conn| store::find_account(conn, &id))
         .await?;
     match row {
-        Some(row) if access::may_view_account(caller, &row) => Ok(row),
+        Some(row) if access::may_view_account(caller, &row.scope()) => Ok(row),
         Some(row) => Err(Problem::not_found(format!("account {} does not exist", row.id)).into()),
         None => Err(Problem::not_found("no such account").into()),
     }

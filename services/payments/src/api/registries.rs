@@ -93,11 +93,8 @@ fn import_problem(e: ImportError) -> ApiError {
             "The registry is not acceptable; nothing was imported",
             f.to_string(),
         ),
-        // The message names its field first ("date: …"); the problem names it once.
-        ImportError::Invalid(m) => match m.split_once(": ") {
-            Some((field, message)) => Problem::invalid(field, message),
-            None => Problem::invalid("registry", m),
-        },
+        ImportError::Invalid { field, message } => Problem::invalid(field, message),
+        ImportError::Ledger(e) => Problem::invalid("registry", e.to_string()),
         e @ ImportError::OtherRegistryForDay { .. } => {
             Problem::conflict("registry-exists", e.to_string())
         }

@@ -2,7 +2,10 @@
 //! terminals, internet banking). Every answer carries a result code; temporary
 //! codes tell the bank to retry later, final ones not to.
 
+use chrono::NaiveDate;
 use primitives::Money;
+
+use super::ledger::AccountKind;
 
 /// Result codes of the protocol: part of the contract, since the gateway's SOAP
 /// door answers them too.
@@ -24,6 +27,61 @@ pub fn check_amount(amount: Money) -> Result<(), ResultCode> {
     }
     if amount > max_payment() {
         return Err(ResultCode::AmountTooLarge);
+    }
+    Ok(())
+}
+
+/// Why a bank's request is answered with a code other than OK.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ResultCode,
+    pub message: String,
+}
+
+impl Refusal {
+    fn new(code: ResultCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Whether a bank may check or pay into an account of `kind` (`None`: no such
+/// account): a personal account that is open. A system account answers as if
+/// it did not exist, so a bank cannot probe the ledger's own accounts.
+pub fn accepts_payments(kind: Option<AccountKind>, active: bool) -> Result<(), Refusal> {
+    match kind {
+        Some(AccountKind::Personal) if active => Ok(()),
+        Some(AccountKind::Personal) => Err(Refusal::new(
+            ResultCode::AccountInactive,
+            "the account is closed",
+        )),
+        _ => Err(Refusal::new(
+            ResultCode::AccountNotFound,
+            "no such personal account",
+        )),
+    }
+}
+
+/// Whether a payment accepted on `banking_day` (and `cancelled` or not) may be
+/// cancelled `today`: once, and on its own banking day only.
+pub fn may_cancel(
+    cancelled: bool,
+    banking_day: NaiveDate,
+    today: NaiveDate,
+) -> Result<(), Refusal> {
+    if cancelled {
+        return Err(Refusal::new(
+            ResultCode::CancelImpossible,
+            "the payment is cancelled already",
+        ));
+    }
+    if banking_day != today {
+        return Err(Refusal::new(
+            ResultCode::CancelImpossible,
+            format!("a payment can be cancelled on its banking day ({banking_day}) only"),
+        ));
     }
     Ok(())
 }
@@ -67,6 +125,41 @@ mod tests {
         assert_eq!(
             check_amount(Money::parse("30000.01").unwrap()),
             Err(ResultCode::AmountTooLarge)
+        );
+    }
+
+    #[test]
+    fn only_an_open_personal_account_takes_payments() {
+        assert_eq!(accepts_payments(Some(AccountKind::Personal), true), Ok(()));
+        assert_eq!(
+            accepts_payments(Some(AccountKind::Personal), false)
+                .unwrap_err()
+                .code,
+            ResultCode::AccountInactive
+        );
+        for kind in [
+            None,
+            Some(AccountKind::BankClearing),
+            Some(AccountKind::Budget),
+        ] {
+            assert_eq!(
+                accepts_payments(kind, true).unwrap_err().code,
+                ResultCode::AccountNotFound
+            );
+        }
+    }
+
+    #[test]
+    fn a_payment_is_cancelled_once_and_on_its_banking_day_only() {
+        let day = NaiveDate::from_ymd_opt(2026, 9, 14).unwrap();
+        assert_eq!(may_cancel(false, day, day), Ok(()));
+        let next = day.succ_opt().unwrap();
+        let late = may_cancel(false, day, next).unwrap_err();
+        assert_eq!(late.code, ResultCode::CancelImpossible);
+        assert!(late.message.contains("2026-09-14"), "{}", late.message);
+        assert_eq!(
+            may_cancel(true, day, day).unwrap_err().code,
+            ResultCode::CancelImpossible
         );
     }
 

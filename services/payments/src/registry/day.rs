@@ -127,8 +127,9 @@ impl DayIndex {
     ) -> Result<(), ImportError> {
         for (txn, kopecks, confirmed_by) in page {
             let key = split(ids.key(&txn));
-            let at = u32::try_from(self.keys.len()).map_err(|_| {
-                ImportError::Invalid("more than 4 billion payments in a day".into())
+            let at = u32::try_from(self.keys.len()).map_err(|_| ImportError::Invalid {
+                field: "registry",
+                message: "more than 4 billion payments in a day".into(),
             })?;
             self.keys.push(key);
             self.kopecks.push(kopecks);

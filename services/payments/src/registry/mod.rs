@@ -71,8 +71,16 @@ pub struct ImportRequest {
 pub enum ImportError {
     #[error("{0}")]
     Format(#[from] FormatError),
+    /// The upload contradicts the file or an earlier import: the field at
+    /// fault and why.
+    #[error("{field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    /// A line the ledger cannot post (a bug of the reader's checks).
     #[error("{0}")]
-    Invalid(String),
+    Ledger(#[from] crate::domain::ledger::LedgerError),
     #[error("a different registry of bank {bank} for {date} was imported already ({other})")]
     OtherRegistryForDay {
         bank: String,
@@ -85,6 +93,15 @@ pub enum ImportError {
     Io(String),
     #[error("this registry is being imported by another request; ask again when it has finished")]
     Busy,
+}
+
+impl ImportError {
+    fn invalid(field: &'static str, message: impl Into<String>) -> ImportError {
+        ImportError::Invalid {
+            field,
+            message: message.into(),
+        }
+    }
 }
 
 impl From<storage::StorageError> for ImportError {
@@ -170,15 +187,19 @@ fn same_registry(
     date: Option<chrono::NaiveDate>,
 ) -> Result<(), ImportError> {
     if existing.bank != bank {
-        return Err(ImportError::Invalid(
-            "bank: this file was imported as another bank's registry".into(),
+        return Err(ImportError::invalid(
+            "bank",
+            "this file was imported as another bank's registry",
         ));
     }
     if let Some(asked) = date.filter(|d| *d != existing.registry_date) {
-        return Err(ImportError::Invalid(format!(
-            "date: this file was imported as the registry of {}, the upload says {asked}",
-            existing.registry_date
-        )));
+        return Err(ImportError::invalid(
+            "date",
+            format!(
+                "this file was imported as the registry of {}, the upload says {asked}",
+                existing.registry_date
+            ),
+        ));
     }
     Ok(())
 }
@@ -227,23 +248,25 @@ pub fn import_with_limit(
     let stated = reader::peek(open(path, progress)?, request.format)?;
     let date = match (request.date, stated.date) {
         (Some(asked), Some(stated)) if asked != stated => {
-            return Err(ImportError::Invalid(format!(
-                "date: the registry is for {stated}, the upload says {asked}"
-            )));
+            return Err(ImportError::invalid(
+                "date",
+                format!("the registry is for {stated}, the upload says {asked}"),
+            ));
         }
         (Some(d), _) | (None, Some(d)) => d,
         (None, None) => {
-            return Err(ImportError::Invalid(
-                "date: a CSV registry needs the registry date".into(),
+            return Err(ImportError::invalid(
+                "date",
+                "a CSV registry needs the registry date",
             ))
         }
     };
     if let Some(bank) = &stated.bank {
         if bank != &request.bank {
-            return Err(ImportError::Invalid(format!(
-                "bank: the registry is from bank {bank}, not {}",
-                request.bank
-            )));
+            return Err(ImportError::invalid(
+                "bank",
+                format!("the registry is from bank {bank}, not {}", request.bank),
+            ));
         }
     }
 
@@ -398,7 +421,7 @@ pub fn import_with_limit(
             ],
         )?;
         reg_store::finish(conn, &id, now.naive_utc())?;
-        reg_store::find(conn, &id)?.ok_or_else(|| ImportError::Invalid("registry vanished".into()))
+        Ok(reg_store::find(conn, &id)?.ok_or(diesel::result::Error::NotFound)?)
     })?;
     Ok(Imported {
         registry,
@@ -703,9 +726,9 @@ fn reconcile_chunk(
             .collect();
         let in_suspense = store::keys_present(conn, &suspense_keys)?;
         let clearing = system::clearing(bank);
-        store::ensure_system_account(conn, &clearing, AccountKind::BankClearing)?;
-        let author = format!("bank:{bank}");
         let at = now.naive_utc();
+        store::ensure_system_account(conn, &clearing, AccountKind::BankClearing, at)?;
+        let author = format!("bank:{bank}");
 
         // Online payments of other days this registry confirms.
         let mut confirmed: Vec<&str> = Vec::new();
@@ -777,8 +800,7 @@ fn reconcile_chunk(
                             line.txn_id
                         ),
                         &author,
-                    )
-                    .map_err(|e| ImportError::Invalid(e.to_string()))?;
+                    )?;
                     // The same key as an online `pay`: a late online repeat is a duplicate.
                     to_post.push((
                         line,
@@ -811,8 +833,7 @@ fn reconcile_chunk(
                             line.txn_id, line.account
                         ),
                         &author,
-                    )
-                    .map_err(|e| ImportError::Invalid(e.to_string()))?;
+                    )?;
                     to_post.push((line, outcome, movement, unknown_key(bank, &line.txn_id)));
                     items.push(item(
                         format!(

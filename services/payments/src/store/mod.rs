@@ -115,6 +115,17 @@ impl AccountRow {
     pub fn kind(&self) -> Option<AccountKind> {
         AccountKind::parse(&self.kind)
     }
+
+    /// Whose the account is, for the access rules.
+    pub fn scope(&self) -> crate::domain::access::AccountScope<'_> {
+        crate::domain::access::AccountScope {
+            id: &self.id,
+            organizer: &self.organizer,
+            school: &self.school,
+            class_id: &self.class_id,
+            municipality: &self.municipality,
+        }
+    }
 }
 
 /// A new account to open.
@@ -196,6 +207,7 @@ pub fn ensure_system_account(
     conn: &mut DbConnection,
     id: &str,
     kind: AccountKind,
+    at: chrono::NaiveDateTime,
 ) -> Result<(), StoreError> {
     if find_account(conn, id)?.is_some() {
         return Ok(());
@@ -210,7 +222,7 @@ pub fn ensure_system_account(
         municipality: String::new(),
         organizer: String::new(),
         active: 1,
-        created_at: storage::now_naive(),
+        created_at: at,
         class_id: String::new(),
     };
     storage::per_backend!(conn, |c| {
@@ -443,13 +455,7 @@ pub fn post_many(
                     balance,
                     movement_id: posted.movement_id.clone(),
                 };
-                let envelope = || {
-                    bus::Envelope::json(
-                        <contracts::payments::BalanceChanged as contracts::Contract>::TOPIC,
-                        <contracts::payments::BalanceChanged as contracts::Contract>::KIND,
-                        &event,
-                    )
-                };
+                let envelope = || crate::events::balance_changed(&event);
                 let envelope = match entry.trace {
                     Some(span) => span.in_scope(envelope),
                     None => envelope(),
