@@ -742,6 +742,45 @@ pub fn offered(
     Ok(out)
 }
 
+/// Updates a row, inserting it when there was none.
+pub fn upsert<F, G>(conn: &mut DbConnection, update: F, insert: G) -> Result<(), StorageError>
+where
+    F: FnOnce(&mut DbConnection) -> QueryResult<usize>,
+    G: FnOnce(&mut DbConnection) -> QueryResult<usize>,
+{
+    if update(conn)? == 0 {
+        insert(conn)?;
+    }
+    Ok(())
+}
+
+/// The student as payments should know it (sent on every change that matters).
+pub fn account_opened(
+    conn: &mut DbConnection,
+    school: &School,
+    account: &str,
+) -> Result<Option<bus::Envelope>, StoreError> {
+    let Some(st) = student(conn, account)? else {
+        return Ok(None);
+    };
+    let Some(class) = class(conn, &st.class_id)? else {
+        return Ok(None);
+    };
+    let Some(organizer) = organizer_of(conn, school, &class)? else {
+        return Ok(None);
+    };
+    let event = contracts::meals::AccountOpened {
+        account: st.account,
+        student_name: st.full_name,
+        school: school.id.clone(),
+        class_id: class.id,
+        class_name: class.name,
+        municipality: school.municipality.clone(),
+        organizer,
+    };
+    Ok(Some(crate::events::account_opened(&event)?))
+}
+
 /// Records that a day's menu offers fewer than two complexes (once per school,
 /// day and meal kind), so the organizer sees it in its notices. Called where
 /// the menu is set and where a parent's order meets it; reading the menu

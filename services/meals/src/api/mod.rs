@@ -2,10 +2,12 @@
 //! apply the domain rules, answer problem+json on bad input (changing nothing).
 
 pub mod catalog;
+pub mod dictionaries;
 pub mod orders;
-pub mod reference;
 pub mod reports;
 pub mod requests;
+pub mod schools;
+pub mod students;
 
 use actix_web::web;
 use chrono::NaiveDate;
@@ -16,7 +18,9 @@ use crate::store;
 
 pub fn routes(ctx: &ServiceContext, cfg: &mut web::ServiceConfig) {
     let data = web::Data::new(ctx.clone());
-    reference::routes(&data, cfg);
+    dictionaries::routes(&data, cfg);
+    schools::routes(&data, cfg);
+    students::routes(&data, cfg);
     catalog::routes(&data, cfg);
     orders::routes(&data, cfg);
     requests::routes(&data, cfg);
@@ -24,7 +28,9 @@ pub fn routes(ctx: &ServiceContext, cfg: &mut web::ServiceConfig) {
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = <reference::ReferenceApi as utoipa::OpenApi>::openapi();
+    let mut doc = <dictionaries::DictionariesApi as utoipa::OpenApi>::openapi();
+    doc.merge(<schools::SchoolsApi as utoipa::OpenApi>::openapi());
+    doc.merge(<students::StudentsApi as utoipa::OpenApi>::openapi());
     doc.merge(<catalog::CatalogApi as utoipa::OpenApi>::openapi());
     doc.merge(<orders::OrdersApi as utoipa::OpenApi>::openapi());
     doc.merge(<requests::RequestsApi as utoipa::OpenApi>::openapi());

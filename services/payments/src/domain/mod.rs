@@ -1,6 +1,7 @@
 //! The payments domain: pure types and rules, no I/O.
 
 pub mod access;
+pub mod acquiring;
 pub mod banking;
 pub mod charges;
 pub mod debits;
