@@ -80,8 +80,29 @@ async fn debit_messages(app: &TestApp) -> i64 {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_weeks_around_the_may_holidays() {
+const O: &str = "/api/meals/organizers/org-1";
+
+fn order(acc: &str, day: &str) -> String {
+    format!("/api/meals/students/{acc}/orders/{day}/lunch")
+}
+
+/// The app with meals and payments, its clock, and the people of the walk.
+struct Walk {
+    app: TestApp,
+    clock: calendar::FixedClock,
+    http: reqwest::Client,
+    muni: String,
+    admin: String,
+    org: String,
+    teacher: String,
+    other_teacher: String,
+    parent: String,
+    stranger: String,
+    operator: String,
+}
+
+/// 27 April, 09:00: the services start; everyone gets a token.
+async fn start() -> Walk {
     let clock = calendar::FixedClock::new(at(27, 9, 0));
     let app = TestApp::spawn(meals_and_payments(), clock.clone()).await;
     let http = reqwest::Client::new();
@@ -108,37 +129,70 @@ async fn two_weeks_around_the_may_holidays() {
         r.children = vec!["ls-x".into()]
     });
     let operator = app.token("op", &[Role::OperatorAdmin], |_| {});
+    Walk {
+        app,
+        clock,
+        http,
+        muni,
+        admin,
+        org,
+        teacher,
+        other_teacher,
+        parent,
+        stranger,
+        operator,
+    }
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_weeks_around_the_may_holidays() {
+    let w = start().await;
+    the_municipality_sets_its_dictionaries_and_the_school(&w).await;
+    payments_opens_the_accounts_and_scopes_teachers_by_class(&w).await;
+    the_organizer_publishes_the_catalogue_and_the_menus(&w).await;
+    parents_order_within_the_window_before_the_lock(&w).await;
+    the_lock_of_12_may_comes_over_the_holidays(&w).await;
+    let request = attendance_arrives_and_the_request_is_formed(&w).await;
+    the_teacher_confirms_and_the_day_closes(&w, &request).await;
+    a_rerun_of_the_close_changes_nothing(&w).await;
+    the_close_catches_up_after_the_service_was_down(w).await;
+}
+
+/// The municipality's dictionaries, then the school, its class, meal times, students and settings.
+async fn the_municipality_sets_its_dictionaries_and_the_school(w: &Walk) {
+    let Walk {
+        app, muni, admin, ..
+    } = w;
     // Dictionaries of the municipality.
     let d = "/api/meals/municipalities/tyumen";
     ok(
-        &app,
+        app,
         "PUT",
         &format!("{d}/menu-types/standard"),
-        &muni,
+        muni,
         json!({"name": "Основное"}),
     )
     .await;
     ok(
-        &app,
+        app,
         "PUT",
         &format!("{d}/age-categories/7-11"),
-        &muni,
+        muni,
         json!({"name": "7–11 лет", "min_age": 7, "max_age": 11}),
     )
     .await;
-    ok(&app, "PUT", &format!("{d}/pchvr-categories/full"), &muni,
+    ok(app, "PUT", &format!("{d}/pchvr-categories/full"), muni,
         json!({"name": "Многодетные", "funder": "regional", "kind": "percent", "rates": [{"meal_kind": "lunch", "percent": "100"}]})).await;
-    ok(&app, "PUT", &format!("{d}/pchvr-categories/half"), &muni,
+    ok(app, "PUT", &format!("{d}/pchvr-categories/half"), muni,
         json!({"name": "Малоимущие", "funder": "municipal", "kind": "percent", "rates": [{"meal_kind": "lunch", "percent": "50"}]})).await;
-    ok(&app, "PUT", &format!("{d}/pchvr-categories/fixed"), &muni,
+    ok(app, "PUT", &format!("{d}/pchvr-categories/fixed"), muni,
         json!({"name": "Участники СВО", "funder": "regional", "kind": "fixed", "rates": [{"meal_kind": "lunch", "amount": "80.50"}]})).await;
     // Someone else's municipality is refused.
     let (s, _) = call(
-        &app,
+        app,
         "PUT",
         "/api/meals/municipalities/ishim/menu-types/x",
-        &muni,
+        muni,
         Some(json!({"name": "x"})),
     )
     .await;
@@ -146,50 +200,50 @@ async fn two_weeks_around_the_may_holidays() {
 
     // The school, its class, meal times, students and settings.
     ok(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1",
-        &muni,
+        muni,
         json!({"municipality": "tyumen", "name": "СОШ № 1"}),
     )
     .await;
     ok(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1/classes/4a",
-        &admin,
+        admin,
         json!({"name": "4А", "shift": 1}),
     )
     .await;
     ok(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1/meal-times/lunch-1",
-        &admin,
+        admin,
         json!({"kind": "lunch", "shift": 1, "starts_at": "12:30"}),
     )
     .await;
     ok(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1/meal-times/breakfast-1",
-        &admin,
+        admin,
         json!({"kind": "breakfast", "shift": 1, "starts_at": "09:00"}),
     )
     .await;
     ok(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1/organizer",
-        &admin,
+        admin,
         json!({"organizer": "org-1"}),
     )
     .await;
     ok(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1/credit-limit",
-        &admin,
+        admin,
         json!({"amount": "100.00"}),
     )
     .await;
@@ -200,57 +254,69 @@ async fn two_weeks_around_the_may_holidays() {
         ("ls-d", "Гусев Глеб", None),
     ] {
         ok(
-            &app,
+            app,
             "PUT",
             &format!("/api/meals/schools/s1/students/{acc}"),
-            &admin,
+            admin,
             json!({"class": "4a", "full_name": name, "birth_date": "2016-01-10"}),
         )
         .await;
         ok(
-            &app,
+            app,
             "PUT",
             &format!("/api/meals/schools/s1/students/{acc}/settings"),
-            &admin,
+            admin,
             json!({"category": cat, "meal_kinds": ["lunch"], "menu_type": "standard"}),
         )
         .await;
     }
     let (s, v) = call(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1/students/ls-a/settings",
-        &admin,
+        admin,
         Some(json!({"category": "nope", "meal_kinds": ["lunch"], "menu_type": "standard"})),
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+}
 
+/// Payments opens the personal accounts it learns about over the bus; a class teacher's scope is the class id there too; parents' money arrives.
+async fn payments_opens_the_accounts_and_scopes_teachers_by_class(w: &Walk) {
+    let Walk {
+        app,
+        http,
+        admin,
+        teacher,
+        other_teacher,
+        operator,
+        ..
+    } = w;
     // Payments opens the personal accounts it learns about over the bus.
     for acc in ["ls-a", "ls-b", "ls-c", "ls-d"] {
         wait_for("the account in payments", || {
-            payments_balance(&app, acc).map(|b| b.is_some())
+            payments_balance(app, acc).map(|b| b.is_some())
         })
         .await;
     }
     // A class teacher's scope is the class id, in payments too: another class
     // of the school with the same name is another teacher's.
     ok(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1/classes/4b",
-        &admin,
+        admin,
         json!({"name": "4А", "shift": 2}),
     )
     .await;
-    let (s, v) = call(&app, "GET", "/api/payments/accounts/ls-a", &teacher, None).await;
+    let (s, v) = call(app, "GET", "/api/payments/accounts/ls-a", teacher, None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["class_id"], "4a", "{v}");
     let (s, v) = call(
-        &app,
+        app,
         "GET",
         "/api/payments/accounts/ls-a",
-        &other_teacher,
+        other_teacher,
         None,
     )
     .await;
@@ -258,7 +324,7 @@ async fn two_weeks_around_the_may_holidays() {
     for (acc, amount) in [("ls-b", "200.00"), ("ls-c", "50.00"), ("ls-d", "10.00")] {
         let res = http
             .post(app.url(&format!("/api/payments/accounts/{acc}/adjustments")))
-            .bearer_auth(&operator)
+            .bearer_auth(operator)
             .header("Idempotency-Key", format!("seed-{acc}"))
             .json(&json!({"amount": amount, "reason": "cash at the school office"}))
             .send()
@@ -267,14 +333,17 @@ async fn two_weeks_around_the_may_holidays() {
         assert_eq!(res.status(), 201);
         let want = m(amount).kopecks();
         wait_for("the balance in meals", || {
-            meals_balance(&app, acc).map(move |b| b == Some(want))
+            meals_balance(app, acc).map(move |b| b == Some(want))
         })
         .await;
     }
+}
 
+/// The organizer's catalogue and the menus of 12 and 13 May.
+async fn the_organizer_publishes_the_catalogue_and_the_menus(w: &Walk) {
+    let Walk { app, org, .. } = w;
     // The organizer's catalogue and the menus of 12 and 13 May.
-    let o = "/api/meals/organizers/org-1";
-    ok(&app, "POST", &format!("{o}/catalog"), &org, json!({
+    ok(app, "POST", &format!("{O}/catalog"), org, json!({
         "dishes": [
             {"id": "soup", "name": "Суп куриный", "yield_grams": 250, "price": "40.00", "allergens": ["celery"]},
             {"id": "cutlet", "name": "Котлета с пюре", "yield_grams": 230, "price": "90.00"},
@@ -287,46 +356,56 @@ async fn two_weeks_around_the_may_holidays() {
         "extras": [{"id": "juice", "name": "Сок", "kind": "supplement", "price": "25.10"}]
     })).await;
     // A bad upload changes nothing: the negative price is named, c3 is not created.
-    let (s, v) = call(&app, "POST", &format!("{o}/catalog"), &org, Some(json!({"complexes": [
+    let (s, v) = call(app, "POST", &format!("{O}/catalog"), org, Some(json!({"complexes": [
         {"code": "c3", "name": "x", "menu_type": "standard", "age_category": "7-11", "meal_kind": "lunch", "price": "10.00", "dishes": ["soup"]},
         {"code": "c4", "name": "y", "menu_type": "standard", "age_category": "7-11", "meal_kind": "lunch", "price": "-1.00", "dishes": ["soup"]}]}))).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(v.to_string().contains("complexes[1].price"), "{v}");
-    let (_, cat) = call(&app, "GET", &format!("{o}/catalog"), &org, None).await;
+    let (_, cat) = call(app, "GET", &format!("{O}/catalog"), org, None).await;
     assert_eq!(cat["complexes"].as_array().unwrap().len(), 2);
     ok(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1/menus/2026-05-12/lunch",
-        &org,
+        org,
         json!({"complexes": ["c1", "c2"], "default": "c1"}),
     )
     .await;
     ok(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1/menus/2026-05-13/lunch",
-        &org,
+        org,
         json!({"complexes": ["c1"], "default": "c1"}),
     )
     .await;
     let (s, _) = call(
-        &app,
+        app,
         "PUT",
         "/api/meals/schools/s1/menus/2026-05-12/lunch",
-        &org,
+        org,
         Some(json!({"complexes": ["c1", "zz"], "default": "c1"})),
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
+}
 
+/// 27 and 30 April: the two-week window, the menu, orders, bad orders, the procurement view, a versioned complex.
+async fn parents_order_within_the_window_before_the_lock(w: &Walk) {
+    let Walk {
+        app,
+        clock,
+        org,
+        parent,
+        stranger,
+        ..
+    } = w;
     // 27 April: 12 May is past the two-week window.
-    let order = |acc: &str, day: &str| format!("/api/meals/students/{acc}/orders/{day}/lunch");
     let (s, v) = call(
-        &app,
+        app,
         "PUT",
         &order("ls-b", "2026-05-12"),
-        &parent,
+        parent,
         Some(json!({"complex": "c2"})),
     )
     .await;
@@ -342,10 +421,10 @@ async fn two_weeks_around_the_may_holidays() {
     // 30 April: within the window, before the lock (4 May).
     clock.set(at(30, 10, 0));
     let (_, menu) = call(
-        &app,
+        app,
         "GET",
         "/api/meals/students/ls-b/menu?from=2026-05-12&to=2026-05-13",
-        &parent,
+        parent,
         None,
     )
     .await;
@@ -362,7 +441,7 @@ async fn two_weeks_around_the_may_holidays() {
         json!({"price": "171.15", "reimbursed": "85.58", "extras": "0.00", "to_pay": "85.57"})
     );
     assert_eq!(menu[1]["meals"][0]["incomplete"], true);
-    let (_, notices) = call(&app, "GET", &format!("{o}/notices"), &org, None).await;
+    let (_, notices) = call(app, "GET", &format!("{O}/notices"), org, None).await;
     assert_eq!(notices[0]["date"], "2026-05-13", "{notices}");
     // Noticed when the one-complex menu was set (27 April), not when the
     // parent looked: reading a menu writes nothing.
@@ -374,20 +453,13 @@ async fn two_weeks_around_the_may_holidays() {
         "{notices}"
     );
     // Someone else's child: as if it did not exist.
-    let (s, _) = call(
-        &app,
-        "GET",
-        "/api/meals/students/ls-b/menu",
-        &stranger,
-        None,
-    )
-    .await;
+    let (s, _) = call(app, "GET", "/api/meals/students/ls-b/menu", stranger, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = call(
-        &app,
+        app,
         "PUT",
         &order("ls-b", "2026-05-12"),
-        &stranger,
+        stranger,
         Some(json!({"complex": "c2"})),
     )
     .await;
@@ -402,34 +474,34 @@ async fn two_weeks_around_the_may_holidays() {
         } else {
             json!({"complex": "c2"})
         };
-        call(&app, "PUT", &path, &parent, Some(body))
+        call(app, "PUT", &path, parent, Some(body))
     });
     for (s, v) in futures::future::join_all(puts).await {
         assert_eq!(s, StatusCode::OK, "{v}");
     }
     let v = ok(
-        &app,
+        app,
         "PUT",
         &order("ls-b", "2026-05-12"),
-        &parent,
+        parent,
         json!({"complex": "c2", "extras": [{"item": "juice"}]}),
     )
     .await;
     assert_eq!(v["orders"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["orders"][0]["price"]["to_pay"], "110.67");
     ok(
-        &app,
+        app,
         "PUT",
         &order("ls-c", "2026-05-12"),
-        &parent,
+        parent,
         json!({"complex": "c2"}),
     )
     .await;
     let v = ok(
-        &app,
+        app,
         "PUT",
         &order("ls-d", "2026-05-12"),
-        &parent,
+        parent,
         json!({"complex": "c1"}),
     )
     .await;
@@ -437,10 +509,10 @@ async fn two_weeks_around_the_may_holidays() {
     assert_eq!(v["shortfall"], "40.00", "{v}");
     // Bad orders change nothing.
     let (s, v) = call(
-        &app,
+        app,
         "PUT",
         &order("ls-a", "2026-05-12"),
-        &parent,
+        parent,
         Some(json!({"complex": null, "extras": [{"item": "juice"}]})),
     )
     .await;
@@ -450,46 +522,46 @@ async fn two_weeks_around_the_may_holidays() {
         "{v}"
     );
     let (s, _) = call(
-        &app,
+        app,
         "PUT",
         &order("ls-a", "2026-05-12"),
-        &parent,
+        parent,
         Some(json!({"complex": "c9"})),
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     let (s, v) = call(
-        &app,
+        app,
         "PUT",
         &order("ls-a", "2026-05-13"),
-        &parent,
+        parent,
         Some(json!({"complex": "c1"})),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["type"], "urn:problem:menu-incomplete", "{v}");
     let (s, _) = call(
-        &app,
+        app,
         "PUT",
         &order("ls-a", "2026-05-11"),
-        &parent,
+        parent,
         Some(json!({"complex": "c1"})),
     )
     .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "11 May is a day off");
     ok(
-        &app,
+        app,
         "POST",
         "/api/meals/students/ls-b/orders/confirm",
-        &parent,
+        parent,
         json!({}),
     )
     .await;
     let (_, proc) = call(
-        &app,
+        app,
         "GET",
-        &format!("{o}/procurement?from=2026-05-12&to=2026-05-12"),
-        &org,
+        &format!("{O}/procurement?from=2026-05-12&to=2026-05-12"),
+        org,
         None,
     )
     .await;
@@ -503,23 +575,42 @@ async fn two_weeks_around_the_may_holidays() {
     );
 
     // A complex a parent chose is versioned, not changed in place.
-    let v = ok(&app, "PUT", &format!("{o}/complexes/c2"), &org, json!({"name": "Обед №2", "menu_type": "standard",
+    let v = ok(app, "PUT", &format!("{O}/complexes/c2"), org, json!({"name": "Обед №2", "menu_type": "standard",
         "age_category": "7-11", "meal_kind": "lunch", "price": "180.00", "dishes": ["soup", "fish"]})).await;
     assert_eq!(v["id"], "c2.v2");
+}
 
+/// 4 May: the lock of 12 May has come.
+async fn the_lock_of_12_may_comes_over_the_holidays(w: &Walk) {
+    let Walk {
+        app, clock, parent, ..
+    } = w;
     // 4 May: the lock of 12 May has come (5 working days before, over the holidays).
     clock.set(at(4, 8, 0));
     let (s, v) = call(
-        &app,
+        app,
         "PUT",
         &order("ls-c", "2026-05-12"),
-        &parent,
+        parent,
         Some(json!({"complex": "c1"})),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert!(v["detail"].as_str().unwrap().contains("2026-05-04"), "{v}");
+}
 
+/// 12 May: attendance over the bus, the request an hour before lunch.
+/// Answers the request's id.
+async fn attendance_arrives_and_the_request_is_formed(w: &Walk) -> String {
+    let Walk {
+        app,
+        clock,
+        http,
+        org,
+        teacher,
+        other_teacher,
+        ..
+    } = w;
     // 12 May: attendance from the Electronic school over the bus.
     clock.set(at(12, 8, 0));
     let marks = contracts::school::AttendanceMarked {
@@ -566,28 +657,28 @@ async fn two_weeks_around_the_may_holidays() {
     // 11:29, an hour and a minute before lunch: the request is formed.
     clock.set(at(12, 11, 29));
     let (s, _) = call(
-        &app,
+        app,
         "POST",
         "/api/meals/classes/4a/requests",
-        &other_teacher,
+        other_teacher,
         Some(json!({"meal_time": "lunch-1"})),
     )
     .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "another class's teacher");
     let (s, v) = call(
-        &app,
+        app,
         "POST",
         "/api/meals/classes/4a/requests",
-        &teacher,
+        teacher,
         Some(json!({"meal_time": "breakfast-1"})),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT, "breakfast froze at 08:00: {v}");
     let (s, req) = call(
-        &app,
+        app,
         "POST",
         "/api/meals/classes/4a/requests",
-        &teacher,
+        teacher,
         Some(json!({"meal_time": "lunch-1"})),
     )
     .await;
@@ -621,10 +712,10 @@ async fn two_weeks_around_the_may_holidays() {
         .unwrap()
         .contains("credit limit"));
     let (s, _) = call(
-        &app,
+        app,
         "POST",
         "/api/meals/classes/4a/requests",
-        &teacher,
+        teacher,
         Some(json!({"meal_time": "lunch-1"})),
     )
     .await;
@@ -636,49 +727,61 @@ async fn two_weeks_around_the_may_holidays() {
     let id = req["id"].as_str().unwrap().to_string();
     let xlsx = http
         .get(app.url(&format!("/api/meals/requests/{id}/print")))
-        .bearer_auth(&teacher)
+        .bearer_auth(teacher)
         .send()
         .await
         .unwrap();
     assert_eq!(xlsx.status(), 200);
     assert!(xlsx.bytes().await.unwrap().starts_with(b"PK"));
     let (_, seen) = call(
-        &app,
+        app,
         "GET",
-        &format!("{o}/requests?date=2026-05-12"),
-        &org,
+        &format!("{O}/requests?date=2026-05-12"),
+        org,
         None,
     )
     .await;
     assert_eq!(seen.as_array().unwrap().len(), 1);
+    id
+}
 
+/// 12 May, 22:59 and 23:00: who ate, the close, the debits landing in payments to the kopeck.
+async fn the_teacher_confirms_and_the_day_closes(w: &Walk, id: &str) {
+    let Walk {
+        app,
+        clock,
+        muni,
+        admin,
+        teacher,
+        ..
+    } = w;
     // 22:59: the teacher confirms who ate; 23:00 the day closes.
     clock.set(at(12, 22, 59));
     ok(
-        &app,
+        app,
         "PUT",
         &format!("/api/meals/requests/{id}/actual"),
-        &teacher,
+        teacher,
         json!({"ate": ["ls-a", "ls-b", "ls-c"]}),
     )
     .await;
-    assert_eq!(debit_messages(&app).await, 0);
+    assert_eq!(debit_messages(app).await, 0);
     clock.set(at(12, 23, 0));
     let day12 = NaiveDate::from_ymd_opt(2026, 5, 12).unwrap();
     wait_for("the write-off of 12 May", || async {
-        !write_offs(&app, day12).await.is_empty()
+        !write_offs(app, day12).await.is_empty()
     })
     .await;
     let (s, _) = call(
-        &app,
+        app,
         "PUT",
         &format!("/api/meals/requests/{id}/actual"),
-        &teacher,
+        teacher,
         Some(json!({"ate": ["ls-a"]})),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT, "after 23:00 nothing changes");
-    let w = write_offs(&app, day12).await;
+    let w = write_offs(app, day12).await;
     let amounts: Vec<(&str, i64, i64)> = w
         .iter()
         .map(|x| (x.account.as_str(), x.amount_kopecks, x.reimbursed_kopecks))
@@ -694,27 +797,27 @@ async fn two_weeks_around_the_may_holidays() {
     assert_eq!(w[1].key, "ls-b:2026-05-12:lunch-1");
     // The debits land in payments, to the kopeck, and come back accepted.
     wait_for("payments' debits", || async {
-        payments_balance(&app, "ls-b").await == Some(m("89.33"))
-            && payments_balance(&app, "ls-c").await == Some(m("-40.65"))
+        payments_balance(app, "ls-b").await == Some(m("89.33"))
+            && payments_balance(app, "ls-c").await == Some(m("-40.65"))
     })
     .await;
-    assert_eq!(payments_balance(&app, "ls-d").await, Some(m("10.00")));
+    assert_eq!(payments_balance(app, "ls-d").await, Some(m("10.00")));
     wait_for("debit results", || async {
-        write_offs(&app, day12)
+        write_offs(app, day12)
             .await
             .iter()
             .all(|x| x.status == "accepted")
     })
     .await;
     wait_for("balances back in meals", || {
-        meals_balance(&app, "ls-c").map(|b| b == Some(-40_65))
+        meals_balance(app, "ls-c").map(|b| b == Some(-40_65))
     })
     .await;
     let (_, closes) = call(
-        &app,
+        app,
         "GET",
         "/api/meals/day-closes?school=s1&date=2026-05-12",
-        &admin,
+        admin,
         None,
     )
     .await;
@@ -722,10 +825,10 @@ async fn two_weeks_around_the_may_holidays() {
     assert_eq!(closes[0]["late"], false);
     assert_eq!(closes[0]["to_pay"], "201.32");
     let (_, sub) = call(
-        &app,
+        app,
         "GET",
         "/api/meals/reports/subsidies?municipality=tyumen&from=2026-05-12&to=2026-05-12",
-        &muni,
+        muni,
         None,
     )
     .await;
@@ -738,7 +841,12 @@ async fn two_weeks_around_the_may_holidays() {
         sub_rows.contains(&json!(["half", "municipal", 1, "85.58"])),
         "{sub}"
     );
+}
 
+/// A re-run of the close changes nothing.
+async fn a_rerun_of_the_close_changes_nothing(w: &Walk) {
+    let Walk { app, .. } = w;
+    let day12 = NaiveDate::from_ymd_opt(2026, 5, 12).unwrap();
     // A re-run of the close changes nothing.
     let ctx = app.context("meals").clone();
     let again = tokio::task::spawn_blocking(move || meals::close::catch_up(&ctx))
@@ -746,9 +854,19 @@ async fn two_weeks_around_the_may_holidays() {
         .unwrap()
         .unwrap();
     assert!(again.is_empty());
-    assert_eq!(debit_messages(&app).await, 3);
-    assert_eq!(write_offs(&app, day12).await.len(), 3);
+    assert_eq!(debit_messages(app).await, 3);
+    assert_eq!(write_offs(app, day12).await.len(), 3);
+}
 
+/// 13 May: the request, the credit limit a teacher cannot pass, the service down at 23:00 and the close caught up at 07:00.
+async fn the_close_catches_up_after_the_service_was_down(w: Walk) {
+    let Walk {
+        app,
+        clock,
+        http,
+        teacher,
+        ..
+    } = w;
     // 13 May: the request is formed (everyone on the «комплекс дня»), then the
     // service is down from 22:00 until 07:00 the next morning.
     clock.set(at(13, 8, 0));
