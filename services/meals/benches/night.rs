@@ -214,7 +214,7 @@ async fn main() {
         "INSERT INTO \"{payments_schema}\".accounts
              (id, kind, purpose, student_name, school, class_name, municipality, organizer, active, created_at)
          SELECT 's' || lpad(s::text, 3, '0') || '-' || lpad(n::text, 4, '0'), 'personal', 'meals',
-                'Ученик ' || n, 's' || lpad(s::text, 3, '0'), '', 'tyumen', 'org-' || (s % 20), 1, now()
+                'Ученик ' || n, 's' || lpad(s::text, 3, '0'), '', 'tyumen', 'org-' || (s % 20), TRUE, now()
          FROM generate_series(0, {s_max}) s, generate_series(0, {n_max}) n;
          INSERT INTO \"{payments_schema}\".balances (account_id, balance_kopecks)
          SELECT id, 30000 FROM \"{payments_schema}\".accounts WHERE kind = 'personal';

@@ -49,7 +49,7 @@ pub fn close_day(
         school_id: school.id.clone(),
         date,
         closed_at: now,
-        late: i32::from(late),
+        late,
         debits: 0,
         to_pay_kopecks: 0,
         reimbursed_kopecks: 0,
@@ -65,7 +65,7 @@ pub fn close_day(
         .inner_join(meal_requests::table.on(meal_requests::id.eq(request_lines::request_id)))
         .filter(meal_requests::school_id.eq(&school.id))
         .filter(meal_requests::date.eq(date))
-        .filter(meal_requests::closed.eq(0))
+        .filter(meal_requests::closed.eq(false))
         .select((
             store::RequestLine::as_select(),
             meal_requests::class_id,
@@ -85,10 +85,9 @@ pub fn close_day(
     let mut events = Vec::new();
     let (mut to_pay, mut reimbursed) = (0i64, 0i64);
     for (line, class_id, meal_time) in lines {
-        let ate = line.ate.map(|a| a == 1);
         if !written_off(
-            line.included == 1,
-            ate,
+            line.included,
+            line.ate,
             line.to_pay_kopecks,
             line.reimbursed_kopecks,
         ) {
@@ -141,7 +140,7 @@ pub fn close_day(
             .filter(meal_requests::school_id.eq(&school.id))
             .filter(meal_requests::date.eq(date)),
     )
-    .set(meal_requests::closed.eq(1))
+    .set(meal_requests::closed.eq(true))
     .execute(conn)?;
     let debits = rows.len();
     diesel::update(day_closes::table.find((&school.id, date)))

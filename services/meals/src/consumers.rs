@@ -180,7 +180,7 @@ pub fn mark_attendance(
         }
         let n = diesel::update(attendance::table.find((account, date)))
             .set((
-                attendance::present.eq(i32::from(*present)),
+                attendance::present.eq(*present),
                 attendance::source.eq(source),
                 attendance::marked_at.eq(at),
             ))
@@ -190,7 +190,7 @@ pub fn mark_attendance(
                 .values((
                     attendance::account.eq(account),
                     attendance::date.eq(date),
-                    attendance::present.eq(i32::from(*present)),
+                    attendance::present.eq(*present),
                     attendance::source.eq(source),
                     attendance::marked_at.eq(at),
                 ))

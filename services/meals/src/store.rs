@@ -86,8 +86,8 @@ diesel::table! {
         category -> Nullable<Text>,
         meal_kinds -> Text,
         menu_type -> Nullable<Text>,
-        home_schooled -> Integer,
-        active -> Integer,
+        home_schooled -> Bool,
+        active -> Bool,
         created_at -> Timestamp,
     }
 }
@@ -126,7 +126,7 @@ diesel::table! {
         meal_kind -> Text,
         price_kopecks -> BigInt,
         dishes -> Text,
-        current -> Integer,
+        current -> Bool,
         created_at -> Timestamp,
     }
 }
@@ -138,7 +138,7 @@ diesel::table! {
         name -> Text,
         kind -> Text,
         price_kopecks -> BigInt,
-        active -> Integer,
+        active -> Bool,
         created_at -> Timestamp,
     }
 }
@@ -149,7 +149,7 @@ diesel::table! {
         date -> Date,
         meal_kind -> Text,
         complex_code -> Text,
-        is_default -> Integer,
+        is_default -> Bool,
     }
 }
 
@@ -171,7 +171,7 @@ diesel::table! {
         meal_kind -> Text,
         complex_id -> Nullable<Text>,
         extras -> Text,
-        confirmed -> Integer,
+        confirmed -> Bool,
         updated_by -> Text,
         updated_at -> Timestamp,
     }
@@ -181,7 +181,7 @@ diesel::table! {
     attendance (account, date) {
         account -> Text,
         date -> Date,
-        present -> Integer,
+        present -> Bool,
         source -> Text,
         marked_at -> Timestamp,
     }
@@ -195,7 +195,7 @@ diesel::table! {
         date -> Date,
         meal_time -> Text,
         meal_kind -> Text,
-        closed -> Integer,
+        closed -> Bool,
         formed_by -> Text,
         formed_at -> Timestamp,
         confirmed_by -> Nullable<Text>,
@@ -214,9 +214,9 @@ diesel::table! {
         extras_kopecks -> BigInt,
         to_pay_kopecks -> BigInt,
         balance_kopecks -> BigInt,
-        included -> Integer,
+        included -> Bool,
         reason -> Nullable<Text>,
-        ate -> Nullable<Integer>,
+        ate -> Nullable<Bool>,
         category -> Nullable<Text>,
         funder -> Nullable<Text>,
     }
@@ -227,7 +227,7 @@ diesel::table! {
         school_id -> Text,
         date -> Date,
         closed_at -> Timestamp,
-        late -> Integer,
+        late -> Bool,
         debits -> Integer,
         to_pay_kopecks -> BigInt,
         reimbursed_kopecks -> BigInt,
@@ -348,8 +348,8 @@ pub struct Student {
     pub category: Option<String>,
     pub meal_kinds: String,
     pub menu_type: Option<String>,
-    pub home_schooled: i32,
-    pub active: i32,
+    pub home_schooled: bool,
+    pub active: bool,
     pub created_at: NaiveDateTime,
 }
 
@@ -382,7 +382,7 @@ pub struct Complex {
     pub meal_kind: String,
     pub price_kopecks: i64,
     pub dishes: String,
-    pub current: i32,
+    pub current: bool,
     pub created_at: NaiveDateTime,
 }
 
@@ -394,7 +394,7 @@ pub struct Extra {
     pub name: String,
     pub kind: String,
     pub price_kopecks: i64,
-    pub active: i32,
+    pub active: bool,
     pub created_at: NaiveDateTime,
 }
 
@@ -406,7 +406,7 @@ pub struct Order {
     pub meal_kind: String,
     pub complex_id: Option<String>,
     pub extras: String,
-    pub confirmed: i32,
+    pub confirmed: bool,
     pub updated_by: String,
     pub updated_at: NaiveDateTime,
 }
@@ -444,7 +444,7 @@ pub struct MealRequest {
     pub date: NaiveDate,
     pub meal_time: String,
     pub meal_kind: String,
-    pub closed: i32,
+    pub closed: bool,
     pub formed_by: String,
     pub formed_at: NaiveDateTime,
     pub confirmed_by: Option<String>,
@@ -463,9 +463,9 @@ pub struct RequestLine {
     pub extras_kopecks: i64,
     pub to_pay_kopecks: i64,
     pub balance_kopecks: i64,
-    pub included: i32,
+    pub included: bool,
     pub reason: Option<String>,
-    pub ate: Option<i32>,
+    pub ate: Option<bool>,
     pub category: Option<String>,
     pub funder: Option<String>,
 }
@@ -495,7 +495,7 @@ pub struct DayClose {
     pub school_id: String,
     pub date: NaiveDate,
     pub closed_at: NaiveDateTime,
-    pub late: i32,
+    pub late: bool,
     pub debits: i32,
     pub to_pay_kopecks: i64,
     pub reimbursed_kopecks: i64,
@@ -680,7 +680,7 @@ pub fn current_complex(
     Ok(complexes::table
         .filter(complexes::organizer.eq(organizer))
         .filter(complexes::code.eq(code))
-        .filter(complexes::current.eq(1))
+        .filter(complexes::current.eq(true))
         .select(Complex::as_select())
         .first(conn)
         .optional()?)
@@ -714,7 +714,7 @@ pub fn offered(
     day: NaiveDate,
     meal_kind: &str,
 ) -> Result<Vec<(Complex, bool)>, StorageError> {
-    let menu: Vec<(String, i32)> = day_menus::table
+    let menu: Vec<(String, bool)> = day_menus::table
         .filter(day_menus::school_id.eq(&school.id))
         .filter(day_menus::date.eq(day))
         .filter(day_menus::meal_kind.eq(meal_kind))
@@ -737,7 +737,7 @@ pub fn offered(
         if age.as_deref().is_some_and(|a| a != c.age_category) {
             continue;
         }
-        out.push((c, is_default == 1));
+        out.push((c, is_default));
     }
     Ok(out)
 }
@@ -821,8 +821,8 @@ pub fn pending(
     let lines: Vec<(String, i64)> = request_lines::table
         .inner_join(meal_requests::table.on(meal_requests::id.eq(request_lines::request_id)))
         .filter(request_lines::account.eq(account))
-        .filter(request_lines::included.eq(1))
-        .filter(meal_requests::closed.eq(0))
+        .filter(request_lines::included.eq(true))
+        .filter(meal_requests::closed.eq(false))
         .select((request_lines::request_id, request_lines::to_pay_kopecks))
         .load(conn)?;
     let open: i64 = lines

@@ -315,7 +315,7 @@ fn main() {
                 "INSERT INTO accounts (id, kind, purpose, student_name, school, class_name, \
                  municipality, organizer, active, created_at) \
                  SELECT 'ls-' || lpad(g::text, 4, '0'), 'personal', 'meals', 'Ученик ' || g, \
-                 'school-' || (g % 50), '5А', 'Тюмень', 'org-1', 1, now() \
+                 'school-' || (g % 50), '5А', 'Тюмень', 'org-1', TRUE, now() \
                  FROM generate_series(0, {}) AS g; \
                  INSERT INTO accounts (id, kind, purpose, created_at) \
                  VALUES ('{HOT}', 'bank_clearing', 'system', now()); \

@@ -130,7 +130,7 @@ fn generate(db: &Db, path: &Path, lines: u64) -> Mix {
         "INSERT INTO accounts (id, kind, purpose, student_name, school, class_name, \
          municipality, organizer, active, created_at) \
          SELECT 'ls-' || lpad(g::text, 5, '0'), 'personal', 'meals', 'Ученик ' || g, \
-         'school-' || (g % 50), '5А', 'Тюмень', 'org-1', 1, now() \
+         'school-' || (g % 50), '5А', 'Тюмень', 'org-1', TRUE, now() \
          FROM generate_series(0, {}) AS g; \
          INSERT INTO balances (account_id, balance_kopecks) \
          SELECT id, 0 FROM accounts WHERE kind = 'personal';",

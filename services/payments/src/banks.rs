@@ -33,7 +33,7 @@ pub fn check(conn: &mut DbConnection, account: &str) -> Result<BankAnswer, Store
     let row = store::find_account(conn, account)?;
     if let Err(r) = banking::accepts_payments(
         row.as_ref().and_then(|r| r.kind()),
-        row.as_ref().is_some_and(|r| r.active == 1),
+        row.as_ref().is_some_and(|r| r.active),
     ) {
         return Ok(BankAnswer::of(r.code, r.message));
     }
@@ -106,7 +106,7 @@ pub fn pay(
     let account = store::find_account(conn, order.account)?;
     if let Err(r) = banking::accepts_payments(
         account.as_ref().and_then(|a| a.kind()),
-        account.as_ref().is_some_and(|a| a.active == 1),
+        account.as_ref().is_some_and(|a| a.active),
     ) {
         return Ok(BankAnswer::of(r.code, r.message));
     }

@@ -96,7 +96,7 @@ impl bus::Handler for AccountOpenedHandler {
                     class_name: opened.class_name,
                     municipality: opened.municipality,
                     organizer: opened.organizer,
-                    active: 1,
+                    active: true,
                     created_at: self.clock.now().naive_utc(),
                     class_id: opened.class_id,
                 },
@@ -263,7 +263,7 @@ fn write_off(
         first_of.insert(key, i);
         let refusal = match accounts.get(&request.account) {
             None => Some(debits::Refusal::UnknownAccount(request.account.clone())),
-            Some(a) if a.active != 1 || a.kind() != Some(AccountKind::Personal) => {
+            Some(a) if !a.active || a.kind() != Some(AccountKind::Personal) => {
                 Some(debits::Refusal::Inactive(a.id.clone()))
             }
             Some(_) => debits::check(balance, request.amount, request.credit_limit).err(),

@@ -106,7 +106,7 @@ pub fn populate(
                     date: day,
                     meal_time: "lunch-1".into(),
                     meal_kind: "lunch".into(),
-                    closed: 0,
+                    closed: false,
                     formed_by: "teacher".into(),
                     formed_at: created,
                     confirmed_by: None,
@@ -134,8 +134,8 @@ pub fn populate(
                         category: cat.map(str::to_string),
                         meal_kinds: "lunch".into(),
                         menu_type: None,
-                        home_schooled: 0,
-                        active: 1,
+                        home_schooled: false,
+                        active: true,
                         created_at: created,
                     });
                     lines.push(store::RequestLine {
@@ -148,9 +148,9 @@ pub fn populate(
                         extras_kopecks: extras,
                         to_pay_kopecks: 150_00 - reimbursed + extras,
                         balance_kopecks: 500_00,
-                        included: i32::from(n % 50 != 49),
+                        included: n % 50 != 49,
                         reason: None,
-                        ate: if n % 40 == 39 { Some(0) } else { None },
+                        ate: if n % 40 == 39 { Some(false) } else { None },
                         category: cat.map(str::to_string),
                         funder: None,
                     });

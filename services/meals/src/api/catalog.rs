@@ -240,7 +240,7 @@ fn save_complex(
         meal_kind: b.meal_kind.clone(),
         price_kopecks: b.price.kopecks(),
         dishes: dishes_json.clone(),
-        current: 1,
+        current: true,
         created_at: at,
     };
     let Some(cur) = current else {
@@ -284,7 +284,7 @@ fn save_complex(
         return Ok(row);
     }
     diesel::update(complexes::table.find(&cur.id))
-        .set(complexes::current.eq(0))
+        .set(complexes::current.eq(false))
         .execute(c)?;
     let row = fresh(cur.version + 1);
     diesel::insert_into(complexes::table)
@@ -338,7 +338,7 @@ fn save_extra(
                     name: b.name.clone(),
                     kind: b.kind.clone(),
                     price_kopecks: b.price.kopecks(),
-                    active: 1,
+                    active: true,
                     created_at: at,
                 })
                 .execute(c)?;
@@ -445,7 +445,7 @@ fn catalog_of(c: &mut DbConnection, org: &str) -> Result<Catalog, StorageError> 
         .load(c)?;
     let cs: Vec<store::Complex> = complexes::table
         .filter(complexes::organizer.eq(org))
-        .filter(complexes::current.eq(1))
+        .filter(complexes::current.eq(true))
         .order(complexes::code)
         .select(store::Complex::as_select())
         .load(c)?;
@@ -630,7 +630,7 @@ async fn put_day_menu(
                         day_menus::date.eq(day),
                         day_menus::meal_kind.eq(&kind),
                         day_menus::complex_code.eq(code),
-                        day_menus::is_default.eq(i32::from(*code == b.default)),
+                        day_menus::is_default.eq(*code == b.default),
                     ))
                     .execute(c)?;
             }

@@ -169,7 +169,7 @@ fn order_line(
         complex_id: o.complex_id.clone(),
         complex_name: cx.map(|x| x.name),
         extras: choices,
-        confirmed: o.confirmed == 1,
+        confirmed: o.confirmed,
         price,
     })
 }
@@ -198,14 +198,14 @@ async fn menu(
             let kinds = kinds_of(c, &st, &class)?;
             let items: Vec<store::Extra> = extras::table
                 .filter(extras::organizer.eq(&org))
-                .filter(extras::active.eq(1))
+                .filter(extras::active.eq(true))
                 .order(extras::id)
                 .select(store::Extra::as_select())
                 .load(c)?;
             let items: Vec<OfferedExtra> = items
                 .into_iter()
                 .filter(|e| {
-                    ExtraKind::parse(&e.kind).is_some_and(|k| k.offered_to(st.home_schooled == 1))
+                    ExtraKind::parse(&e.kind).is_some_and(|k| k.offered_to(st.home_schooled))
                 })
                 .map(|e| OfferedExtra {
                     id: e.id,
@@ -443,15 +443,15 @@ async fn put_order(
             for (i, e) in body.extras.iter().enumerate() {
                 let item: Option<store::Extra> = extras::table.find(&e.item).select(store::Extra::as_select()).first(c).optional()?;
                 let kind = item
-                    .filter(|x| x.organizer == org && x.active == 1)
+                    .filter(|x| x.organizer == org && x.active)
                     .and_then(|x| ExtraKind::parse(&x.kind))
                     .ok_or_else(|| Problem::invalid(&format!("extras[{i}].item"), format!("{} is not on the additional menu", e.item)))?;
                 kinds.push(kind);
             }
-            check_choice(complex_id.is_some(), st.home_schooled == 1, &kinds)
+            check_choice(complex_id.is_some(), st.home_schooled, &kinds)
                 .map_err(|r| Problem::invalid(&r.field(), r.to_string()))?;
             let extras_json = serde_json::to_string(&body.extras).map_err(Problem::internal)?;
-            let row = store::Order { account: st.account.clone(), date: day, meal_kind: kind.clone(), complex_id, extras: extras_json, confirmed: 0, updated_by: who, updated_at: now };
+            let row = store::Order { account: st.account.clone(), date: day, meal_kind: kind.clone(), complex_id, extras: extras_json, confirmed: false, updated_by: who, updated_at: now };
             store::save_order(c, &row)?;
             Ok(summary(c, &school, &st, today, None)?)
         })
@@ -504,7 +504,7 @@ async fn confirm(
                     .filter(orders::account.eq(&st.account))
                     .filter(orders::date.gt(today)),
             )
-            .set(orders::confirmed.eq(1))
+            .set(orders::confirmed.eq(true))
             .execute(c)?;
             Ok(summary(c, &school, &st, today, None)?)
         })

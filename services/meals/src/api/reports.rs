@@ -479,11 +479,11 @@ fn procurement_rows(
         }
         let pupils: Vec<store::Student> = students::table
             .filter(students::class_id.eq_any(&served))
-            .filter(students::active.eq(1))
+            .filter(students::active.eq(true))
             .select(store::Student::as_select())
             .load(c)?;
         let accounts: Vec<String> = pupils.iter().map(|p| p.account.clone()).collect();
-        let ords: Vec<(String, NaiveDate, String, Option<String>, i32)> = orders::table
+        let ords: Vec<(String, NaiveDate, String, Option<String>, bool)> = orders::table
             .filter(orders::account.eq_any(&accounts))
             .filter(orders::date.between(from, to))
             .select((
@@ -494,7 +494,7 @@ fn procurement_rows(
                 orders::confirmed,
             ))
             .load(c)?;
-        let menus: Vec<(NaiveDate, String, String, i32)> = day_menus::table
+        let menus: Vec<(NaiveDate, String, String, bool)> = day_menus::table
             .filter(day_menus::school_id.eq(&s.id))
             .filter(day_menus::date.between(from, to))
             .select((
@@ -506,7 +506,7 @@ fn procurement_rows(
             .load(c)?;
         let mut acc: BTreeMap<(NaiveDate, String, String), (i64, i64)> = BTreeMap::new();
         for (_, d, kind, cid, confirmed) in &ords {
-            if *confirmed == 1 {
+            if *confirmed {
                 let code = cid
                     .as_deref()
                     .and_then(|id| id.rsplit_once(".v").map(|(code, _)| code.to_string()))
@@ -515,12 +515,12 @@ fn procurement_rows(
             }
         }
         for (d, kind, code, is_default) in &menus {
-            if *is_default != 1 {
+            if !*is_default {
                 continue;
             }
             let without = pupils
                 .iter()
-                .filter(|p| p.eats(kind) && p.home_schooled == 0)
+                .filter(|p| p.eats(kind) && !p.home_schooled)
                 .filter(|p| {
                     !ords
                         .iter()
@@ -581,7 +581,7 @@ async fn print_menu(
     let rows = ctx
         .db
         .read(move |c| -> Result<Vec<Vec<Cell>>, StorageError> {
-            let menus: Vec<(NaiveDate, String, String, i32)> = day_menus::table
+            let menus: Vec<(NaiveDate, String, String, bool)> = day_menus::table
                 .filter(day_menus::school_id.eq(&sid))
                 .filter(day_menus::date.between(from, to))
                 .order((
@@ -618,14 +618,7 @@ async fn print_menu(
                     Cell::Text(names.join(", ")),
                     Cell::Text(format!("{} / {}", cx.menu_type, cx.age_category)),
                     Cell::Money(Money::from_kopecks(cx.price_kopecks)),
-                    Cell::Text(
-                        if dflt == 1 {
-                            "комплекс дня"
-                        } else {
-                            ""
-                        }
-                        .into(),
-                    ),
+                    Cell::Text(if dflt { "комплекс дня" } else { "" }.into()),
                 ]);
             }
             Ok(out)
@@ -746,7 +739,7 @@ async fn day_close_status(
                     school: s.id,
                     date: day.to_string(),
                     closed_at: row.as_ref().map(|r| tyumen(r.closed_at)),
-                    late: row.as_ref().is_some_and(|r| r.late == 1),
+                    late: row.as_ref().is_some_and(|r| r.late),
                     debits: row.as_ref().map_or(0, |r| i64::from(r.debits)),
                     to_pay: sum(false, |x| x.1),
                     reimbursed: sum(false, |x| x.2),

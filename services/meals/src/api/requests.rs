@@ -212,9 +212,9 @@ fn view(c: &mut DbConnection, id: &str) -> Result<Option<RequestView>, storage::
                 to_pay: Money::from_kopecks(l.to_pay_kopecks),
             },
             balance: Money::from_kopecks(l.balance_kopecks),
-            included: l.included == 1,
+            included: l.included,
             reason: l.reason,
-            ate: l.ate.map(|a| a == 1),
+            ate: l.ate,
             category: l.category,
         });
     }
@@ -233,7 +233,7 @@ fn view(c: &mut DbConnection, id: &str) -> Result<Option<RequestView>, storage::
         formed_by: r.formed_by,
         formed_at: tyumen(r.formed_at),
         confirmed_at: r.confirmed_at.map(tyumen),
-        closed: r.closed == 1,
+        closed: r.closed,
     }))
 }
 
@@ -271,8 +271,8 @@ pub fn form_request(
     let kind = meal_time.kind.clone();
     let pupils: Vec<store::Student> = students::table
         .filter(students::class_id.eq(&class.id))
-        .filter(students::active.eq(1))
-        .filter(students::home_schooled.eq(0))
+        .filter(students::active.eq(true))
+        .filter(students::home_schooled.eq(false))
         .order(students::account)
         .select(store::Student::as_select())
         .load(c)?;
@@ -285,7 +285,7 @@ pub fn form_request(
             date: day,
             meal_time: meal_time.code.clone(),
             meal_kind: kind.clone(),
-            closed: 0,
+            closed: false,
             formed_by: who.to_string(),
             formed_at: at,
             confirmed_by: None,
@@ -295,7 +295,7 @@ pub fn form_request(
     let credit = Money::from_kopecks(school.credit_limit_kopecks);
     let mut lines = Vec::new();
     for st in pupils.iter().filter(|s| s.eats(&kind)) {
-        let present: Option<i32> = attendance::table
+        let present: Option<bool> = attendance::table
             .find((&st.account, day))
             .select(attendance::present)
             .first(c)
@@ -311,13 +311,13 @@ pub fn form_request(
             extras_kopecks: 0,
             to_pay_kopecks: 0,
             balance_kopecks: balance.kopecks(),
-            included: 0,
+            included: false,
             reason: None,
             ate: None,
             category: None,
             funder: None,
         };
-        if let Err(why) = requests::attendance(present.map(|p| p == 1)) {
+        if let Err(why) = requests::attendance(present) {
             line.reason = Some(why.to_string());
             lines.push(line);
             continue;
@@ -370,7 +370,7 @@ pub fn form_request(
         line.funder = rate.map(|r| r.funder);
         match requests::within_credit(balance, pending, price.to_pay, credit) {
             Err(why) => line.reason = Some(why.to_string()),
-            Ok(()) => line.included = 1,
+            Ok(()) => line.included = true,
         }
         lines.push(line);
     }
@@ -637,17 +637,17 @@ async fn actual(
     ctx.db
         .write(move |c| -> Result<(), Problem> {
             // The closer may have taken the day meanwhile.
-            let closed: i32 = meal_requests::table
+            let closed: bool = meal_requests::table
                 .find(&id)
                 .select(meal_requests::closed)
                 .first(c)?;
-            if closed == 1 {
+            if closed {
                 return Err(Problem::conflict(
                     "day-closed",
                     "the day closed; nothing can change",
                 ));
             }
-            let lines: Vec<(String, Option<String>, i32, i64)> = request_lines::table
+            let lines: Vec<(String, Option<String>, bool, i64)> = request_lines::table
                 .filter(request_lines::request_id.eq(&id))
                 .select((
                     request_lines::account,
@@ -672,7 +672,7 @@ async fn actual(
                 // may eat on credit. A student the request left out for credit
                 // is confirmed only if the money now allows it (a parent
                 // topped up since); then the line counts like any other.
-                let now_included = if did && included == 0 {
+                let now_included = if did && !included {
                     let balance = store::balance(c, &account)?;
                     let pending = store::pending(c, &account, Some(&id))?;
                     if let Some(reason) = domain::credit_exclusion(
@@ -687,13 +687,13 @@ async fn actual(
                         )
                         .field("ate", format!("{account} is over the credit limit")));
                     }
-                    1
+                    true
                 } else {
                     included
                 };
                 diesel::update(request_lines::table.find((&id, &account)))
                     .set((
-                        request_lines::ate.eq(i32::from(did)),
+                        request_lines::ate.eq(did),
                         request_lines::included.eq(now_included),
                     ))
                     .execute(c)?;

@@ -92,7 +92,7 @@ async fn put_student(
                             students::class_id.eq(&class.id),
                             students::full_name.eq(&body.full_name),
                             students::birth_date.eq(birth),
-                            students::home_schooled.eq(i32::from(body.home_schooled)),
+                            students::home_schooled.eq(body.home_schooled),
                         ))
                         .execute(c)?;
                 }
@@ -107,8 +107,8 @@ async fn put_student(
                             category: None,
                             meal_kinds: "breakfast,lunch".into(),
                             menu_type: None,
-                            home_schooled: i32::from(body.home_schooled),
-                            active: 1,
+                            home_schooled: body.home_schooled,
+                            active: true,
                             created_at: now,
                         })
                         .execute(c)?;

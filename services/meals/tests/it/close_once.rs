@@ -57,7 +57,7 @@ async fn many_replicas_close_a_day_once() {
                     date: day,
                     meal_time: "lunch-1".into(),
                     meal_kind: "lunch".into(),
-                    closed: 0,
+                    closed: false,
                     formed_by: "t".into(),
                     formed_at: created,
                     confirmed_by: None,
@@ -76,8 +76,8 @@ async fn many_replicas_close_a_day_once() {
                         category: None,
                         meal_kinds: "lunch".into(),
                         menu_type: None,
-                        home_schooled: 0,
-                        active: 1,
+                        home_schooled: false,
+                        active: true,
                         created_at: created,
                     })
                     .execute(c)?;
@@ -92,7 +92,7 @@ async fn many_replicas_close_a_day_once() {
                         extras_kopecks: 0,
                         to_pay_kopecks: 150_00,
                         balance_kopecks: 0,
-                        included: 1,
+                        included: true,
                         reason: None,
                         ate: None,
                         category: None,
@@ -213,8 +213,8 @@ async fn two_orders_saved_at_once_are_one() {
                 category: None,
                 meal_kinds: "lunch".into(),
                 menu_type: None,
-                home_schooled: 0,
-                active: 1,
+                home_schooled: false,
+                active: true,
                 created_at: at,
             })
             .execute(c)?;
@@ -228,7 +228,7 @@ async fn two_orders_saved_at_once_are_one() {
         meal_kind: "lunch".into(),
         complex_id: None,
         extras: extras.into(),
-        confirmed: 0,
+        confirmed: false,
         updated_by: "parent".into(),
         updated_at: at,
     };

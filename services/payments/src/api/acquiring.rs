@@ -377,7 +377,7 @@ async fn create_top_up(
                 && a.kind() == Some(AccountKind::Personal)
         })
         .ok_or_else(|| Problem::not_found(format!("account {account} does not exist")))?;
-    if row.active != 1 {
+    if !row.active {
         return Err(Problem::unprocessable(
             "account-closed",
             "The account is closed",

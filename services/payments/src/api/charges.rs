@@ -895,7 +895,7 @@ async fn configure_supplier(
     Ok(HttpResponse::Ok().json(SupplierView {
         participant: row.participant,
         prefix: row.prefix,
-        configured: row.configured == 1,
+        configured: row.configured,
     }))
 }
 

@@ -226,7 +226,7 @@ async fn open_account(
         class_name: body.class_name,
         municipality: body.municipality,
         organizer: body.organizer,
-        active: 1,
+        active: true,
         created_at: ctx.clock.now().naive_utc(),
         class_id: body.class_id,
     };
@@ -254,7 +254,7 @@ fn view_of(conn: &mut storage::DbConnection, id: &str) -> Result<AccountView, St
         class_name: a.class_name,
         municipality: a.municipality,
         organizer: a.organizer,
-        active: a.active == 1,
+        active: a.active,
         balance,
     })
 }

@@ -19,7 +19,7 @@ diesel::table! {
     unip_suppliers (participant) {
         participant -> Text,
         prefix -> Text,
-        configured -> Integer,
+        configured -> Bool,
         updated_by -> Text,
         updated_at -> Timestamp,
     }
@@ -264,7 +264,7 @@ impl PaymentRow {
 pub struct SupplierRow {
     pub participant: String,
     pub prefix: String,
-    pub configured: i32,
+    pub configured: bool,
     pub updated_by: String,
     pub updated_at: NaiveDateTime,
 }
@@ -309,7 +309,7 @@ pub fn configure_supplier(
         diesel::update(unip_suppliers::table.find(participant))
             .set((
                 unip_suppliers::prefix.eq(prefix.as_str()),
-                unip_suppliers::configured.eq(1),
+                unip_suppliers::configured.eq(true),
                 unip_suppliers::updated_by.eq(by),
                 unip_suppliers::updated_at.eq(now),
             ))
@@ -333,7 +333,7 @@ fn insert_supplier(
         .values((
             unip_suppliers::participant.eq(participant),
             unip_suppliers::prefix.eq(prefix.as_str()),
-            unip_suppliers::configured.eq(i32::from(configured)),
+            unip_suppliers::configured.eq(configured),
             unip_suppliers::updated_by.eq(by),
             unip_suppliers::updated_at.eq(now),
         ))

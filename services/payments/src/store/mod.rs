@@ -16,7 +16,7 @@ diesel::table! {
         class_name -> Text,
         municipality -> Text,
         organizer -> Text,
-        active -> Integer,
+        active -> Bool,
         created_at -> Timestamp,
         class_id -> Text,
     }
@@ -104,7 +104,7 @@ pub struct AccountRow {
     pub class_name: String,
     pub municipality: String,
     pub organizer: String,
-    pub active: i32,
+    pub active: bool,
     pub created_at: chrono::NaiveDateTime,
     /// The class's id in the meals service (a class teacher's scope); empty
     /// for system accounts.
@@ -140,7 +140,7 @@ pub struct NewAccount {
     pub class_name: String,
     pub municipality: String,
     pub organizer: String,
-    pub active: i32,
+    pub active: bool,
     pub created_at: chrono::NaiveDateTime,
     pub class_id: String,
 }
@@ -221,7 +221,7 @@ pub fn ensure_system_account(
         class_name: String::new(),
         municipality: String::new(),
         organizer: String::new(),
-        active: 1,
+        active: true,
         created_at: at,
         class_id: String::new(),
     };

@@ -388,7 +388,7 @@ pub fn existing_accounts(
     Ok(accounts::table
         .filter(accounts::id.eq_any(ids))
         .filter(accounts::kind.eq("personal"))
-        .filter(accounts::active.eq(1))
+        .filter(accounts::active.eq(true))
         .select(accounts::id)
         .load::<String>(conn)?
         .into_iter()

@@ -40,7 +40,7 @@ fn open(db: &storage::Db, ids: &[&str]) {
                     class_name: "1А".into(),
                     municipality: "tyumen".into(),
                     organizer: "org-1".into(),
-                    active: 1,
+                    active: true,
                     created_at: storage::now_naive(),
                     class_id: "c-1a".into(),
                 },
