@@ -537,15 +537,14 @@ fn registry(settings: &settings::Settings, command: RegistryCommand) -> Result<(
     let watcher = {
         let (progress, bar) = (progress.clone(), bar.clone());
         std::thread::spawn(move || loop {
-            let pass = progress.pass.load(Ordering::Relaxed);
+            let pass = progress.pass();
             let done = progress.bytes.load(Ordering::Relaxed);
-            bar.set_message(match pass {
-                0 => "loading",
-                1 => "checking",
-                2 => "reconciling",
-                _ => "finishing",
+            bar.set_message(pass.label());
+            bar.set_position(if pass <= payments::registry::Pass::Checking {
+                done
+            } else {
+                size + done
             });
-            bar.set_position(if pass <= 1 { done } else { size + done });
             if bar.is_finished() {
                 break;
             }

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::RunQueryDsl;
-use payments::registry::{self, Format, ImportRequest, Progress};
+use payments::registry::{self, Format, ImportRequest, Pass, Progress};
 use storage::{Db, DbConnection, DbLocation};
 
 const BANK: &str = "bench";
@@ -305,14 +305,14 @@ fn child_import(path: &Path) {
             let started = Instant::now();
             let mut marks = [None::<Duration>; 3];
             while !done.load(Ordering::Relaxed) {
-                let pass = progress.pass.load(Ordering::Relaxed);
-                if pass >= 1 && marks[0].is_none() {
+                let pass = progress.pass();
+                if pass >= Pass::Checking && marks[0].is_none() {
                     marks[0] = Some(started.elapsed());
                 }
-                if pass >= 2 && marks[1].is_none() {
+                if pass >= Pass::Reconciling && marks[1].is_none() {
                     marks[1] = Some(started.elapsed());
                 }
-                if pass >= 3 && marks[2].is_none() {
+                if pass >= Pass::Reporting && marks[2].is_none() {
                     marks[2] = Some(started.elapsed());
                 }
                 std::thread::sleep(Duration::from_millis(2));

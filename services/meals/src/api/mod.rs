@@ -136,15 +136,13 @@ pub(crate) fn non_negative(field: &str, m: Money) -> Result<(), Problem> {
     }
 }
 
-pub(crate) fn meal_kind(field: &str, kind: &str) -> Result<(), Problem> {
-    if crate::domain::is_meal_kind(kind) {
-        Ok(())
-    } else {
-        Err(Problem::invalid(
+pub(crate) fn meal_kind(field: &str, kind: &str) -> Result<crate::domain::MealKind, Problem> {
+    crate::domain::MealKind::parse(kind).ok_or_else(|| {
+        Problem::invalid(
             field,
             format!("{kind:?} is not one of breakfast, lunch, snack"),
-        ))
-    }
+        )
+    })
 }
 
 fn forbidden(what: impl Into<String>) -> Problem {

@@ -144,7 +144,7 @@ fn kinds_of(
         .select(meal_times::kind)
         .load(c)?;
     kinds.retain(|k| st.eats(k));
-    kinds.sort_by_key(|k| domain::MEAL_KINDS.iter().position(|m| m == k));
+    kinds.sort_by_key(|k| domain::MealKind::parse(k));
     kinds.dedup();
     Ok(kinds)
 }

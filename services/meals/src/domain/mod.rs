@@ -20,11 +20,28 @@ pub const REQUEST_LEAD: Duration = Duration::hours(1);
 /// A day's menu must offer parents at least this many complexes.
 pub const MIN_COMPLEXES: usize = 2;
 
-/// The kinds of meal a school serves.
-pub const MEAL_KINDS: [&str; 3] = ["breakfast", "lunch", "snack"];
+/// The kinds of meal a school serves, in the order of the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MealKind {
+    Breakfast,
+    Lunch,
+    Snack,
+}
 
-pub fn is_meal_kind(kind: &str) -> bool {
-    MEAL_KINDS.contains(&kind)
+impl MealKind {
+    pub const ALL: [MealKind; 3] = [MealKind::Breakfast, MealKind::Lunch, MealKind::Snack];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MealKind::Breakfast => "breakfast",
+            MealKind::Lunch => "lunch",
+            MealKind::Snack => "snack",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MealKind> {
+        MealKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 /// How a ПЧВР category reimburses a meal.
@@ -236,6 +253,17 @@ mod tests {
             "/../../deploy/calendar"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn meal_kinds_parse_and_sort_in_the_order_of_the_day() {
+        for k in MealKind::ALL {
+            assert_eq!(MealKind::parse(k.as_str()), Some(k));
+        }
+        assert_eq!(MealKind::parse("dinner"), None);
+        let mut kinds = vec!["snack", "breakfast", "lunch"];
+        kinds.sort_by_key(|k| MealKind::parse(k));
+        assert_eq!(kinds, ["breakfast", "lunch", "snack"]);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::collections::HashMap;
 use std::io::{BufReader, Read};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
@@ -121,9 +121,51 @@ impl From<diesel::result::Error> for ImportError {
 pub struct Progress {
     /// Bytes of the file read in the current pass.
     pub bytes: AtomicU64,
-    /// 0 while loading the day's online payments, 1 while checking the
-    /// file, 2 while reconciling, 3 while reporting the missing payments.
-    pub pass: AtomicU64,
+    pass: AtomicU8,
+}
+
+/// The passes of an import, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Pass {
+    /// Loading the day's online payments.
+    Loading,
+    /// Reading the file and checking its totals.
+    Checking,
+    /// Reconciling every line (reading the file again).
+    Reconciling,
+    /// Reporting the online payments the registry lacks.
+    Reporting,
+}
+
+impl Pass {
+    const ALL: [Pass; 4] = [
+        Pass::Loading,
+        Pass::Checking,
+        Pass::Reconciling,
+        Pass::Reporting,
+    ];
+
+    /// A word for a progress bar.
+    pub fn label(self) -> &'static str {
+        match self {
+            Pass::Loading => "loading",
+            Pass::Checking => "checking",
+            Pass::Reconciling => "reconciling",
+            Pass::Reporting => "finishing",
+        }
+    }
+}
+
+impl Progress {
+    /// The pass the import is in.
+    pub fn pass(&self) -> Pass {
+        let i = usize::from(self.pass.load(Ordering::Relaxed));
+        Pass::ALL.get(i).copied().unwrap_or(Pass::Reporting)
+    }
+
+    fn enter(&self, pass: Pass) {
+        self.pass.store(pass as u8, Ordering::Relaxed);
+    }
 }
 
 /// The result of an import.
@@ -281,7 +323,7 @@ pub fn import_with_limit(
     // is opened (its byte count reset) before the pass is announced, so a
     // progress bar never pairs a new pass with the old pass's count.
     let input = open(path, progress)?;
-    progress.pass.store(1, Ordering::Relaxed);
+    progress.enter(Pass::Checking);
     let mut tally = Tally::default();
     let mut sorter = Sorter {
         index: &mut index,
@@ -349,7 +391,7 @@ pub fn import_with_limit(
 
     // Pass 2: reconcile the waiting lines, CHUNK per transaction; where they
     // did not all fit, read the rest of the file again.
-    progress.pass.store(2, Ordering::Relaxed);
+    progress.enter(Pass::Reconciling);
     let day = Day {
         registry: &id,
         bank: &request.bank,
@@ -403,7 +445,7 @@ pub fn import_with_limit(
     );
 
     // Online payments of the day the registry does not mention.
-    progress.pass.store(3, Ordering::Relaxed);
+    progress.enter(Pass::Reporting);
     let registry = db.write_blocking(|conn| -> Result<RegistryRow, ImportError> {
         if !reg_store::claim(conn, &id, done.processed)? {
             return Err(ImportError::Busy);
