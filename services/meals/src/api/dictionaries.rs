@@ -2,7 +2,6 @@
 //! with their rates.
 
 use actix_web::{web, HttpResponse};
-use diesel::prelude::*;
 use platform::{Caller, Problem, ServiceContext};
 use primitives::Money;
 use rust_decimal::Decimal;
@@ -13,7 +12,7 @@ use utoipa::ToSchema;
 use super::Col;
 use super::{meal_kind, non_negative, require_municipal, required, resource, valid_id};
 use crate::domain::RateKind;
-use crate::store::{age_categories, menu_types, pchvr_categories, pchvr_rates, upsert};
+use crate::store;
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     let m = "/api/meals/municipalities/{municipality}";
@@ -62,25 +61,7 @@ async fn put_menu_type(
     let body = body.into_inner();
     let name = body.name.clone();
     ctx.db
-        .write(move |c| {
-            upsert(
-                c,
-                |c| {
-                    diesel::update(menu_types::table.find((&m, &code)))
-                        .set(menu_types::name.eq(&name))
-                        .execute(c)
-                },
-                |c| {
-                    diesel::insert_into(menu_types::table)
-                        .values((
-                            menu_types::municipality.eq(&m),
-                            menu_types::code.eq(&code),
-                            menu_types::name.eq(&name),
-                        ))
-                        .execute(c)
-                },
-            )
-        })
+        .write(move |c| store::dictionaries::save_menu_type(c, &m, &code, &name))
         .await?;
     Ok(HttpResponse::Ok().json(body))
 }
@@ -116,31 +97,7 @@ async fn put_age_category(
     let body = body.into_inner();
     let (name, lo, hi) = (body.name.clone(), body.min_age, body.max_age);
     ctx.db
-        .write(move |c| {
-            upsert(
-                c,
-                |c| {
-                    diesel::update(age_categories::table.find((&m, &code)))
-                        .set((
-                            age_categories::name.eq(&name),
-                            age_categories::min_age.eq(lo),
-                            age_categories::max_age.eq(hi),
-                        ))
-                        .execute(c)
-                },
-                |c| {
-                    diesel::insert_into(age_categories::table)
-                        .values((
-                            age_categories::municipality.eq(&m),
-                            age_categories::code.eq(&code),
-                            age_categories::name.eq(&name),
-                            age_categories::min_age.eq(lo),
-                            age_categories::max_age.eq(hi),
-                        ))
-                        .execute(c)
-                },
-            )
-        })
+        .write(move |c| store::dictionaries::save_age_category(c, &m, &code, &name, lo, hi))
         .await?;
     Ok(HttpResponse::Ok().json(body))
 }
@@ -228,47 +185,8 @@ async fn put_category(
     let body = body.into_inner();
     let (name, funder, kind) = (body.name.clone(), body.funder.clone(), body.kind.as_str());
     ctx.db
-        .write(move |c| -> Result<(), StorageError> {
-            upsert(
-                c,
-                |c| {
-                    diesel::update(pchvr_categories::table.find((&m, &code)))
-                        .set((
-                            pchvr_categories::name.eq(&name),
-                            pchvr_categories::funder.eq(&funder),
-                            pchvr_categories::kind.eq(kind),
-                        ))
-                        .execute(c)
-                },
-                |c| {
-                    diesel::insert_into(pchvr_categories::table)
-                        .values((
-                            pchvr_categories::municipality.eq(&m),
-                            pchvr_categories::code.eq(&code),
-                            pchvr_categories::name.eq(&name),
-                            pchvr_categories::funder.eq(&funder),
-                            pchvr_categories::kind.eq(kind),
-                        ))
-                        .execute(c)
-                },
-            )?;
-            diesel::delete(
-                pchvr_rates::table
-                    .filter(pchvr_rates::municipality.eq(&m))
-                    .filter(pchvr_rates::category.eq(&code)),
-            )
-            .execute(c)?;
-            for (k, v) in values {
-                diesel::insert_into(pchvr_rates::table)
-                    .values((
-                        pchvr_rates::municipality.eq(&m),
-                        pchvr_rates::category.eq(&code),
-                        pchvr_rates::meal_kind.eq(k),
-                        pchvr_rates::value.eq(v),
-                    ))
-                    .execute(c)?;
-            }
-            Ok(())
+        .write(move |c| {
+            store::dictionaries::save_category(c, &m, &code, (&name, &funder, kind), &values)
         })
         .await?;
     Ok(HttpResponse::Ok().json(body))
@@ -319,40 +237,10 @@ async fn get_dictionaries(
         .db
         .read(move |c| -> Result<Dictionaries, StorageError> {
             Ok(Dictionaries {
-                menu_types: menu_types::table
-                    .filter(menu_types::municipality.eq(&m))
-                    .order(menu_types::code)
-                    .select((menu_types::code, menu_types::name))
-                    .load(c)?,
-                age_categories: age_categories::table
-                    .filter(age_categories::municipality.eq(&m))
-                    .order(age_categories::code)
-                    .select((
-                        age_categories::code,
-                        age_categories::name,
-                        age_categories::min_age,
-                        age_categories::max_age,
-                    ))
-                    .load(c)?,
-                pchvr_categories: pchvr_categories::table
-                    .filter(pchvr_categories::municipality.eq(&m))
-                    .order(pchvr_categories::code)
-                    .select((
-                        pchvr_categories::code,
-                        pchvr_categories::name,
-                        pchvr_categories::funder,
-                        pchvr_categories::kind,
-                    ))
-                    .load(c)?,
-                pchvr_rates: pchvr_rates::table
-                    .filter(pchvr_rates::municipality.eq(&m))
-                    .order((pchvr_rates::category, pchvr_rates::meal_kind))
-                    .select((
-                        pchvr_rates::category,
-                        pchvr_rates::meal_kind,
-                        pchvr_rates::value,
-                    ))
-                    .load(c)?,
+                menu_types: store::dictionaries::menu_types_of(c, &m)?,
+                age_categories: store::dictionaries::age_categories_of(c, &m)?,
+                pchvr_categories: store::dictionaries::categories_of(c, &m)?,
+                pchvr_rates: store::dictionaries::rates_of(c, &m)?,
             })
         })
         .await?;

@@ -3,7 +3,6 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::{Duration, NaiveDate};
-use diesel::prelude::*;
 use platform::{Caller, Problem, Role, ServiceContext};
 use primitives::Money;
 use serde::{Deserialize, Serialize};
@@ -13,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{local_now, meal_kind, resource};
 use crate::domain::orders::{check_choice, ExtraKind};
 use crate::domain::{self, MealPrice, OrderRefusal};
-use crate::store::{self, extras, meal_times, orders, ExtraChoice};
+use crate::store::{self, ExtraChoice};
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     let s = "/api/meals/students/{account}";
@@ -132,23 +131,6 @@ pub struct MenuDay {
     pub meals: Vec<MenuMeal>,
 }
 
-/// The meal kinds a student eats on their class's shift at their school.
-fn kinds_of(
-    c: &mut DbConnection,
-    st: &store::Student,
-    class: &store::Class,
-) -> Result<Vec<String>, storage::StorageError> {
-    let mut kinds: Vec<String> = meal_times::table
-        .filter(meal_times::school_id.eq(&st.school_id))
-        .filter(meal_times::shift.eq(class.shift))
-        .select(meal_times::kind)
-        .load(c)?;
-    kinds.retain(|k| st.eats(k));
-    kinds.sort_by_key(|k| domain::MealKind::parse(k));
-    kinds.dedup();
-    Ok(kinds)
-}
-
 fn order_line(
     c: &mut DbConnection,
     school: &store::School,
@@ -195,13 +177,8 @@ async fn menu(
                     format!("school {} has no meal organizer yet", school.id),
                 ));
             };
-            let kinds = kinds_of(c, &st, &class)?;
-            let items: Vec<store::Extra> = extras::table
-                .filter(extras::organizer.eq(&org))
-                .filter(extras::active.eq(true))
-                .order(extras::id)
-                .select(store::Extra::as_select())
-                .load(c)?;
+            let kinds = store::parents::kinds_of(c, &st, &class)?;
+            let items = store::parents::active_extras(c, &org)?;
             let items: Vec<OfferedExtra> = items
                 .into_iter()
                 .filter(|e| {
@@ -243,11 +220,7 @@ async fn menu(
                         });
                     }
                     let incomplete = complexes.len() < domain::MIN_COMPLEXES;
-                    let order: Option<store::Order> = orders::table
-                        .find((&st.account, day, kind))
-                        .select(store::Order::as_select())
-                        .first(c)
-                        .optional()?;
+                    let order = store::parents::order(c, &st.account, day, kind)?;
                     let order = order.map(|o| order_line(c, &school, &st, &o)).transpose()?;
                     meals.push(MenuMeal {
                         meal_kind: kind.clone(),
@@ -325,17 +298,7 @@ fn summary(
     today: NaiveDate,
     upto: Option<NaiveDate>,
 ) -> Result<OrderSummary, storage::StorageError> {
-    let mut q = orders::table
-        .filter(orders::account.eq(&st.account))
-        .filter(orders::date.gt(today))
-        .into_boxed();
-    if let Some(u) = upto {
-        q = q.filter(orders::date.le(u));
-    }
-    let rows: Vec<store::Order> = q
-        .order((orders::date, orders::meal_kind))
-        .select(store::Order::as_select())
-        .load(c)?;
+    let rows = store::parents::orders_after(c, &st.account, today, upto)?;
     let mut lines = Vec::new();
     let mut total = 0i64;
     for o in &rows {
@@ -418,7 +381,7 @@ async fn put_order(
         .write(move |c| -> Result<OrderSummary, Problem> {
             let org = store::organizer_of(c, &school, &class)?
                 .ok_or_else(|| Problem::conflict("no-organizer", format!("school {} has no meal organizer yet", school.id)))?;
-            if !kinds_of(c, &st, &class)?.contains(&kind) {
+            if !store::parents::kinds_of(c, &st, &class)?.contains(&kind) {
                 return Err(Problem::invalid("meal_kind", format!("the student does not have {kind} at school")));
             }
             let offered = store::offered(c, &school, &org, &st, day, &kind)?;
@@ -441,7 +404,7 @@ async fn put_order(
             };
             let mut kinds = Vec::with_capacity(body.extras.len());
             for (i, e) in body.extras.iter().enumerate() {
-                let item: Option<store::Extra> = extras::table.find(&e.item).select(store::Extra::as_select()).first(c).optional()?;
+                let item = store::parents::extra(c, &e.item)?;
                 let kind = item
                     .filter(|x| x.organizer == org && x.active)
                     .and_then(|x| ExtraKind::parse(&x.kind))
@@ -475,8 +438,7 @@ async fn delete_order(
     let s = ctx
         .db
         .write(move |c| -> Result<OrderSummary, Problem> {
-            let n = diesel::delete(orders::table.find((&st.account, day, &kind))).execute(c)?;
-            if n == 0 {
+            if !store::parents::delete_order(c, &st.account, day, &kind)? {
                 return Err(Problem::not_found(format!("no order for {day} {kind}")));
             }
             Ok(summary(c, &school, &st, today, None)?)
@@ -499,13 +461,7 @@ async fn confirm(
     let s = ctx
         .db
         .write(move |c| -> Result<OrderSummary, Problem> {
-            diesel::update(
-                orders::table
-                    .filter(orders::account.eq(&st.account))
-                    .filter(orders::date.gt(today)),
-            )
-            .set(orders::confirmed.eq(true))
-            .execute(c)?;
+            store::parents::confirm_orders_after(c, &st.account, today)?;
             Ok(summary(c, &school, &st, today, None)?)
         })
         .await?;

@@ -5,7 +5,6 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
-use diesel::prelude::*;
 use platform::export::Cell;
 use platform::{Caller, Problem, Role, ServiceContext};
 use primitives::Money;
@@ -16,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{local_now, resource, tyumen};
 use crate::domain::requests::{self, LineSource};
 use crate::domain::{self, MealPrice};
-use crate::store::{self, attendance, meal_requests, meal_times, orders, request_lines, students};
+use crate::store;
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -177,20 +176,10 @@ pub struct RequestView {
 }
 
 fn view(c: &mut DbConnection, id: &str) -> Result<Option<RequestView>, storage::StorageError> {
-    let Some(r) = meal_requests::table
-        .find(id)
-        .select(store::MealRequest::as_select())
-        .first(c)
-        .optional()?
-    else {
+    let Some(r) = store::requests::request(c, id)? else {
         return Ok(None);
     };
-    let rows: Vec<(store::RequestLine, String)> = request_lines::table
-        .inner_join(students::table.on(students::account.eq(request_lines::account)))
-        .filter(request_lines::request_id.eq(id))
-        .order(students::full_name)
-        .select((store::RequestLine::as_select(), students::full_name))
-        .load(c)?;
+    let rows = store::requests::lines_with_names(c, id)?;
     let class_name = store::class(c, &r.class_id)?
         .map(|k| k.name)
         .unwrap_or_default();
@@ -247,13 +236,7 @@ pub fn form_request(
     who: &str,
     at: chrono::NaiveDateTime,
 ) -> Result<String, Problem> {
-    let exists: i64 = meal_requests::table
-        .filter(meal_requests::class_id.eq(&class.id))
-        .filter(meal_requests::date.eq(day))
-        .filter(meal_requests::meal_time.eq(&meal_time.code))
-        .count()
-        .get_result(c)?;
-    if exists > 0 {
+    if store::requests::request_exists(c, &class.id, day, &meal_time.code)? {
         return Err(Problem::conflict(
             "request-exists",
             format!(
@@ -269,37 +252,25 @@ pub fn form_request(
         )
     })?;
     let kind = meal_time.kind.clone();
-    let pupils: Vec<store::Student> = students::table
-        .filter(students::class_id.eq(&class.id))
-        .filter(students::active.eq(true))
-        .filter(students::home_schooled.eq(false))
-        .order(students::account)
-        .select(store::Student::as_select())
-        .load(c)?;
+    let pupils = store::requests::pupils_of(c, &class.id)?;
     let id = uuid::Uuid::now_v7().to_string();
-    diesel::insert_into(meal_requests::table)
-        .values(&store::MealRequest {
-            id: id.clone(),
-            school_id: school.id.clone(),
-            class_id: class.id.clone(),
-            date: day,
-            meal_time: meal_time.code.clone(),
-            meal_kind: kind.clone(),
-            closed: false,
-            formed_by: who.to_string(),
-            formed_at: at,
-            confirmed_by: None,
-            confirmed_at: None,
-        })
-        .execute(c)?;
+    let request = store::MealRequest {
+        id: id.clone(),
+        school_id: school.id.clone(),
+        class_id: class.id.clone(),
+        date: day,
+        meal_time: meal_time.code.clone(),
+        meal_kind: kind.clone(),
+        closed: false,
+        formed_by: who.to_string(),
+        formed_at: at,
+        confirmed_by: None,
+        confirmed_at: None,
+    };
     let credit = Money::from_kopecks(school.credit_limit_kopecks);
     let mut lines = Vec::new();
     for st in pupils.iter().filter(|s| s.eats(&kind)) {
-        let present: Option<bool> = attendance::table
-            .find((&st.account, day))
-            .select(attendance::present)
-            .first(c)
-            .optional()?;
+        let present = store::requests::present(c, &st.account, day)?;
         let balance = store::balance(c, &st.account)?;
         let mut line = store::RequestLine {
             request_id: id.clone(),
@@ -322,11 +293,7 @@ pub fn form_request(
             lines.push(line);
             continue;
         }
-        let order: Option<store::Order> = orders::table
-            .find((&st.account, day, &kind))
-            .select(store::Order::as_select())
-            .first(c)
-            .optional()?;
+        let order = store::parents::order(c, &st.account, day, &kind)?;
         let ordered = match order {
             Some(o) => Some((
                 o.complex_id
@@ -374,11 +341,7 @@ pub fn form_request(
         }
         lines.push(line);
     }
-    for chunk in lines.chunks(500) {
-        storage::per_backend!(c, |cc| diesel::insert_into(request_lines::table)
-            .values(chunk)
-            .execute(cc))?;
-    }
+    store::requests::insert_request(c, &request, &lines)?;
     Ok(id)
 }
 
@@ -417,11 +380,7 @@ async fn form(
     let id = ctx
         .db
         .write(move |c| -> Result<String, Problem> {
-            let mt: store::MealTime = meal_times::table
-                .find((&school.id, &code))
-                .select(store::MealTime::as_select())
-                .first(c)
-                .optional()?
+            let mt = store::requests::meal_time(c, &school.id, &code)?
                 .filter(|m| m.shift == class.shift)
                 .ok_or_else(|| Problem::invalid("meal_time", format!("school {} has no meal time {code} for shift {}", school.id, class.shift)))?;
             let starts = domain::parse_clock(&mt.starts_at).ok_or_else(|| Problem::internal("bad meal time"))?;
@@ -637,29 +596,23 @@ async fn actual(
     ctx.db
         .write(move |c| -> Result<(), Problem> {
             // The closer may have taken the day meanwhile.
-            let closed: bool = meal_requests::table
-                .find(&id)
-                .select(meal_requests::closed)
-                .first(c)?;
-            if closed {
+            if store::requests::is_closed(c, &id)? {
                 return Err(Problem::conflict(
                     "day-closed",
                     "the day closed; nothing can change",
                 ));
             }
-            let lines: Vec<(String, Option<String>, bool, i64)> = request_lines::table
-                .filter(request_lines::request_id.eq(&id))
-                .select((
-                    request_lines::account,
-                    request_lines::complex_id,
-                    request_lines::included,
-                    request_lines::to_pay_kopecks,
-                ))
-                .load(c)?;
+            let lines = store::requests::line_states(c, &id)?;
             let credit = store::school(c, &school_id)?
                 .map(|s| Money::from_kopecks(s.credit_limit_kopecks))
                 .ok_or_else(|| Problem::internal("the request's school vanished"))?;
-            for (account, complex, included, to_pay) in lines {
+            for store::requests::LineState {
+                account,
+                complex_id: complex,
+                included,
+                to_pay_kopecks: to_pay,
+            } in lines
+            {
                 let did = ate.contains(&account);
                 if did && complex.is_none() {
                     return Err(Problem::invalid(
@@ -691,19 +644,9 @@ async fn actual(
                 } else {
                     included
                 };
-                diesel::update(request_lines::table.find((&id, &account)))
-                    .set((
-                        request_lines::ate.eq(did),
-                        request_lines::included.eq(now_included),
-                    ))
-                    .execute(c)?;
+                store::requests::set_ate(c, &id, &account, did, now_included)?;
             }
-            diesel::update(meal_requests::table.find(&id))
-                .set((
-                    meal_requests::confirmed_by.eq(&who),
-                    meal_requests::confirmed_at.eq(at),
-                ))
-                .execute(c)?;
+            store::requests::confirm(c, &id, &who, at)?;
             Ok(())
         })
         .await?;
@@ -745,12 +688,7 @@ async fn class_requests(
         .db
         .read(
             move |c| -> Result<Vec<RequestView>, storage::StorageError> {
-                let ids: Vec<String> = meal_requests::table
-                    .filter(meal_requests::class_id.eq(&class))
-                    .filter(meal_requests::date.eq(day))
-                    .order(meal_requests::meal_time)
-                    .select(meal_requests::id)
-                    .load(c)?;
+                let ids = store::requests::class_request_ids(c, &class, day)?;
                 let mut out = Vec::new();
                 for id in ids {
                     out.extend(view(c, &id)?);
@@ -784,15 +722,7 @@ async fn organizer_requests(
         .db
         .read(
             move |c| -> Result<Vec<RequestView>, storage::StorageError> {
-                let reqs: Vec<store::MealRequest> = meal_requests::table
-                    .filter(meal_requests::date.eq(day))
-                    .order((
-                        meal_requests::school_id,
-                        meal_requests::class_id,
-                        meal_requests::meal_time,
-                    ))
-                    .select(store::MealRequest::as_select())
-                    .load(c)?;
+                let reqs = store::requests::requests_of_day(c, day)?;
                 let mut out = Vec::new();
                 for r in reqs {
                     let (Some(s), Some(k)) = (

@@ -2,11 +2,9 @@
 //! link and the school's credit limit.
 
 use actix_web::{web, HttpResponse};
-use diesel::prelude::*;
 use platform::{Caller, Problem, Role, ServiceContext};
 use primitives::Money;
 use serde::{Deserialize, Serialize};
-use storage::StorageError;
 use utoipa::ToSchema;
 
 use super::Col;
@@ -14,8 +12,8 @@ use super::{
     load_school, meal_kind, non_negative, require_admin, require_municipal, required, resource,
     valid_id,
 };
-use crate::domain::{self};
-use crate::store::{self, buildings, classes, meal_times, schools, students, upsert};
+use crate::domain;
+use crate::store;
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -102,22 +100,21 @@ async fn put_school(
                     format!("school {sid} belongs to municipality {}", s.municipality),
                 )),
                 Some(_) => {
-                    diesel::update(schools::table.find(&sid))
-                        .set(schools::name.eq(&body.name))
-                        .execute(c)?;
+                    store::school_setup::rename_school(c, &sid, &body.name)?;
                     Ok(())
                 }
                 None => {
-                    diesel::insert_into(schools::table)
-                        .values(&store::School {
+                    store::school_setup::insert_school(
+                        c,
+                        &store::School {
                             id: sid.clone(),
                             municipality: body.municipality,
                             name: body.name,
                             credit_limit_kopecks: 0,
                             organizer: None,
                             created_at: now,
-                        })
-                        .execute(c)?;
+                        },
+                    )?;
                     Ok(())
                 }
             }
@@ -155,40 +152,10 @@ async fn school_view(ctx: &ServiceContext, id: &str) -> Result<SchoolView, Probl
         .read(move |c| -> Result<SchoolView, Problem> {
             let s = store::school(c, &id)?.ok_or_else(|| Problem::not_found("no such school"))?;
             Ok(SchoolView {
-                buildings: buildings::table
-                    .filter(buildings::school_id.eq(&id))
-                    .order(buildings::id)
-                    .select((
-                        buildings::id,
-                        buildings::name,
-                        buildings::address,
-                        buildings::organizer,
-                    ))
-                    .load(c)?,
-                classes: classes::table
-                    .filter(classes::school_id.eq(&id))
-                    .order(classes::id)
-                    .select((
-                        classes::id,
-                        classes::name,
-                        classes::shift,
-                        classes::building_id,
-                    ))
-                    .load(c)?,
-                meal_times: meal_times::table
-                    .filter(meal_times::school_id.eq(&id))
-                    .order(meal_times::starts_at)
-                    .select((
-                        meal_times::code,
-                        meal_times::kind,
-                        meal_times::shift,
-                        meal_times::starts_at,
-                    ))
-                    .load(c)?,
-                students: students::table
-                    .filter(students::school_id.eq(&id))
-                    .count()
-                    .get_result(c)?,
+                buildings: store::school_setup::buildings_of(c, &id)?,
+                classes: store::school_setup::classes_of(c, &id)?,
+                meal_times: store::school_setup::meal_times_of(c, &id)?,
+                students: store::school_setup::student_count(c, &id)?,
                 id: s.id,
                 municipality: s.municipality,
                 name: s.name,
@@ -253,12 +220,7 @@ async fn put_building(
     let body = body.into_inner();
     ctx.db
         .write(move |c| -> Result<(), Problem> {
-            let owner: Option<String> = buildings::table
-                .find(&bid)
-                .select(buildings::school_id)
-                .first(c)
-                .optional()?;
-            match owner {
+            match store::school_setup::building_owner(c, &bid)? {
                 Some(o) if o != sid => Err(super::elsewhere(
                     sees_all,
                     "building-elsewhere",
@@ -266,23 +228,11 @@ async fn put_building(
                     format!("building {bid} belongs to school {o}"),
                 )),
                 Some(_) => {
-                    diesel::update(buildings::table.find(&bid))
-                        .set((
-                            buildings::name.eq(&body.name),
-                            buildings::address.eq(&body.address),
-                        ))
-                        .execute(c)?;
+                    store::school_setup::update_building(c, &bid, &body.name, &body.address)?;
                     Ok(())
                 }
                 None => {
-                    diesel::insert_into(buildings::table)
-                        .values((
-                            buildings::id.eq(&bid),
-                            buildings::school_id.eq(&sid),
-                            buildings::name.eq(&body.name),
-                            buildings::address.eq(&body.address),
-                        ))
-                        .execute(c)?;
+                    store::school_setup::insert_building(c, &bid, &sid, &body.name, &body.address)?;
                     Ok(())
                 }
             }
@@ -322,11 +272,7 @@ async fn put_class(
     ctx.db
         .write(move |c| -> Result<(), Problem> {
             if let Some(b) = &body.building {
-                let owner: Option<String> = buildings::table
-                    .find(b)
-                    .select(buildings::school_id)
-                    .first(c)
-                    .optional()?;
+                let owner = store::school_setup::building_owner(c, b)?;
                 if owner.as_deref() != Some(sid.as_str()) {
                     return Err(Problem::invalid(
                         "building",
@@ -349,19 +295,11 @@ async fn put_class(
                     format!("class {cid} belongs to school {}", existing.school_id),
                 )),
                 Some(_) => {
-                    diesel::update(classes::table.find(&cid))
-                        .set((
-                            classes::name.eq(&row.name),
-                            classes::shift.eq(row.shift),
-                            classes::building_id.eq(&row.building_id),
-                        ))
-                        .execute(c)?;
+                    store::school_setup::update_class(c, &row)?;
                     Ok(())
                 }
                 None => {
-                    diesel::insert_into(classes::table)
-                        .values(&row)
-                        .execute(c)?;
+                    store::school_setup::insert_class(c, &row)?;
                     Ok(())
                 }
             }
@@ -411,25 +349,7 @@ async fn put_meal_time(
         starts_at: body.starts_at.clone(),
     };
     ctx.db
-        .write(move |c| {
-            upsert(
-                c,
-                |c| {
-                    diesel::update(meal_times::table.find((&row.school_id, &row.code)))
-                        .set((
-                            meal_times::kind.eq(&row.kind),
-                            meal_times::shift.eq(row.shift),
-                            meal_times::starts_at.eq(&row.starts_at),
-                        ))
-                        .execute(c)
-                },
-                |c| {
-                    diesel::insert_into(meal_times::table)
-                        .values(&row)
-                        .execute(c)
-                },
-            )
-        })
+        .write(move |c| store::school_setup::save_meal_time(c, &row))
         .await?;
     Ok(HttpResponse::Ok().json(school_view(&ctx, &school.id).await?))
 }
@@ -461,14 +381,7 @@ async fn put_organizer(
         .write(move |c| -> Result<(), Problem> {
             match &body.building {
                 Some(b) => {
-                    let n = diesel::update(
-                        buildings::table
-                            .find(b)
-                            .filter(buildings::school_id.eq(&s.id)),
-                    )
-                    .set(buildings::organizer.eq(&body.organizer))
-                    .execute(c)?;
-                    if n == 0 {
+                    if !store::school_setup::link_building(c, &s.id, b, &body.organizer)? {
                         return Err(Problem::invalid(
                             "building",
                             format!("school {} has no building {b}", s.id),
@@ -476,17 +389,12 @@ async fn put_organizer(
                     }
                 }
                 None => {
-                    diesel::update(schools::table.find(&s.id))
-                        .set(schools::organizer.eq(&body.organizer))
-                        .execute(c)?;
+                    store::school_setup::link_school(c, &s.id, &body.organizer)?;
                 }
             }
             // Payments learns every student's (possibly new) organizer.
             let fresh = store::school(c, &s.id)?.unwrap_or(s.clone());
-            let accounts: Vec<String> = students::table
-                .filter(students::school_id.eq(&s.id))
-                .select(students::account)
-                .load(c)?;
+            let accounts = store::school_setup::accounts_of(c, &s.id)?;
             let mut events = Vec::new();
             for a in accounts {
                 events.extend(store::account_opened(c, &fresh, &a)?);
@@ -521,12 +429,7 @@ async fn put_credit(
     non_negative("amount", body.amount)?;
     let (id, k) = (school.id.clone(), body.amount.kopecks());
     ctx.db
-        .write(move |c| {
-            diesel::update(schools::table.find(&id))
-                .set(schools::credit_limit_kopecks.eq(k))
-                .execute(c)
-                .map_err(StorageError::from)
-        })
+        .write(move |c| store::school_setup::set_credit_limit(c, &id, k))
         .await?;
     Ok(HttpResponse::Ok().json(school_view(&ctx, &school.id).await?))
 }

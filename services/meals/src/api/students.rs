@@ -3,14 +3,13 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDate;
-use diesel::prelude::*;
 use platform::{Caller, Problem, Role, ServiceContext};
 use serde::{Deserialize, Serialize};
 use storage::DbConnection;
 use utoipa::ToSchema;
 
 use super::{load_school, meal_kind, require_admin, required, resource, valid_id};
-use crate::store::{self, menu_types, pchvr_categories, students};
+use crate::store;
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -87,18 +86,19 @@ async fn put_student(
                     ))
                 }
                 Some(_) => {
-                    diesel::update(students::table.find(&account))
-                        .set((
-                            students::class_id.eq(&class.id),
-                            students::full_name.eq(&body.full_name),
-                            students::birth_date.eq(birth),
-                            students::home_schooled.eq(body.home_schooled),
-                        ))
-                        .execute(c)?;
+                    store::registration::update_student(
+                        c,
+                        &account,
+                        &class.id,
+                        &body.full_name,
+                        birth,
+                        body.home_schooled,
+                    )?;
                 }
                 None => {
-                    diesel::insert_into(students::table)
-                        .values(&store::Student {
+                    store::registration::insert_student(
+                        c,
+                        &store::Student {
                             account: account.clone(),
                             school_id: school.id.clone(),
                             class_id: class.id.clone(),
@@ -110,8 +110,8 @@ async fn put_student(
                             home_schooled: body.home_schooled,
                             active: true,
                             created_at: now,
-                        })
-                        .execute(c)?;
+                        },
+                    )?;
                 }
             }
             if let Some(e) = store::account_opened(c, &school, &account)? {
@@ -179,11 +179,7 @@ async fn put_settings(
                     Problem::not_found(format!("school {} has no student {account}", school.id))
                 })?;
             if let Some(cat) = &body.category {
-                let known: i64 = pchvr_categories::table
-                    .find((&school.municipality, cat))
-                    .count()
-                    .get_result(c)?;
-                if known == 0 {
+                if !store::registration::category_exists(c, &school.municipality, cat)? {
                     return Err(Problem::invalid(
                         "category",
                         format!(
@@ -194,24 +190,20 @@ async fn put_settings(
                 }
             }
             if let Some(t) = &body.menu_type {
-                let known: i64 = menu_types::table
-                    .find((&school.municipality, t))
-                    .count()
-                    .get_result(c)?;
-                if known == 0 {
+                if !store::registration::menu_type_exists(c, &school.municipality, t)? {
                     return Err(Problem::invalid(
                         "menu_type",
                         format!("municipality {} has no menu type {t}", school.municipality),
                     ));
                 }
             }
-            diesel::update(students::table.find(&st.account))
-                .set((
-                    students::category.eq(&body.category),
-                    students::meal_kinds.eq(body.meal_kinds.join(",")),
-                    students::menu_type.eq(&body.menu_type),
-                ))
-                .execute(c)?;
+            store::registration::set_settings(
+                c,
+                &st.account,
+                body.category.as_deref(),
+                &body.meal_kinds.join(","),
+                body.menu_type.as_deref(),
+            )?;
             settings_view(c, &st.account)
         })
         .await?;

@@ -1,5 +1,11 @@
 //! Diesel schema of the meals service and the queries several handlers share.
 
+pub mod dictionaries;
+pub mod parents;
+pub mod registration;
+pub mod requests;
+pub mod school_setup;
+
 use chrono::{NaiveDate, NaiveDateTime};
 use diesel::prelude::*;
 use primitives::Money;
