@@ -4,7 +4,6 @@
 
 use actix_web::{web, HttpResponse};
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 use platform::{Caller, Problem, ServiceContext};
 use primitives::Money;
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,9 @@ use utoipa::ToSchema;
 use super::{
     load_school, meal_kind, non_negative, require_organizer, required, resource, valid_id,
 };
-use crate::store::{self, complexes, day_menus, dishes, extras, menu_notices, menu_types, orders};
+use crate::domain::catalog::{complex_change, ComplexChange};
+use crate::domain::orders::ExtraKind;
+use crate::store;
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     let o = "/api/meals/organizers/{organizer}";
@@ -136,40 +137,26 @@ fn save_dish(
             "must be positive",
         ));
     }
-    let owner: Option<String> = dishes::table
-        .find(id)
-        .select(dishes::organizer)
-        .first(c)
-        .optional()?;
     let allergens = d.allergens.join(", ");
-    match owner {
+    let row = store::catalog::DishRow {
+        id,
+        organizer: org,
+        name: &d.name,
+        yield_grams: d.yield_grams,
+        price_kopecks: d.price.kopecks(),
+        allergens: &allergens,
+    };
+    match store::catalog::dish_owner(c, id)? {
         Some(o) if o != org => Err(Problem::conflict(
             "dish-elsewhere",
             format!("dish {id} belongs to another organizer"),
         )),
         Some(_) => {
-            diesel::update(dishes::table.find(id))
-                .set((
-                    dishes::name.eq(&d.name),
-                    dishes::yield_grams.eq(d.yield_grams),
-                    dishes::price_kopecks.eq(d.price.kopecks()),
-                    dishes::allergens.eq(&allergens),
-                ))
-                .execute(c)?;
+            store::catalog::update_dish(c, &row)?;
             Ok(())
         }
         None => {
-            diesel::insert_into(dishes::table)
-                .values((
-                    dishes::id.eq(id),
-                    dishes::organizer.eq(org),
-                    dishes::name.eq(&d.name),
-                    dishes::yield_grams.eq(d.yield_grams),
-                    dishes::price_kopecks.eq(d.price.kopecks()),
-                    dishes::allergens.eq(&allergens),
-                    dishes::created_at.eq(at),
-                ))
-                .execute(c)?;
+            store::catalog::insert_dish(c, &row, at)?;
             Ok(())
         }
     }
@@ -195,33 +182,20 @@ fn save_complex(
         ));
     }
     for (i, d) in b.dishes.iter().enumerate() {
-        let owner: Option<String> = dishes::table
-            .find(d)
-            .select(dishes::organizer)
-            .first(c)
-            .optional()?;
-        if owner.as_deref() != Some(org) {
+        if store::catalog::dish_owner(c, d)?.as_deref() != Some(org) {
             return Err(Problem::invalid(
                 &format!("{f}dishes[{i}]"),
                 format!("organizer {org} has no dish {d}"),
             ));
         }
     }
-    let known: i64 = menu_types::table
-        .filter(menu_types::code.eq(&b.menu_type))
-        .count()
-        .get_result(c)?;
-    if known == 0 {
+    if !store::catalog::menu_type_known(c, &b.menu_type)? {
         return Err(Problem::invalid(
             &format!("{f}menu_type"),
             format!("no municipality has menu type {}", b.menu_type),
         ));
     }
-    let known: i64 = store::age_categories::table
-        .filter(store::age_categories::code.eq(&b.age_category))
-        .count()
-        .get_result(c)?;
-    if known == 0 {
+    if !store::catalog::age_category_known(c, &b.age_category)? {
         return Err(Problem::invalid(
             &format!("{f}age_category"),
             format!("no municipality has age category {}", b.age_category),
@@ -243,54 +217,39 @@ fn save_complex(
         current: true,
         created_at: at,
     };
-    let Some(cur) = current else {
-        let taken: i64 = complexes::table
-            .find(format!("{code}.v1"))
-            .count()
-            .get_result(c)?;
-        if taken > 0 {
-            return Err(Problem::conflict(
-                "complex-elsewhere",
-                format!("complex code {code} belongs to another organizer"),
-            ));
-        }
-        let row = fresh(1);
-        diesel::insert_into(complexes::table)
-            .values(&row)
-            .execute(c)?;
-        return Ok(row);
+    let chosen = match &current {
+        Some(cur) => Some((cur.version, store::catalog::complex_chosen(c, &cur.id)?)),
+        None => None,
     };
-    let chosen: i64 = orders::table
-        .filter(orders::complex_id.eq(&cur.id))
-        .count()
-        .get_result(c)?;
-    if chosen == 0 {
-        let row = store::Complex {
-            id: cur.id.clone(),
-            version: cur.version,
-            created_at: cur.created_at,
-            ..fresh(cur.version)
-        };
-        diesel::update(complexes::table.find(&cur.id))
-            .set((
-                complexes::name.eq(&row.name),
-                complexes::menu_type.eq(&row.menu_type),
-                complexes::age_category.eq(&row.age_category),
-                complexes::meal_kind.eq(&row.meal_kind),
-                complexes::price_kopecks.eq(row.price_kopecks),
-                complexes::dishes.eq(&row.dishes),
-            ))
-            .execute(c)?;
-        return Ok(row);
+    match (complex_change(chosen), current) {
+        (ComplexChange::InPlace { .. }, Some(cur)) => {
+            let row = store::Complex {
+                id: cur.id.clone(),
+                version: cur.version,
+                created_at: cur.created_at,
+                ..fresh(cur.version)
+            };
+            store::catalog::correct_complex(c, &row)?;
+            Ok(row)
+        }
+        (ComplexChange::NewVersion { version }, Some(cur)) => {
+            store::catalog::retire_complex(c, &cur.id)?;
+            let row = fresh(version);
+            store::catalog::insert_complex(c, &row)?;
+            Ok(row)
+        }
+        _ => {
+            if store::catalog::complex_exists(c, &format!("{code}.v1"))? {
+                return Err(Problem::conflict(
+                    "complex-elsewhere",
+                    format!("complex code {code} belongs to another organizer"),
+                ));
+            }
+            let row = fresh(1);
+            store::catalog::insert_complex(c, &row)?;
+            Ok(row)
+        }
     }
-    diesel::update(complexes::table.find(&cur.id))
-        .set(complexes::current.eq(false))
-        .execute(c)?;
-    let row = fresh(cur.version + 1);
-    diesel::insert_into(complexes::table)
-        .values(&row)
-        .execute(c)?;
-    Ok(row)
 }
 
 fn save_extra(
@@ -304,35 +263,25 @@ fn save_extra(
     valid_id(&format!("{f}id"), id)?;
     required(&format!("{f}name"), &b.name)?;
     non_negative(&format!("{f}price"), b.price)?;
-    if b.kind != "supplement" && b.kind != "home" {
+    if ExtraKind::parse(&b.kind).is_none() {
         return Err(Problem::invalid(
             &format!("{f}kind"),
             "must be `supplement` or `home`",
         ));
     }
-    let owner: Option<String> = extras::table
-        .find(id)
-        .select(extras::organizer)
-        .first(c)
-        .optional()?;
-    match owner {
+    match store::catalog::extra_owner(c, id)? {
         Some(o) if o != org => Err(Problem::conflict(
             "extra-elsewhere",
             format!("item {id} belongs to another organizer"),
         )),
         Some(_) => {
-            diesel::update(extras::table.find(id))
-                .set((
-                    extras::name.eq(&b.name),
-                    extras::kind.eq(&b.kind),
-                    extras::price_kopecks.eq(b.price.kopecks()),
-                ))
-                .execute(c)?;
+            store::catalog::update_extra(c, id, &b.name, &b.kind, b.price.kopecks())?;
             Ok(())
         }
         None => {
-            diesel::insert_into(extras::table)
-                .values(&store::Extra {
+            store::catalog::insert_extra(
+                c,
+                &store::Extra {
                     id: id.into(),
                     organizer: org.into(),
                     name: b.name.clone(),
@@ -340,8 +289,8 @@ fn save_extra(
                     price_kopecks: b.price.kopecks(),
                     active: true,
                     created_at: at,
-                })
-                .execute(c)?;
+                },
+            )?;
             Ok(())
         }
     }
@@ -432,28 +381,9 @@ pub struct Catalog {
 }
 
 fn catalog_of(c: &mut DbConnection, org: &str) -> Result<Catalog, StorageError> {
-    let ds: Vec<(String, String, i32, i64, String)> = dishes::table
-        .filter(dishes::organizer.eq(org))
-        .order(dishes::id)
-        .select((
-            dishes::id,
-            dishes::name,
-            dishes::yield_grams,
-            dishes::price_kopecks,
-            dishes::allergens,
-        ))
-        .load(c)?;
-    let cs: Vec<store::Complex> = complexes::table
-        .filter(complexes::organizer.eq(org))
-        .filter(complexes::current.eq(true))
-        .order(complexes::code)
-        .select(store::Complex::as_select())
-        .load(c)?;
-    let es: Vec<store::Extra> = extras::table
-        .filter(extras::organizer.eq(org))
-        .order(extras::id)
-        .select(store::Extra::as_select())
-        .load(c)?;
+    let ds = store::catalog::dishes_of(c, org)?;
+    let cs = store::catalog::current_complexes(c, org)?;
+    let es = store::catalog::extras_of_organizer(c, org)?;
     Ok(Catalog {
         dishes: ds
             .into_iter()
@@ -612,32 +542,12 @@ async fn put_day_menu(
                     ));
                 }
             }
-            diesel::delete(
-                day_menus::table
-                    .filter(day_menus::school_id.eq(&sid))
-                    .filter(day_menus::date.eq(day))
-                    .filter(day_menus::meal_kind.eq(&kind)),
-            )
-            .execute(c)?;
-            let mut seen = std::collections::BTreeSet::new();
-            for code in &b.complexes {
-                if !seen.insert(code) {
-                    continue;
-                }
-                diesel::insert_into(day_menus::table)
-                    .values((
-                        day_menus::school_id.eq(&sid),
-                        day_menus::date.eq(day),
-                        day_menus::meal_kind.eq(&kind),
-                        day_menus::complex_code.eq(code),
-                        day_menus::is_default.eq(*code == b.default),
-                    ))
-                    .execute(c)?;
-            }
-            if seen.len() >= crate::domain::MIN_COMPLEXES {
-                diesel::delete(menu_notices::table.find((&sid, day, &kind))).execute(c)?;
+            let offered =
+                store::catalog::set_day_menu(c, &sid, day, &kind, &b.complexes, &b.default)?;
+            if offered >= crate::domain::MIN_COMPLEXES {
+                store::catalog::clear_menu_notice(c, &sid, day, &kind)?;
             } else {
-                store::record_menu_notice(c, &sid, day, &kind, &org, seen.len(), now)?;
+                store::record_menu_notice(c, &sid, day, &kind, &org, offered, now)?;
             }
             Ok(())
         })
@@ -668,20 +578,7 @@ async fn notices(
     require_organizer(&caller, &org)?;
     let rows: Vec<(String, chrono::NaiveDate, String, i32, NaiveDateTime)> = ctx
         .db
-        .read(move |c| {
-            menu_notices::table
-                .filter(menu_notices::organizer.eq(&org))
-                .order((menu_notices::date, menu_notices::school_id))
-                .select((
-                    menu_notices::school_id,
-                    menu_notices::date,
-                    menu_notices::meal_kind,
-                    menu_notices::offered,
-                    menu_notices::noticed_at,
-                ))
-                .load(c)
-                .map_err(StorageError::from)
-        })
+        .read(move |c| store::catalog::notices_of(c, &org))
         .await?;
     let out: Vec<Notice> = rows
         .into_iter()

@@ -2,6 +2,7 @@
 //! when an order locks, when a request freezes, who is excluded for credit, when
 //! a day closes.
 
+pub mod catalog;
 pub mod close;
 pub mod orders;
 pub mod requests;

@@ -1,5 +1,6 @@
 //! Diesel schema of the meals service and the queries several handlers share.
 
+pub mod catalog;
 pub mod dictionaries;
 pub mod parents;
 pub mod registration;
