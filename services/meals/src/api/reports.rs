@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use actix_web::{web, HttpResponse};
 use chrono::{Duration, NaiveDate};
-use diesel::prelude::*;
 use platform::export::Cell;
 use platform::{Caller, Problem, Role, ServiceContext};
 use primitives::Money;
@@ -18,10 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{local_now, resource, tyumen};
 use crate::domain;
 use crate::domain::close::WriteOffStatus;
-use crate::store::{
-    self, balances, buildings, classes, day_closes, day_menus, orders, schools, students,
-    write_offs,
-};
+use crate::store;
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -140,14 +136,7 @@ async fn schools_in_scope(
             let m = m.clone();
             Ok(ctx
                 .db
-                .read(move |c| {
-                    schools::table
-                        .filter(schools::municipality.eq(&m))
-                        .order(schools::id)
-                        .select(store::School::as_select())
-                        .load(c)
-                        .map_err(StorageError::from)
-                })
+                .read(move |c| store::reports::schools_of(c, &m))
                 .await?)
         }
         (None, None) => Err(Problem::invalid(
@@ -182,27 +171,7 @@ async fn balances_report(
     let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
     let rows: Vec<(String, String, String, String, Option<i64>)> = ctx
         .db
-        .read(move |c| {
-            let mut query = students::table
-                .inner_join(classes::table.on(classes::id.eq(students::class_id)))
-                .left_join(balances::table.on(balances::account.eq(students::account)))
-                .filter(students::school_id.eq_any(&ids))
-                .into_boxed();
-            if let Some(own) = &teacher_classes {
-                query = query.filter(students::class_id.eq_any(own));
-            }
-            query
-                .order((students::school_id, classes::name, students::full_name))
-                .select((
-                    students::school_id,
-                    classes::name,
-                    students::account,
-                    students::full_name,
-                    balances::balance_kopecks.nullable(),
-                ))
-                .load(c)
-                .map_err(StorageError::from)
-        })
+        .read(move |c| store::reports::balances_in(c, &ids, teacher_classes.as_deref()))
         .await?;
     let cells = rows
         .into_iter()
@@ -239,20 +208,7 @@ async fn money_flow(
     let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
     let rows: Vec<(String, NaiveDate, String, i64, i64)> = ctx
         .db
-        .read(move |c| {
-            write_offs::table
-                .filter(write_offs::school_id.eq_any(&ids))
-                .filter(write_offs::date.between(from, to))
-                .select((
-                    write_offs::school_id,
-                    write_offs::date,
-                    write_offs::status,
-                    write_offs::amount_kopecks,
-                    write_offs::reimbursed_kopecks,
-                ))
-                .load(c)
-                .map_err(StorageError::from)
-        })
+        .read(move |c| store::reports::write_offs_in(c, &ids, from, to))
         .await?;
     let mut acc: BTreeMap<(String, NaiveDate), [i64; 6]> = BTreeMap::new();
     for (s, d, status, amount, reimbursed) in rows {
@@ -314,20 +270,7 @@ async fn subsidies(
     let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
     let rows: Vec<(Option<String>, Option<String>, i64)> = ctx
         .db
-        .read(move |c| {
-            write_offs::table
-                .filter(write_offs::school_id.eq_any(&ids))
-                .filter(write_offs::date.between(from, to))
-                .filter(write_offs::reimbursed_kopecks.gt(0))
-                .filter(write_offs::status.ne(WriteOffStatus::Refused.as_str()))
-                .select((
-                    write_offs::category,
-                    write_offs::funder,
-                    write_offs::reimbursed_kopecks,
-                ))
-                .load(c)
-                .map_err(StorageError::from)
-        })
+        .read(move |c| store::reports::reimbursements_in(c, &ids, from, to))
         .await?;
     let mut acc: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     for (cat, funder, k) in rows {
@@ -369,19 +312,7 @@ async fn links(
     let ids: Vec<String> = list.iter().map(|s| s.id.clone()).collect();
     let bs: Vec<(String, String, String, Option<String>)> = ctx
         .db
-        .read(move |c| {
-            buildings::table
-                .filter(buildings::school_id.eq_any(&ids))
-                .order((buildings::school_id, buildings::id))
-                .select((
-                    buildings::school_id,
-                    buildings::id,
-                    buildings::name,
-                    buildings::organizer,
-                ))
-                .load(c)
-                .map_err(StorageError::from)
-        })
+        .read(move |c| store::reports::buildings_in(c, &ids))
         .await?;
     let mut cells = Vec::new();
     for s in &list {
@@ -458,16 +389,10 @@ fn procurement_rows(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<Vec<Cell>>, StorageError> {
-    let all: Vec<store::School> = schools::table
-        .order(schools::id)
-        .select(store::School::as_select())
-        .load(c)?;
+    let all = store::reports::all_schools(c)?;
     let mut out = Vec::new();
     for s in all {
-        let class_rows: Vec<store::Class> = classes::table
-            .filter(classes::school_id.eq(&s.id))
-            .select(store::Class::as_select())
-            .load(c)?;
+        let class_rows = store::reports::classes_of(c, &s.id)?;
         let mut served = Vec::new();
         for k in &class_rows {
             if store::organizer_of(c, &s, k)?.as_deref() == Some(org) {
@@ -477,33 +402,10 @@ fn procurement_rows(
         if served.is_empty() {
             continue;
         }
-        let pupils: Vec<store::Student> = students::table
-            .filter(students::class_id.eq_any(&served))
-            .filter(students::active.eq(true))
-            .select(store::Student::as_select())
-            .load(c)?;
+        let pupils = store::reports::active_students_in(c, &served)?;
         let accounts: Vec<String> = pupils.iter().map(|p| p.account.clone()).collect();
-        let ords: Vec<(String, NaiveDate, String, Option<String>, bool)> = orders::table
-            .filter(orders::account.eq_any(&accounts))
-            .filter(orders::date.between(from, to))
-            .select((
-                orders::account,
-                orders::date,
-                orders::meal_kind,
-                orders::complex_id,
-                orders::confirmed,
-            ))
-            .load(c)?;
-        let menus: Vec<(NaiveDate, String, String, bool)> = day_menus::table
-            .filter(day_menus::school_id.eq(&s.id))
-            .filter(day_menus::date.between(from, to))
-            .select((
-                day_menus::date,
-                day_menus::meal_kind,
-                day_menus::complex_code,
-                day_menus::is_default,
-            ))
-            .load(c)?;
+        let ords = store::reports::orders_in(c, &accounts, from, to)?;
+        let menus = store::reports::menus_in(c, &s.id, from, to)?;
         let mut acc: BTreeMap<(NaiveDate, String, String), (i64, i64)> = BTreeMap::new();
         for (_, d, kind, cid, confirmed) in &ords {
             if *confirmed {
@@ -581,21 +483,7 @@ async fn print_menu(
     let rows = ctx
         .db
         .read(move |c| -> Result<Vec<Vec<Cell>>, StorageError> {
-            let menus: Vec<(NaiveDate, String, String, bool)> = day_menus::table
-                .filter(day_menus::school_id.eq(&sid))
-                .filter(day_menus::date.between(from, to))
-                .order((
-                    day_menus::date,
-                    day_menus::meal_kind,
-                    day_menus::complex_code,
-                ))
-                .select((
-                    day_menus::date,
-                    day_menus::meal_kind,
-                    day_menus::complex_code,
-                    day_menus::is_default,
-                ))
-                .load(c)?;
+            let menus = store::reports::menus_in(c, &sid, from, to)?;
             let mut out = Vec::new();
             for (d, kind, code, dflt) in menus {
                 let mut cx = None;
@@ -607,10 +495,7 @@ async fn print_menu(
                 }
                 let Some(cx) = cx else { continue };
                 let ids: Vec<String> = serde_json::from_str(&cx.dishes).unwrap_or_default();
-                let names: Vec<String> = store::dishes::table
-                    .filter(store::dishes::id.eq_any(&ids))
-                    .select(store::dishes::name)
-                    .load(c)?;
+                let names = store::reports::dish_names(c, &ids)?;
                 out.push(vec![
                     Cell::Text(d.to_string()),
                     Cell::Text(kind),
@@ -692,15 +577,7 @@ async fn day_close_status(
         .unwrap_or(today);
     let list = if q.school.is_none() && q.municipality.is_none() {
         caller.require(&[Role::OperatorAdmin])?;
-        ctx.db
-            .read(|c| {
-                schools::table
-                    .order(schools::id)
-                    .select(store::School::as_select())
-                    .load(c)
-                    .map_err(StorageError::from)
-            })
-            .await?
+        ctx.db.read(store::reports::all_schools).await?
     } else {
         schools_in_scope(&ctx, &caller, &q).await?
     };
@@ -709,20 +586,8 @@ async fn day_close_status(
         .read(move |c| -> Result<Vec<DayCloseStatus>, StorageError> {
             let mut out = Vec::new();
             for s in list {
-                let row: Option<store::DayClose> = day_closes::table
-                    .find((&s.id, day))
-                    .select(store::DayClose::as_select())
-                    .first(c)
-                    .optional()?;
-                let offs: Vec<(String, i64, i64)> = write_offs::table
-                    .filter(write_offs::school_id.eq(&s.id))
-                    .filter(write_offs::date.eq(day))
-                    .select((
-                        write_offs::status,
-                        write_offs::amount_kopecks,
-                        write_offs::reimbursed_kopecks,
-                    ))
-                    .load(c)?;
+                let row = store::reports::day_close(c, &s.id, day)?;
+                let offs = store::reports::write_offs_of_day(c, &s.id, day)?;
                 let count =
                     |w: &str| i64::try_from(offs.iter().filter(|x| x.0 == w).count()).unwrap_or(0);
                 // A refused debit moved no money: neither the parent's part nor

@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod dictionaries;
 pub mod parents;
 pub mod registration;
+pub mod reports;
 pub mod requests;
 pub mod school_setup;
 
