@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveDateTime};
 use contracts::meals::DebitRequested;
-use diesel::prelude::*;
 use platform::tokio_util::sync::CancellationToken;
 use platform::ServiceContext;
 use primitives::Money;
@@ -21,9 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::domain;
 use crate::domain::close::{written_off, WriteOffStatus};
-use crate::store::{
-    self, classes, day_closes, meal_requests, request_lines, schools, write_offs, StoreError,
-};
+use crate::store::{self, StoreError};
 
 /// What closing one school's day did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,28 +51,11 @@ pub fn close_day(
         to_pay_kopecks: 0,
         reimbursed_kopecks: 0,
     };
-    let inserted = storage::per_backend!(conn, |c| diesel::insert_into(day_closes::table)
-        .values(&row)
-        .on_conflict_do_nothing()
-        .execute(c))?;
-    if inserted == 0 {
+    if !store::closing::claim_day(conn, &row)? {
         return Ok(None);
     }
-    let lines: Vec<(store::RequestLine, String, String)> = request_lines::table
-        .inner_join(meal_requests::table.on(meal_requests::id.eq(request_lines::request_id)))
-        .filter(meal_requests::school_id.eq(&school.id))
-        .filter(meal_requests::date.eq(date))
-        .filter(meal_requests::closed.eq(false))
-        .select((
-            store::RequestLine::as_select(),
-            meal_requests::class_id,
-            meal_requests::meal_time,
-        ))
-        .load(conn)?;
-    let class_rows: Vec<store::Class> = classes::table
-        .filter(classes::school_id.eq(&school.id))
-        .select(store::Class::as_select())
-        .load(conn)?;
+    let lines = store::closing::open_lines(conn, &school.id, date)?;
+    let class_rows = store::closing::classes_of(conn, &school.id)?;
     let mut organizer_of_class: HashMap<String, Option<String>> = HashMap::new();
     for c in &class_rows {
         organizer_of_class.insert(c.id.clone(), store::organizer_of(conn, school, c)?);
@@ -129,27 +109,9 @@ pub fn close_day(
             created_at: now,
         });
     }
-    for chunk in rows.chunks(500) {
-        storage::per_backend!(conn, |c| diesel::insert_into(write_offs::table)
-            .values(chunk)
-            .execute(c))?;
-    }
+    store::closing::finish_close(conn, &school.id, date, &rows, (to_pay, reimbursed))?;
     bus::store::enqueue_all(conn, &events)?;
-    diesel::update(
-        meal_requests::table
-            .filter(meal_requests::school_id.eq(&school.id))
-            .filter(meal_requests::date.eq(date)),
-    )
-    .set(meal_requests::closed.eq(true))
-    .execute(conn)?;
     let debits = rows.len();
-    diesel::update(day_closes::table.find((&school.id, date)))
-        .set((
-            day_closes::debits.eq(i32::try_from(debits).unwrap_or(i32::MAX)),
-            day_closes::to_pay_kopecks.eq(to_pay),
-            day_closes::reimbursed_kopecks.eq(reimbursed),
-        ))
-        .execute(conn)?;
     Ok(Some(Closed {
         school: school.id.clone(),
         date,
@@ -173,19 +135,8 @@ pub fn catch_up(ctx: &ServiceContext) -> Result<Vec<Closed>, StoreError> {
     let latest = domain::latest_closable(now_local, close_at);
     let horizon = latest - chrono::Duration::days(i64::from(ctx.settings.meals.catch_up_days));
     let mut conn = ctx.db.conn()?;
-    let all: Vec<store::School> = schools::table
-        .order(schools::id)
-        .select(store::School::as_select())
-        .load(&mut *conn)?;
-    let last: Vec<(String, Option<NaiveDate>)> = day_closes::table
-        .group_by(day_closes::school_id)
-        .select((day_closes::school_id, diesel::dsl::max(day_closes::date)))
-        .load(&mut *conn)?;
+    let (all, last) = store::closing::schools_and_last_close(&mut conn)?;
     drop(conn);
-    let last: HashMap<String, NaiveDate> = last
-        .into_iter()
-        .filter_map(|(s, d)| d.map(|d| (s, d)))
-        .collect();
     let now_utc = ctx.clock.now().naive_utc();
     let mut closed = Vec::new();
     for school in all {

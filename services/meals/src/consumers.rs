@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use bus::{ConsumerOptions, HandlerError};
 use chrono::NaiveDate;
-use diesel::prelude::*;
 use platform::tokio_util::sync::CancellationToken;
 use platform::ServiceContext;
 use storage::DbConnection;
 use tokio::task::JoinHandle;
 
 use crate::domain::close::WriteOffStatus;
-use crate::store::{self, write_offs};
+use crate::store;
 
 pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<()>> {
     let mut tasks = Vec::new();
@@ -80,14 +79,14 @@ impl bus::Handler for DebitResults {
     fn handle(&self, conn: &mut DbConnection, message: &bus::Envelope) -> Result<(), HandlerError> {
         let result: contracts::payments::DebitResult = message.decode()?;
         let status = WriteOffStatus::answered(result.accepted).as_str();
-        let n = diesel::update(write_offs::table.find(&result.key))
-            .set((
-                write_offs::status.eq(status),
-                write_offs::reason.eq(&result.reason),
-            ))
-            .execute(conn)
-            .map_err(transient)?;
-        if n == 0 {
+        let known = store::closing::set_write_off_status(
+            conn,
+            &result.key,
+            status,
+            result.reason.as_deref(),
+        )
+        .map_err(transient)?;
+        if !known {
             tracing::debug!(key = %result.key, "debit result for a write-off this service does not know");
             return Ok(());
         }
@@ -133,7 +132,8 @@ impl bus::Handler for Attendance {
             .collect();
         let at = self.clock.now().naive_utc();
         let unknown =
-            mark_attendance(conn, &event.class, date, &marks, "school", at).map_err(transient)?;
+            store::requests::mark_attendance(conn, &event.class, date, &marks, "school", at)
+                .map_err(transient)?;
         if !unknown.is_empty() {
             tracing::warn!(class = %event.class, ?unknown, "attendance for students not in the class, ignored");
         }
@@ -141,7 +141,7 @@ impl bus::Handler for Attendance {
     }
 
     /// A batch marks class by class in class order (and each class's students
-    /// in account order, see [`mark_attendance`]), so two consumers marking
+    /// in account order, see [`store::requests::mark_attendance`]), so two consumers marking
     /// the same classes cannot deadlock on their rows.
     fn lock_key(&self, message: &bus::Envelope) -> Option<String> {
         message
@@ -149,53 +149,4 @@ impl bus::Handler for Attendance {
             .ok()
             .map(|e| e.class)
     }
-}
-
-/// Records the marks of students of `class` (the latest mark wins); returns the
-/// accounts that are not in the class, which are left out.
-pub fn mark_attendance(
-    conn: &mut DbConnection,
-    class: &str,
-    date: NaiveDate,
-    marks: &[(String, bool)],
-    source: &str,
-    at: chrono::NaiveDateTime,
-) -> Result<Vec<String>, storage::StorageError> {
-    use store::{attendance, students};
-    let members: std::collections::HashSet<String> = students::table
-        .filter(students::class_id.eq(class))
-        .select(students::account)
-        .load::<String>(conn)?
-        .into_iter()
-        .collect();
-    let mut unknown = Vec::new();
-    // Rows taken in account order (stable: a student marked twice keeps the
-    // order of the marks, the latest wins).
-    let mut ordered: Vec<&(String, bool)> = marks.iter().collect();
-    ordered.sort_by(|a, b| a.0.cmp(&b.0));
-    for (account, present) in ordered {
-        if !members.contains(account) {
-            unknown.push(account.clone());
-            continue;
-        }
-        let n = diesel::update(attendance::table.find((account, date)))
-            .set((
-                attendance::present.eq(*present),
-                attendance::source.eq(source),
-                attendance::marked_at.eq(at),
-            ))
-            .execute(conn)?;
-        if n == 0 {
-            diesel::insert_into(attendance::table)
-                .values((
-                    attendance::account.eq(account),
-                    attendance::date.eq(date),
-                    attendance::present.eq(*present),
-                    attendance::source.eq(source),
-                    attendance::marked_at.eq(at),
-                ))
-                .execute(conn)?;
-        }
-    }
-    Ok(unknown)
 }

@@ -117,7 +117,7 @@ async fn mark(
     ctx.db
         .write(move |c| -> Result<(), Problem> {
             let unknown =
-                crate::consumers::mark_attendance(c, &class.id, day, &marks, "teacher", at)?;
+                store::requests::mark_attendance(c, &class.id, day, &marks, "teacher", at)?;
             if !unknown.is_empty() {
                 // Rolls the whole batch back: nothing is recorded.
                 return Err(Problem::invalid(

@@ -1,6 +1,7 @@
 //! Diesel schema of the meals service and the queries several handlers share.
 
 pub mod catalog;
+pub mod closing;
 pub mod dictionaries;
 pub mod parents;
 pub mod registration;

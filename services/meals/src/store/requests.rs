@@ -204,3 +204,51 @@ pub fn requests_of_day(
         .select(MealRequest::as_select())
         .load(c)?)
 }
+
+/// Records the marks of students of `class` (the latest mark wins); returns the
+/// accounts that are not in the class, which are left out.
+pub fn mark_attendance(
+    conn: &mut DbConnection,
+    class: &str,
+    date: NaiveDate,
+    marks: &[(String, bool)],
+    source: &str,
+    at: chrono::NaiveDateTime,
+) -> Result<Vec<String>, StorageError> {
+    let members: std::collections::HashSet<String> = students::table
+        .filter(students::class_id.eq(class))
+        .select(students::account)
+        .load::<String>(conn)?
+        .into_iter()
+        .collect();
+    let mut unknown = Vec::new();
+    // Rows taken in account order (stable: a student marked twice keeps the
+    // order of the marks, the latest wins).
+    let mut ordered: Vec<&(String, bool)> = marks.iter().collect();
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    for (account, present) in ordered {
+        if !members.contains(account) {
+            unknown.push(account.clone());
+            continue;
+        }
+        let n = diesel::update(attendance::table.find((account, date)))
+            .set((
+                attendance::present.eq(*present),
+                attendance::source.eq(source),
+                attendance::marked_at.eq(at),
+            ))
+            .execute(conn)?;
+        if n == 0 {
+            diesel::insert_into(attendance::table)
+                .values((
+                    attendance::account.eq(account),
+                    attendance::date.eq(date),
+                    attendance::present.eq(*present),
+                    attendance::source.eq(source),
+                    attendance::marked_at.eq(at),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(unknown)
+}
