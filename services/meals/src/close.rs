@@ -55,7 +55,7 @@ pub fn close_day(
         return Ok(None);
     }
     let lines = store::closing::open_lines(conn, &school.id, date)?;
-    let class_rows = store::closing::classes_of(conn, &school.id)?;
+    let class_rows = store::classes_of_school(conn, &school.id)?;
     let mut organizer_of_class: HashMap<String, Option<String>> = HashMap::new();
     for c in &class_rows {
         organizer_of_class.insert(c.id.clone(), store::organizer_of(conn, school, c)?);

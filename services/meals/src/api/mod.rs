@@ -218,6 +218,27 @@ pub(crate) fn require_organizer(caller: &Caller, organizer: &str) -> Result<(), 
 /// Whether the caller may read about `school`: its meal admin, its class
 /// teachers (own classes are checked by the caller), a linked organizer, the
 /// municipality's officer, the Operator.
+/// The school and its organizers, if the caller may read it (its staff,
+/// officers, linked organizers, the operator, and class teachers of the
+/// school); 404 otherwise.
+pub(crate) async fn readable_school(
+    ctx: &ServiceContext,
+    caller: &Caller,
+    id: &str,
+) -> Result<(store::School, Vec<String>), Problem> {
+    let school = load_school(ctx, id).await?;
+    let s2 = school.clone();
+    let orgs = ctx
+        .db
+        .read(move |c| store::organizers_of_school(c, &s2))
+        .await?;
+    let teacher = caller.has_role(Role::ClassTeacher) && caller.may_see_school(&school.id);
+    if !may_read_school(caller, &school, &orgs) && !teacher {
+        return Err(Problem::not_found("no such school"));
+    }
+    Ok((school, orgs))
+}
+
 pub(crate) fn may_read_school(
     caller: &Caller,
     school: &store::School,

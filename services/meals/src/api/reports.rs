@@ -392,7 +392,7 @@ fn procurement_rows(
     let all = store::reports::all_schools(c)?;
     let mut out = Vec::new();
     for s in all {
-        let class_rows = store::reports::classes_of(c, &s.id)?;
+        let class_rows = store::classes_of_school(c, &s.id)?;
         let mut served = Vec::new();
         for k in &class_rows {
             if store::organizer_of(c, &s, k)?.as_deref() == Some(org) {
@@ -457,16 +457,7 @@ async fn print_menu(
     path: web::Path<String>,
     q: web::Query<Scope>,
 ) -> Result<HttpResponse, Problem> {
-    let school = super::load_school(&ctx, &path).await?;
-    let s2 = school.clone();
-    let orgs = ctx
-        .db
-        .read(move |c| store::organizers_of_school(c, &s2))
-        .await?;
-    let teacher = caller.has_role(Role::ClassTeacher) && caller.may_see_school(&school.id);
-    if !super::may_read_school(&caller, &school, &orgs) && !teacher {
-        return Err(Problem::not_found("no such school"));
-    }
+    let (school, orgs) = super::readable_school(&ctx, &caller, &path).await?;
     let today = local_now(&ctx).date();
     let from = q
         .from

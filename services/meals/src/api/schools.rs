@@ -173,16 +173,7 @@ async fn get_school(
     caller: Caller,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Problem> {
-    let school = load_school(&ctx, &path).await?;
-    let s2 = school.clone();
-    let orgs = ctx
-        .db
-        .read(move |c| store::organizers_of_school(c, &s2))
-        .await?;
-    let teacher = caller.has_role(Role::ClassTeacher) && caller.may_see_school(&school.id);
-    if !super::may_read_school(&caller, &school, &orgs) && !teacher {
-        return Err(Problem::not_found("no such school"));
-    }
+    let (school, _) = super::readable_school(&ctx, &caller, &path).await?;
     Ok(HttpResponse::Ok().json(school_view(&ctx, &school.id).await?))
 }
 

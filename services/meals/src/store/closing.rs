@@ -5,8 +5,8 @@ use diesel::prelude::*;
 use storage::{DbConnection, StorageError};
 
 use super::{
-    classes, day_closes, meal_requests, request_lines, schools, write_offs, Class, DayClose,
-    RequestLine, School, WriteOff,
+    day_closes, meal_requests, request_lines, schools, write_offs, DayClose, RequestLine, School,
+    WriteOff,
 };
 
 /// Claims a school's day for closing: false when someone closed it already
@@ -36,14 +36,6 @@ pub fn open_lines(
             meal_requests::class_id,
             meal_requests::meal_time,
         ))
-        .load(c)?)
-}
-
-/// A school's classes.
-pub fn classes_of(c: &mut DbConnection, school: &str) -> Result<Vec<Class>, StorageError> {
-    Ok(classes::table
-        .filter(classes::school_id.eq(school))
-        .select(Class::as_select())
         .load(c)?)
 }
 

@@ -790,6 +790,14 @@ pub fn account_opened(
     Ok(Some(crate::events::account_opened(&event)?))
 }
 
+/// A school's classes.
+pub fn classes_of_school(c: &mut DbConnection, school: &str) -> Result<Vec<Class>, StorageError> {
+    Ok(classes::table
+        .filter(classes::school_id.eq(school))
+        .select(Class::as_select())
+        .load(c)?)
+}
+
 /// Records that a day's menu offers fewer than two complexes (once per school,
 /// day and meal kind), so the organizer sees it in its notices. Called where
 /// the menu is set and where a parent's order meets it; reading the menu

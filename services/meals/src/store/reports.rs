@@ -6,7 +6,7 @@ use storage::{DbConnection, StorageError};
 
 use super::{
     balances, buildings, classes, day_closes, day_menus, dishes, orders, schools, students,
-    write_offs, Class, DayClose, School, Student,
+    write_offs, DayClose, School, Student,
 };
 use crate::domain::close::WriteOffStatus;
 
@@ -122,14 +122,6 @@ pub fn buildings_in(
             buildings::name,
             buildings::organizer,
         ))
-        .load(c)?)
-}
-
-/// A school's classes.
-pub fn classes_of(c: &mut DbConnection, school: &str) -> Result<Vec<Class>, StorageError> {
-    Ok(classes::table
-        .filter(classes::school_id.eq(school))
-        .select(Class::as_select())
         .load(c)?)
 }
 
