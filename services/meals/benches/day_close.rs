@@ -75,7 +75,7 @@ async fn main() {
                      SELECT l.account || ':' || r.date || ':' || r.meal_time AS key, l.account, s.organizer,
                             l.to_pay_kopecks AS amount, l.reimbursed_kopecks AS reimbursed, s.credit_limit_kopecks AS credit
                      FROM request_lines l JOIN meal_requests r ON r.id = l.request_id JOIN schools s ON s.id = r.school_id
-                     WHERE r.date = '2026-05-12' AND r.closed = 0 AND COALESCE(l.ate, l.included) = 1
+                     WHERE r.date = '2026-05-12' AND NOT r.closed AND COALESCE(l.ate, l.included)
                        AND l.to_pay_kopecks + l.reimbursed_kopecks > 0",
                 )
                 .execute(c)

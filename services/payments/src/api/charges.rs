@@ -22,10 +22,139 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{idempotency_key, tyumen, ApiError};
 use crate::domain::charges::{
-    self as rules, CancelEffect, ChargeInput, ChargeQuittance, ChargeStatus, Invalid, OutcomeTotal,
-    PayeeInput, PayerInput, PaymentInput, QuittanceOutcome, SupplierPrefix,
+    self as rules, CancelEffect, ChargeFields, ChargeQuittance, ChargeStatus, Invalid,
+    OutcomeTotal, PayeeFields, PayerFields, PaymentFields, QuittanceOutcome, SupplierPrefix,
 };
 use crate::store::charges::{self as store, ChargeRow, ChargeStoreError, PaymentRow};
+
+// The request bodies: the wire's shape (and its schema) is the API's; the
+// domain validates the fields they carry.
+
+/// A payer (плательщик) as the wire carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayerInput {
+    /// Full name of a person or name of an organisation.
+    pub name: String,
+    /// ИНН (taxpayer number), 10 or 12 digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inn: Option<String>,
+    /// СНИЛС (individual insurance account number), e.g. "112-233-445 95".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snils: Option<String>,
+}
+
+/// The recipient of the money (получатель), as the wire carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PayeeInput {
+    pub name: String,
+    /// ИНН of the organisation, 10 digits.
+    pub inn: String,
+    /// КПП (tax registration reason code), 9 characters.
+    pub kpp: String,
+    /// Account, 20 digits.
+    pub account: String,
+    /// БИК of the bank or the treasury, 9 digits.
+    pub bik: String,
+}
+
+/// A new charge as the wire carries it (strings, so every field can be named in
+/// an error). The УИН is not given: it is issued.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChargeInput {
+    /// Participant code of the supplier; only the operator gives it (an
+    /// information system's own code comes from its token).
+    #[serde(default)]
+    pub supplier: Option<String>,
+    pub payer: PayerInput,
+    /// Назначение платежа (what the payment is for), up to 210 characters.
+    pub purpose: String,
+    /// Rubles with kopecks, e.g. "1250.50"; more than 0.
+    #[schema(example = "1250.50")]
+    pub amount: String,
+    /// Pay by this date, YYYY-MM-DD; not before today.
+    #[schema(example = "2026-10-01")]
+    pub due_date: String,
+    /// КБК (budget classification code), 20 digits.
+    pub kbk: String,
+    /// ОКТМО (municipal territory code), 8 or 11 digits.
+    pub oktmo: String,
+    pub payee: PayeeInput,
+}
+
+/// A payment into УНиП as the wire carries it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentInput {
+    /// УИП (the payment's unique id), 1–36 Latin letters, digits or '-'. One
+    /// issuer's 32-character form: `1` + БИК + branch (6) + date ДДММГГГГ +
+    /// number (8).
+    pub payment_id: String,
+    /// УИН of the charge paid.
+    pub uin: String,
+    /// Rubles with kopecks, more than 0.
+    #[schema(example = "1250.50")]
+    pub amount: String,
+    /// Date the payer paid, YYYY-MM-DD; not in the future.
+    #[schema(example = "2026-09-01")]
+    pub payment_date: String,
+    pub payer: PayerInput,
+    /// The bank's code when the caller's token lists several banks.
+    #[serde(default)]
+    pub bank: Option<String>,
+}
+
+impl From<PayerInput> for PayerFields {
+    fn from(p: PayerInput) -> Self {
+        PayerFields {
+            name: p.name,
+            inn: p.inn,
+            snils: p.snils,
+        }
+    }
+}
+
+impl From<PayeeInput> for PayeeFields {
+    fn from(p: PayeeInput) -> Self {
+        PayeeFields {
+            name: p.name,
+            inn: p.inn,
+            kpp: p.kpp,
+            account: p.account,
+            bik: p.bik,
+        }
+    }
+}
+
+impl From<ChargeInput> for ChargeFields {
+    fn from(c: ChargeInput) -> Self {
+        ChargeFields {
+            supplier: c.supplier,
+            payer: c.payer.into(),
+            purpose: c.purpose,
+            amount: c.amount,
+            due_date: c.due_date,
+            kbk: c.kbk,
+            oktmo: c.oktmo,
+            payee: c.payee.into(),
+        }
+    }
+}
+
+impl From<PaymentInput> for PaymentFields {
+    fn from(p: PaymentInput) -> Self {
+        PaymentFields {
+            payment_id: p.payment_id,
+            uin: p.uin,
+            amount: p.amount,
+            payment_date: p.payment_date,
+            payer: p.payer.into(),
+            bank: p.bank,
+        }
+    }
+}
 
 impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
@@ -288,7 +417,7 @@ async fn create_charge(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::InformationSystem, Role::OperatorAdmin])?;
     let key = idempotency_key(&req)?;
-    let input = body.into_inner();
+    let input: ChargeFields = body.into_inner().into();
     let supplier = supplier_for(&caller, input.supplier.as_deref())?;
     let charge = rules::validate_charge(&input, ctx.clock.today())?;
     let by = caller.subject.clone();
@@ -553,7 +682,7 @@ async fn receive_payment(
     body: web::Json<PaymentInput>,
 ) -> Result<HttpResponse, ApiError> {
     caller.require(&[Role::Bank, Role::InformationSystem])?;
-    let input = body.into_inner();
+    let input: PaymentFields = body.into_inner().into();
     let payment = rules::validate_payment(&input, ctx.clock.today())?;
     let source = payment_source(&caller, input.bank.as_deref())?;
     let by = caller.subject.clone();

@@ -364,24 +364,20 @@ fn invalid(field: &str, message: impl Into<String>) -> Invalid {
     }
 }
 
-/// A payer (плательщик) as the wire carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PayerInput {
+/// A payer (плательщик) as given, before validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayerFields {
     /// Full name of a person or name of an organisation.
     pub name: String,
     /// ИНН (taxpayer number), 10 or 12 digits.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inn: Option<String>,
     /// СНИЛС (individual insurance account number), e.g. "112-233-445 95".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snils: Option<String>,
 }
 
-/// The recipient of the money (получатель), as the wire carries it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PayeeInput {
+/// The recipient of the money (получатель) as given, before validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayeeFields {
     pub name: String,
     /// ИНН of the organisation, 10 digits.
     pub inn: String,
@@ -393,29 +389,25 @@ pub struct PayeeInput {
     pub bik: String,
 }
 
-/// A new charge as the wire carries it (strings, so every field can be named in
-/// an error). The УИН is not given: it is issued.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChargeInput {
+/// A new charge as given (strings, so every field can be named in an error;
+/// the API's `ChargeInput` carries it). The УИН is not given: it is issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChargeFields {
     /// Participant code of the supplier; only the operator gives it (an
     /// information system's own code comes from its token).
-    #[serde(default)]
     pub supplier: Option<String>,
-    pub payer: PayerInput,
+    pub payer: PayerFields,
     /// Назначение платежа (what the payment is for), up to 210 characters.
     pub purpose: String,
     /// Rubles with kopecks, e.g. "1250.50"; more than 0.
-    #[schema(example = "1250.50")]
     pub amount: String,
     /// Pay by this date, YYYY-MM-DD; not before today.
-    #[schema(example = "2026-10-01")]
     pub due_date: String,
     /// КБК (budget classification code), 20 digits.
     pub kbk: String,
     /// ОКТМО (municipal territory code), 8 or 11 digits.
     pub oktmo: String,
-    pub payee: PayeeInput,
+    pub payee: PayeeFields,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -501,7 +493,7 @@ pub fn date(field: &str, value: &str) -> Result<NaiveDate, Invalid> {
 
 /// `require_id`: a charge's payer must be identified by exactly one of ИНН or
 /// СНИЛС; a payment's payer may carry at most one.
-fn payer(field: &str, p: &PayerInput, require_id: bool) -> Result<Payer, Invalid> {
+fn payer(field: &str, p: &PayerFields, require_id: bool) -> Result<Payer, Invalid> {
     let name = text(&format!("{field}.name"), &p.name, NAME_MAX)?;
     let blank = |v: &Option<String>| v.as_deref().map(str::trim).unwrap_or("").is_empty();
     let (has_inn, has_snils) = (!blank(&p.inn), !blank(&p.snils));
@@ -542,7 +534,7 @@ pub fn is_treasury_account(account: &str) -> bool {
     a.starts_with("03") || a.starts_with("40102")
 }
 
-fn payee(p: &PayeeInput) -> Result<Payee, Invalid> {
+fn payee(p: &PayeeFields) -> Result<Payee, Invalid> {
     let name = text("payee.name", &p.name, NAME_MAX)?;
     let inn = id("payee.inn", Inn::parse(&p.inn))?;
     if !inn.is_legal_entity() {
@@ -571,7 +563,7 @@ fn payee(p: &PayeeInput) -> Result<Payee, Invalid> {
 }
 
 /// Validates a new charge; `today` is the Tyumen date.
-pub fn validate_charge(input: &ChargeInput, today: NaiveDate) -> Result<ValidCharge, Invalid> {
+pub fn validate_charge(input: &ChargeFields, today: NaiveDate) -> Result<ValidCharge, Invalid> {
     let payer = payer("payer", &input.payer, true)?;
     let purpose = text("purpose", &input.purpose, PURPOSE_MAX)?;
     let amount = positive_amount("amount", &input.amount)?;
@@ -593,10 +585,9 @@ pub fn validate_charge(input: &ChargeInput, today: NaiveDate) -> Result<ValidCha
     })
 }
 
-/// A payment into УНиП as the wire carries it.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PaymentInput {
+/// A payment into УНиП as given (the API's `PaymentInput` carries it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFields {
     /// УИП (the payment's unique id), 1–36 Latin letters, digits or '-'. One
     /// issuer's 32-character form: `1` + БИК + branch (6) + date ДДММГГГГ +
     /// number (8).
@@ -604,14 +595,11 @@ pub struct PaymentInput {
     /// УИН of the charge paid.
     pub uin: String,
     /// Rubles with kopecks, more than 0.
-    #[schema(example = "1250.50")]
     pub amount: String,
     /// Date the payer paid, YYYY-MM-DD; not in the future.
-    #[schema(example = "2026-09-01")]
     pub payment_date: String,
-    pub payer: PayerInput,
+    pub payer: PayerFields,
     /// The bank's code when the caller's token lists several banks.
-    #[serde(default)]
     pub bank: Option<String>,
 }
 
@@ -630,7 +618,7 @@ pub struct ValidPayment {
 pub const PAYMENT_ID_MAX: usize = 36;
 
 /// Validates a payment; `today` is the Tyumen date.
-pub fn validate_payment(input: &PaymentInput, today: NaiveDate) -> Result<ValidPayment, Invalid> {
+pub fn validate_payment(input: &PaymentFields, today: NaiveDate) -> Result<ValidPayment, Invalid> {
     let pid = input.payment_id.trim();
     if pid.is_empty()
         || pid.len() > PAYMENT_ID_MAX
@@ -717,10 +705,10 @@ mod tests {
             .unwrap()
     }
 
-    fn charge_input() -> ChargeInput {
-        ChargeInput {
+    fn charge_input() -> ChargeFields {
+        ChargeFields {
             supplier: None,
-            payer: PayerInput {
+            payer: PayerFields {
                 name: "Иванов Иван Иванович".into(),
                 inn: None,
                 snils: Some("112-233-445 95".into()),
@@ -730,7 +718,7 @@ mod tests {
             due_date: "2026-10-01".into(),
             kbk: "18210807010011000110".into(),
             oktmo: "71701000".into(),
-            payee: PayeeInput {
+            payee: PayeeFields {
                 name: "УФК по Тюменской области".into(),
                 inn: "7707083893".into(),
                 kpp: "720301001".into(),
@@ -874,7 +862,7 @@ mod tests {
     #[test]
     fn bad_fields_are_named() {
         let today = day("2026-09-01");
-        let field = |f: fn(&mut ChargeInput)| {
+        let field = |f: fn(&mut ChargeFields)| {
             let mut input = charge_input();
             f(&mut input);
             validate_charge(&input, today).unwrap_err().field
@@ -939,14 +927,14 @@ mod tests {
         assert!(!is_treasury_account("40702810938000000001"));
     }
 
-    fn payment_input() -> PaymentInput {
+    fn payment_input() -> PaymentFields {
         let uin = issue_uin(&SupplierPrefix::parse("12345678").unwrap(), 1).unwrap();
-        PaymentInput {
+        PaymentFields {
             payment_id: "10445252250000012609202600000001".into(),
             uin: uin.to_string(),
             amount: "100.00".into(),
             payment_date: "2026-09-01".into(),
-            payer: PayerInput {
+            payer: PayerFields {
                 name: "Иванов И. И.".into(),
                 inn: None,
                 snils: None,
@@ -959,7 +947,7 @@ mod tests {
     fn payments_are_validated() {
         let today = day("2026-09-01");
         assert!(validate_payment(&payment_input(), today).is_ok());
-        let field = |f: fn(&mut PaymentInput)| {
+        let field = |f: fn(&mut PaymentFields)| {
             let mut input = payment_input();
             f(&mut input);
             validate_payment(&input, today).unwrap_err().field
