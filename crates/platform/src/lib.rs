@@ -15,6 +15,7 @@ pub mod caller;
 pub mod export;
 pub mod paging;
 pub mod problem;
+pub mod schema;
 pub mod secrets;
 pub mod testing;
 

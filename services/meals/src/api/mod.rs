@@ -14,7 +14,37 @@ use chrono::NaiveDate;
 use platform::{Caller, Problem, Role, ServiceContext};
 use primitives::Money;
 
+use crate::domain::RateKind;
 use crate::store;
+
+platform::string_enum_schema!(RateKind: Percent, Fixed; "How a ПЧВР category reimburses a meal: a share of the price, or a fixed sum.");
+
+/// What one meal costs: the complex's full price, the reimbursed part, the
+/// additional items (always at full price), and what the parent pays.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct MealPrice {
+    #[schema(value_type = String, example = "150.00")]
+    pub price: Money,
+    #[schema(value_type = String, example = "75.00")]
+    pub reimbursed: Money,
+    #[schema(value_type = String, example = "20.00")]
+    pub extras: Money,
+    #[schema(value_type = String, example = "95.00")]
+    pub to_pay: Money,
+}
+
+impl From<crate::domain::MealPrice> for MealPrice {
+    fn from(p: crate::domain::MealPrice) -> Self {
+        MealPrice {
+            price: p.price,
+            reimbursed: p.reimbursed,
+            extras: p.extras,
+            to_pay: p.to_pay,
+        }
+    }
+}
 
 pub fn routes(ctx: &ServiceContext, cfg: &mut web::ServiceConfig) {
     let data = web::Data::new(ctx.clone());

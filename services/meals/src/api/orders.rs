@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use storage::DbConnection;
 use utoipa::{IntoParams, ToSchema};
 
+use super::MealPrice;
 use super::{local_now, meal_kind, resource};
 use crate::domain::orders::{check_choice, ExtraKind};
-use crate::domain::{self, MealPrice, OrderRefusal};
-use crate::store::{self, ExtraChoice};
+use crate::domain::{self, OrderRefusal};
+use crate::store;
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {
     let s = "/api/meals/students/{account}";
@@ -150,9 +151,9 @@ fn order_line(
         complex: cx.as_ref().map(|x| x.code.clone()),
         complex_id: o.complex_id.clone(),
         complex_name: cx.map(|x| x.name),
-        extras: choices,
+        extras: choices.into_iter().map(ExtraChoice::from).collect(),
         confirmed: o.confirmed,
-        price,
+        price: price.into(),
     })
 }
 
@@ -216,7 +217,7 @@ async fn menu(
                             name: cx.name.clone(),
                             dishes: serde_json::from_str(&cx.dishes).unwrap_or_default(),
                             is_default: *is_default,
-                            price,
+                            price: price.into(),
                         });
                     }
                     let incomplete = complexes.len() < domain::MIN_COMPLEXES;
@@ -250,6 +251,38 @@ async fn menu(
         })
         .await?;
     Ok(HttpResponse::Ok().json(days))
+}
+
+/// An additional item chosen with a complex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtraChoice {
+    pub item: String,
+    /// 1–10; one when not given.
+    #[serde(default = "one")]
+    pub quantity: i32,
+}
+
+fn one() -> i32 {
+    1
+}
+
+impl From<store::ExtraChoice> for ExtraChoice {
+    fn from(e: store::ExtraChoice) -> Self {
+        ExtraChoice {
+            item: e.item,
+            quantity: e.quantity,
+        }
+    }
+}
+
+impl From<&ExtraChoice> for store::ExtraChoice {
+    fn from(e: &ExtraChoice) -> Self {
+        store::ExtraChoice {
+            item: e.item.clone(),
+            quantity: e.quantity,
+        }
+    }
 }
 
 /// A parent's choice for a day and meal kind.
@@ -413,7 +446,8 @@ async fn put_order(
             }
             check_choice(complex_id.is_some(), st.home_schooled, &kinds)
                 .map_err(|r| Problem::invalid(&r.field(), r.to_string()))?;
-            let extras_json = serde_json::to_string(&body.extras).map_err(Problem::internal)?;
+            let chosen: Vec<store::ExtraChoice> = body.extras.iter().map(store::ExtraChoice::from).collect();
+            let extras_json = serde_json::to_string(&chosen).map_err(Problem::internal)?;
             let row = store::Order { account: st.account.clone(), date: day, meal_kind: kind.clone(), complex_id, extras: extras_json, confirmed: false, updated_by: who, updated_at: now };
             store::save_order(c, &row)?;
             Ok(summary(c, &school, &st, today, None)?)

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 use storage::DbConnection;
 use utoipa::{IntoParams, ToSchema};
 
+use super::MealPrice;
 use super::{local_now, resource, tyumen};
+use crate::domain;
 use crate::domain::requests::{self, LineSource};
-use crate::domain::{self, MealPrice};
 use crate::store;
 
 pub fn routes(data: &web::Data<ServiceContext>, cfg: &mut web::ServiceConfig) {

@@ -46,7 +46,7 @@ impl MealKind {
 }
 
 /// How a ПЧВР category reimburses a meal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RateKind {
     /// A share of the complex price, in basis points (10000 = 100 %).
@@ -89,15 +89,11 @@ pub fn reimbursement(price: Money, kind: RateKind, value: i64) -> Money {
 
 /// What one meal costs: the complex's full price, the reimbursed part, the
 /// additional items (always at full price), and what the parent pays.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MealPrice {
-    #[schema(value_type = String, example = "150.00")]
     pub price: Money,
-    #[schema(value_type = String, example = "75.00")]
     pub reimbursed: Money,
-    #[schema(value_type = String, example = "20.00")]
     pub extras: Money,
-    #[schema(value_type = String, example = "95.00")]
     pub to_pay: Money,
 }
 

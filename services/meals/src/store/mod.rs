@@ -618,7 +618,7 @@ pub fn rate(
 }
 
 /// An additional item chosen with a complex.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExtraChoice {
     pub item: String,

@@ -22,8 +22,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::{idempotency_key, tyumen, ApiError};
 use crate::domain::charges::{
-    self as rules, CancelEffect, ChargeFields, ChargeQuittance, ChargeStatus, Invalid,
-    OutcomeTotal, PayeeFields, PayerFields, PaymentFields, QuittanceOutcome, SupplierPrefix,
+    self as rules, CancelEffect, ChargeFields, ChargeQuittance, ChargeStatus, Invalid, PayeeFields,
+    PayerFields, PaymentFields, QuittanceOutcome, SupplierPrefix,
 };
 use crate::store::charges::{self as store, ChargeRow, ChargeStoreError, PaymentRow};
 
@@ -858,6 +858,30 @@ pub struct QuittanceReport {
     pub amount: Money,
 }
 
+/// Count and sum of the payments with one outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OutcomeTotal {
+    pub outcome: QuittanceOutcome,
+    pub count: i64,
+    /// Sum of the payments' amounts.
+    #[schema(value_type = String, example = "1250.50")]
+    pub amount: Money,
+    /// Sum of the overpayments among them.
+    #[schema(value_type = String, example = "0.00")]
+    pub overpayment: Money,
+}
+
+impl From<rules::OutcomeTotal> for OutcomeTotal {
+    fn from(t: rules::OutcomeTotal) -> Self {
+        OutcomeTotal {
+            outcome: t.outcome,
+            count: t.count,
+            amount: t.amount,
+            overpayment: t.overpayment,
+        }
+    }
+}
+
 /// Every payment dated in the period with its quittance outcome, and totals per
 /// outcome. The operator sees all (including `unknown_uin`); an information
 /// system sees its own charges' payments. `format=csv` answers `text/csv`:
@@ -919,7 +943,7 @@ async fn quittance_report(
         count: lines.len() as i64,
         amount: lines.iter().map(|l| l.amount).sum(),
         lines,
-        totals,
+        totals: totals.into_iter().map(OutcomeTotal::from).collect(),
     };
     if csv {
         Ok(HttpResponse::Ok()
@@ -1051,7 +1075,10 @@ mod tests {
             to: line.payment_date,
             count: 1,
             amount: line.amount,
-            totals: rules::totals(&[(line.outcome, line.amount, line.overpayment)]),
+            totals: rules::totals(&[(line.outcome, line.amount, line.overpayment)])
+                .into_iter()
+                .map(OutcomeTotal::from)
+                .collect(),
             lines: vec![line],
         };
         let csv = report_csv(&report);

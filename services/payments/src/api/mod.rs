@@ -6,6 +6,7 @@ pub mod banking;
 pub mod charges;
 pub mod registries;
 pub mod reports;
+mod schemas;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use platform::{Caller, Problem, Role, ServiceContext};

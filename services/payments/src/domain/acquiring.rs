@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where an order stands. The rank only grows: ranks of 10 and above are final
 /// outcomes of the payment, `refunded` (20) follows `deposited` only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Stored here, the bank has not answered the registration yet.

@@ -48,7 +48,6 @@
 use chrono::NaiveDate;
 use primitives::{AccountNumber, Bik, IdError, Inn, Kpp, Money, Snils, Uin};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 /// Largest amount of one charge or payment: 1 000 000 000.00 rubles. Keeps sums
 /// of many payments far from the 64-bit kopeck limit.
@@ -61,7 +60,7 @@ pub const SEQUENCE_DIGITS: usize = 11;
 pub const MAX_SEQUENCE: i64 = 99_999_999_999;
 
 /// Status of a charge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeStatus {
     /// Nothing paid yet.
@@ -116,7 +115,7 @@ pub fn status_for(amount: Money, paid: Money) -> ChargeStatus {
 
 /// The charge's quittance status as ГИС ГМП names it (сквитировано or not),
 /// derived from the charge.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ChargeQuittance {
     /// No payment matched yet (не сквитировано).
@@ -142,7 +141,7 @@ pub fn charge_quittance(status: ChargeStatus) -> ChargeQuittance {
 }
 
 /// The outcome of quittance for one payment (see the module docs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QuittanceOutcome {
     Matched,
@@ -646,15 +645,13 @@ pub fn validate_payment(input: &PaymentFields, today: NaiveDate) -> Result<Valid
 }
 
 /// Count and sum of the payments with one outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutcomeTotal {
     pub outcome: QuittanceOutcome,
     pub count: i64,
     /// Sum of the payments' amounts.
-    #[schema(value_type = String, example = "1250.50")]
     pub amount: Money,
     /// Sum of the overpayments among them.
-    #[schema(value_type = String, example = "0.00")]
     pub overpayment: Money,
 }
 

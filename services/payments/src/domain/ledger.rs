@@ -6,7 +6,7 @@ use primitives::Money;
 use serde::{Deserialize, Serialize};
 
 /// What an account is for in the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountKind {
     /// Лицевой счёт: a student's personal account for one purpose (school meals).
@@ -46,7 +46,7 @@ impl AccountKind {
 }
 
 /// The kind of a movement, for reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MovementKind {
     /// A manual correction by the operator.

@@ -57,7 +57,7 @@ pub enum FormatError {
 }
 
 /// What reconciliation decided for a line (or for a posted payment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The online payment was posted with the same amount: confirmed.
