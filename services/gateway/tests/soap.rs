@@ -452,6 +452,67 @@ async fn a_service_that_does_not_answer_is_a_failure_that_can_be_asked_again() {
     app.stop().await;
 }
 
+/// Makes every insert into the message log fail (a full disk, a broken
+/// table), or lets them through again.
+async fn refuse_log_writes(app: &TestApp, refuse: bool) {
+    use diesel::connection::SimpleConnection;
+    app.context("gateway")
+        .db
+        .write(move |c| -> Result<(), storage::StorageError> {
+            match c {
+                storage::DbConnection::Sqlite(lite) => lite.batch_execute(if refuse {
+                    "CREATE TRIGGER refuse_log BEFORE INSERT ON message_log \
+                     BEGIN SELECT RAISE(ABORT, 'the log disk is full'); END;"
+                } else {
+                    "DROP TRIGGER refuse_log;"
+                })?,
+                storage::DbConnection::Pg(pg) => pg.batch_execute(if refuse {
+                    "CREATE FUNCTION refuse_log() RETURNS trigger AS $$ \
+                     BEGIN RAISE EXCEPTION 'the log disk is full'; END $$ LANGUAGE plpgsql; \
+                     CREATE TRIGGER refuse_log BEFORE INSERT ON message_log \
+                     FOR EACH ROW EXECUTE FUNCTION refuse_log();"
+                } else {
+                    "DROP TRIGGER refuse_log ON message_log; DROP FUNCTION refuse_log();"
+                })?,
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_that_cannot_be_logged_is_a_failure_and_takes_effect_once() {
+    let app = bank_app().await;
+    refuse_log_writes(&app, true).await;
+    let (code, body) = soap(&app, &req("Pay", "lf-1", &pay("t-lf", "100.00"))).await;
+    // 503: the door is open but cannot keep its evidence; ask again.
+    assert_eq!(
+        (code, status(&body)),
+        (503, "FAILURE".to_string()),
+        "{body}"
+    );
+    assert_eq!(field(&body, "Code").unwrap(), "LOG_UNAVAILABLE", "{body}");
+    refuse_log_writes(&app, false).await;
+    // Nothing was logged: no record claims an answer the bank never had.
+    assert!(log_search(&app, "message_id=lf-1").await.is_empty());
+    // Asked again, the same message is answered, and the money came once
+    // (payments took the first request; the repeat is its duplicate).
+    let (_, again) = soap(&app, &req("Pay", "lf-1", &pay("t-lf", "100.00"))).await;
+    assert_eq!(status(&again), "RESULT", "{again}");
+    let (_, check) = soap(&app, &req("Check", "lf-2", CHECK)).await;
+    assert_eq!(field(&check, "Balance").unwrap(), "100.00", "{check}");
+    assert_eq!(log_search(&app, "message_id=lf-1").await.len(), 1);
+    let chain = app
+        .context("gateway")
+        .db
+        .read(gateway::log::verify)
+        .await
+        .unwrap();
+    assert!(chain.breaks.is_empty(), "{:?}", chain.breaks);
+    app.stop().await;
+}
+
 async fn log_search(app: &TestApp, query: &str) -> Vec<Value> {
     let res = reqwest::Client::new()
         .get(app.url(&format!("/api/gateway/log?{query}")))

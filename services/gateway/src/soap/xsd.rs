@@ -20,18 +20,45 @@ pub struct Violation {
     pub column: Option<u32>,
 }
 
-/// The directory the contracts' XSDs are written to, once per process, so that
-/// libxml2 resolves their imports by file name.
+/// The directory the contracts' XSDs are written to so that libxml2 resolves
+/// their imports by file name. It is named by the schemas' digest, so every
+/// process (and every restart) of one version shares one directory instead of
+/// leaving one per process id behind; each file is written beside and renamed
+/// into place, so processes starting at once never read a half-written schema.
 fn schema_dir() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("portal-gateway-xsd-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("portal-gateway-xsd-{}", schemas_digest()));
         let _ = std::fs::create_dir_all(&dir);
         for (name, text) in SCHEMAS {
-            let _ = std::fs::write(dir.join(name), text);
+            let path = dir.join(name);
+            if std::fs::read_to_string(&path).is_ok_and(|t| t == *text) {
+                continue;
+            }
+            let part = dir.join(format!("{name}.{}.part", std::process::id()));
+            if std::fs::write(&part, text).is_ok() {
+                let _ = std::fs::rename(&part, &path);
+            }
         }
         dir
     })
+}
+
+/// The first 16 hex digits of SHA-256 over the schemas' names and texts.
+fn schemas_digest() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, text) in SCHEMAS {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 thread_local! {
@@ -110,4 +137,21 @@ pub fn validate(endpoint: &Endpoint, body: &str) -> Result<(), Vec<Violation>> {
                 .collect()
         })
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schemas_are_written_once_per_version_not_per_process() {
+        let dir = schema_dir();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(name, format!("portal-gateway-xsd-{}", schemas_digest()));
+        assert!(!name.ends_with(&std::process::id().to_string()));
+        for (file, text) in SCHEMAS {
+            assert_eq!(std::fs::read_to_string(dir.join(file)).unwrap(), *text);
+        }
+    }
 }
