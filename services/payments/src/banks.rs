@@ -25,20 +25,33 @@ fn format_wrong() -> BankAnswer {
     )
 }
 
+/// The account a bank may check or pay into, or the answer refusing it
+/// (judged by [`banking::accepts_payments`]).
+fn payable_account(
+    conn: &mut DbConnection,
+    id: &str,
+) -> Result<Result<store::AccountRow, BankAnswer>, StoreError> {
+    let row = store::find_account(conn, id)?;
+    let verdict = banking::accepts_payments(
+        row.as_ref().and_then(store::AccountRow::kind),
+        row.as_ref().is_some_and(|r| r.active),
+    );
+    Ok(match (verdict, row) {
+        (Ok(()), Some(row)) => Ok(row),
+        (Err(r), _) => Err(BankAnswer::of(r.code, r.message)),
+        // accepts_payments refuses a missing account; kept total for the compiler.
+        (Ok(()), None) => Err(BankAnswer::of(ResultCode::AccountNotFound, NO_ACCOUNT)),
+    })
+}
+
 /// Does the account exist, and whose is it.
 pub fn check(conn: &mut DbConnection, account: &str) -> Result<BankAnswer, StoreError> {
     if !ledger::is_account_id(account) {
         return Ok(format_wrong());
     }
-    let row = store::find_account(conn, account)?;
-    if let Err(r) = banking::accepts_payments(
-        row.as_ref().and_then(|r| r.kind()),
-        row.as_ref().is_some_and(|r| r.active),
-    ) {
-        return Ok(BankAnswer::of(r.code, r.message));
-    }
-    let Some(row) = row else {
-        return Ok(BankAnswer::of(ResultCode::AccountNotFound, NO_ACCOUNT));
+    let row = match payable_account(conn, account)? {
+        Ok(row) => row,
+        Err(refused) => return Ok(refused),
     };
     Ok(BankAnswer {
         account: Some(row.id.clone()),
@@ -103,15 +116,9 @@ pub fn pay(
     if let Some(first) = bank_store::find(conn, bank, order.txn_id)? {
         return Ok(duplicate(&first));
     }
-    let account = store::find_account(conn, order.account)?;
-    if let Err(r) = banking::accepts_payments(
-        account.as_ref().and_then(|a| a.kind()),
-        account.as_ref().is_some_and(|a| a.active),
-    ) {
-        return Ok(BankAnswer::of(r.code, r.message));
-    }
-    let Some(account) = account else {
-        return Ok(BankAnswer::of(ResultCode::AccountNotFound, NO_ACCOUNT));
+    let account = match payable_account(conn, order.account)? {
+        Ok(account) => account,
+        Err(refused) => return Ok(refused),
     };
     let clearing = system::clearing(bank);
     store::ensure_system_account(conn, &clearing, AccountKind::BankClearing, now.naive_utc())?;
