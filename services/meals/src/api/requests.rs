@@ -306,9 +306,10 @@ pub fn form_request(
             )),
             None => None,
         };
-        let extras_json = ordered
+        let chosen = ordered
             .as_ref()
-            .map_or_else(|| "[]".to_string(), |(_, e)| e.clone());
+            .map(|(_, e)| store::extras_of(e))
+            .unwrap_or_default();
         let served = requests::complex_served(ordered.map(|(cx, _)| cx), || {
             Ok::<_, storage::StorageError>(
                 store::offered(c, school, &org, st, day, &kind)?
@@ -325,7 +326,7 @@ pub fn form_request(
                 continue;
             }
         };
-        let extras = store::extras_total(c, &store::extras_of(&extras_json))?;
+        let extras = store::extras_total(c, &chosen)?;
         let (price, rate) = store::price_for(c, school, st, Some(&complex), &kind, extras)?;
         let pending = store::pending(c, &st.account, Some(&id))?;
         line.complex_id = Some(complex.id);
