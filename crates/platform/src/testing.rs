@@ -159,7 +159,9 @@ impl TestApp {
                 .iter()
                 .filter(|q| names.contains(&q.consumer))
             {
-                let queue = format!("{}{}", self.settings.bus.queue_prefix, q.queue);
+                let queue = bus::QueueSpec::new(q.queue, q.bindings)
+                    .prefixed(&self.settings.bus.queue_prefix)
+                    .queue;
                 if let Err(e) = bus::rabbit::delete_queue(&self.settings.bus, &queue).await {
                     tracing::warn!("could not delete the test queue {queue}: {e}");
                 }
