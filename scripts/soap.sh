@@ -82,7 +82,7 @@ call(pay_port, "POST", "/api/payments/accounts", operator, {"account": "ZEEP-1",
 call(gw_port, "PUT", "/api/gateway/participants/BANK01", operator, {"name": "Банк", "inn": "7707083893",
     "ogrn": "1027700132195", "kind": "bank", "contour": "production", "bank": "zeep-bank",
     "contacts": {"name": "Иванов Иван", "phone": "+7 345 200-00-00", "email": "it@bank.example"}})
-for op in ("banks.Check", "banks.Pay", "banks.Cancel"):
+for op in ("banks.Check", "banks.Pay", "banks.Cancel", "banks.UploadRegistry", "banks.RegistryState"):
     call(gw_port, "PUT", f"/api/gateway/participants/BANK01/rights/{op}", operator)
 PY
 "$venv/bin/python" tests/soap/test_gateway.py "http://127.0.0.1:$gateway_port"

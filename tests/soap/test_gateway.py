@@ -34,10 +34,15 @@ def header(message_id):
     return [header_el(NodeId="zeep", MessageId=message_id, TimeStamp=now, MessageClass="REQUEST")]
 
 
-def call(op, app_data, message_id=None, status="REQUEST"):
+def call(op, app_data, message_id=None, status="REQUEST", document=None, request_id_ref=None):
     message_id = message_id or str(uuid.uuid4())
     data = {"AppData": {op: app_data}} if app_data is not None else {}
-    r = getattr(client.service, op)(Message=message(status), MessageData=data, _soapheaders=header(message_id))
+    if document is not None:
+        data["AppDocument"] = document
+    m = message(status)
+    if request_id_ref:
+        m["RequestIdRef"] = request_id_ref
+    r = getattr(client.service, op)(Message=m, MessageData=data, _soapheaders=header(message_id))
     # The output declares smev:Header too, so zeep answers body and header.
     assert r.header.header.MessageClass == "RESPONSE", r.header
     r = r.body
@@ -81,4 +86,31 @@ try:
 except Fault as f:
     assert "Amount" in f.message, f.message
 
-print("zeep: Check, Pay (and its repeat), Cancel, PING, REJECT and INVALID as a stock client sees them")
+# The day's registry as the AppDocument: ACCEPT at once, then STATE until the
+# outcome, with the reconciliation report as a document.
+day = now.date()
+registry_txn = "R" + str(uuid.uuid4())[:18]
+registry = (f"{registry_txn};ZEEP-1;100.00;{day:%d.%m.%Y} 09:00:00;Петров\r\n"
+            "ИТОГО;1;100.00\r\n").encode("cp1251")
+upload_id = "zeep-registry-" + registry_txn
+accepted = call("UploadRegistry", {"Format": "csv", "Date": day, "FileName": "zeep.csv"},
+                message_id=upload_id, document={"RequestCode": "zeep.csv", "BinaryData": registry})
+assert accepted.Message.Status == "ACCEPT", accepted
+assert accepted.MessageData.AppData.Accepted.Size == len(registry), accepted
+import time
+for _ in range(300):
+    state = call("RegistryState", None, status="STATE", request_id_ref=upload_id)
+    if state.Message.Status != "PROCESS":
+        break
+    time.sleep(0.1)
+assert state.Message.Status == "RESULT", state
+assert state.Message.OriginRequestIdRef == upload_id, state.Message
+outcome = state.MessageData.AppData.RegistryOutcome
+assert outcome.Lines == 1 and outcome.Total == decimal.Decimal("100.00"), outcome
+assert {o.name: o.Count for o in outcome.Outcome if o.Count} == {"credited": 1}, outcome
+report = state.MessageData.AppDocument.BinaryData.decode("utf-8")
+assert registry_txn in report and "зачислено по реестру" in report, report
+after = answer(call("Check", {"Account": "ZEEP-1"}))
+assert after.Balance == balance + decimal.Decimal("100.00"), after
+
+print("zeep: Check, Pay (and its repeat), Cancel, PING, REJECT, INVALID, UploadRegistry and RegistryState as a stock client sees them")

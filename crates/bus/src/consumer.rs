@@ -508,6 +508,11 @@ pub fn spawn_responder(
             .clone()
             .ok_or_else(|| HandlerError::Permanent("request without reply_to".into()))?;
         let body = conn.transaction::<String, HandlerError, _>(|c| responder.respond(c, request));
+        let body = body.and_then(|p| {
+            crate::check_payload(&request.kind, &p)
+                .map(|_| p)
+                .map_err(|e| HandlerError::Permanent(e.to_string()))
+        });
         let (kind, payload) = match body {
             Ok(p) => (format!("{}.reply", request.kind), p),
             Err(e) => (ERROR_KIND.to_string(), e.to_string()),

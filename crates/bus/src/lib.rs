@@ -46,14 +46,34 @@ pub struct Envelope {
     pub destination: Option<String>,
 }
 
+/// The largest body a message may carry (RabbitMQ 4 refuses messages over
+/// 16 MiB by default; this platform stays well below). A larger document
+/// travels in chunks or by reference (the gateway's documents).
+pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
+
+/// Refuses a body over [`MAX_PAYLOAD_BYTES`].
+pub fn check_payload(kind: &str, payload: &str) -> Result<(), BusError> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(BusError::Encode(format!(
+            "a {kind} of {} bytes exceeds the {} MiB a bus message may carry; send it in chunks or by reference",
+            payload.len(),
+            MAX_PAYLOAD_BYTES / (1024 * 1024)
+        )));
+    }
+    Ok(())
+}
+
 impl Envelope {
     /// A new message with a fresh id, carrying the current trace context.
+    /// A body over [`MAX_PAYLOAD_BYTES`] is refused.
     pub fn json<T: Serialize>(topic: &str, kind: &str, body: &T) -> Result<Envelope, BusError> {
+        let payload = serde_json::to_string(body).map_err(|e| BusError::Encode(e.to_string()))?;
+        check_payload(kind, &payload)?;
         Ok(Envelope {
             id: uuid::Uuid::now_v7().to_string(),
             topic: topic.to_string(),
             kind: kind.to_string(),
-            payload: serde_json::to_string(body).map_err(|e| BusError::Encode(e.to_string()))?,
+            payload,
             headers: telemetry::current_trace_headers(),
             correlation_id: None,
             reply_to: None,
@@ -236,7 +256,11 @@ impl Bus {
     }
 
     /// Publishes a batch; the returned future resolves when all are confirmed.
+    /// A message over [`MAX_PAYLOAD_BYTES`] is refused, and the batch with it.
     pub async fn publish(&self, batch: Vec<Envelope>) -> Result<Confirms, BusError> {
+        for m in &batch {
+            check_payload(&m.kind, &m.payload)?;
+        }
         match self {
             Bus::Memory(m) => m.publish(batch),
             Bus::Rabbit(r) => r.publish(batch).await,
@@ -356,6 +380,7 @@ impl ServiceBus {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -370,6 +395,17 @@ mod tests {
         assert!(topic_matches("#", "a.b"));
         assert!(topic_matches("a.#.z", "a.z"));
         assert!(!topic_matches("payments.#", "meals.x"));
+    }
+
+    #[test]
+    fn a_body_over_four_mib_is_refused() {
+        let small = "x".repeat(MAX_PAYLOAD_BYTES - 2);
+        assert!(Envelope::json("t.v1", "K.v1", &small).is_ok());
+        let big = "x".repeat(MAX_PAYLOAD_BYTES);
+        let err = Envelope::json("t.v1", "K.v1", &big)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("exceeds the 4 MiB"), "{err}");
     }
 
     #[test]

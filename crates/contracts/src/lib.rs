@@ -33,9 +33,12 @@ pub fn topology() -> Vec<QueueDef> {
     all.push(meals::DEBITS_QUEUE);
     all.push(meals::ACCOUNTS_QUEUE);
     all.extend_from_slice(meals::QUEUES);
+    all.extend_from_slice(gateway::QUEUES);
+    all.push(gateway::REGISTRY_DELIVERIES);
     all
 }
 
+pub mod gateway;
 pub mod meals;
 pub mod payments;
 pub mod school;

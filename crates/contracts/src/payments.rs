@@ -6,7 +6,77 @@ use serde::{Deserialize, Serialize};
 use crate::{Contract, QueueDef};
 
 /// Queues the payments service consumes.
-pub const QUEUES: &[QueueDef] = &[BANK_REQUESTS];
+pub const QUEUES: &[QueueDef] = &[BANK_REQUESTS, REGISTRY_QUERIES];
+
+/// Where payments answers how a registry delivered through the gateway fared
+/// (request/reply).
+pub const REGISTRY_QUERIES: QueueDef = QueueDef {
+    queue: "payments.registry-queries",
+    bindings: &[<RegistryQuery as Contract>::TOPIC],
+    consumer: "payments",
+};
+
+/// How did the registry delivered as `upload` (a `gateway::RegistryDelivered`)
+/// fare? `page` (from 0) picks the part of the reconciliation report the
+/// answer carries. Answered with a [`RegistryState`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryQuery {
+    /// The bank asking: an upload of another bank is not found.
+    pub bank: String,
+    pub upload: String,
+    pub page: u32,
+}
+
+impl Contract for RegistryQuery {
+    const TOPIC: &'static str = "payments.registry.query.v1";
+    const KIND: &'static str = "payments.RegistryQuery.v1";
+}
+
+/// Where a delivered registry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadState {
+    /// Not seen yet, or being fetched and imported.
+    Pending,
+    /// Imported (or found imported before): the summary and the report.
+    Imported,
+    /// Refused: nothing of it was imported; `error` says why.
+    Refused,
+}
+
+/// The answer to a [`RegistryQuery`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistryState {
+    pub state: UploadState,
+    /// Why it was refused: a code (`REGISTRY_FORMAT`, `REGISTRY_INVALID`,
+    /// `REGISTRY_EXISTS`, `DOCUMENT_DAMAGED`) and the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<(String, String)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<RegistrySummary>,
+    /// The asked page of the reconciliation report (CSV, UTF-8; page 0 starts
+    /// with the byte-order mark and the summary).
+    #[serde(default)]
+    pub report: String,
+    /// How many pages the report has.
+    #[serde(default)]
+    pub pages: u32,
+}
+
+/// An imported registry, as its bank sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RegistrySummary {
+    pub id: String,
+    pub date: chrono::NaiveDate,
+    pub file_name: String,
+    pub lines: i64,
+    pub total: Money,
+    pub status: String,
+    /// Lines per outcome (matched, credited, amount_differs, ...).
+    pub outcomes: std::collections::BTreeMap<String, i64>,
+    /// The same file had been imported before this upload.
+    pub already_imported: bool,
+}
 
 /// Where payments answers banks' check/pay/cancel that came through the
 /// gateway's SOAP door (request/reply).

@@ -217,6 +217,10 @@ pub struct GatewaySettings {
     pub contour: Contour,
     /// The largest SOAP request, MiB; larger is refused (INVALID, HTTP 413).
     pub max_body_mib: u64,
+    /// The largest request that carries a document (a bank's registry as
+    /// AppDocument, announced by its SOAPAction), MiB: a day of a large bank is
+    /// about 95 MiB as base64.
+    pub max_document_mib: u64,
     /// How long the gateway waits for a service's answer before it answers FAILURE.
     pub service_timeout_ms: u64,
     /// How long the message log keeps an exchange, days.
@@ -230,6 +234,7 @@ impl Default for GatewaySettings {
             name: "Портал услуг Тюменской области".into(),
             contour: Contour::Production,
             max_body_mib: 16,
+            max_document_mib: 160,
             service_timeout_ms: 10_000,
             log_retention_days: 1_827,
         }

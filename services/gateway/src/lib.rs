@@ -48,11 +48,24 @@ impl Service for GatewayService {
     ) -> Vec<tokio::task::JoinHandle<()>> {
         // The log writer starts here, on the process's runtime, before any request.
         state(ctx);
-        vec![tokio::spawn(retention(ctx.clone(), cancel))]
+        let def = contracts::gateway::DOCUMENTS;
+        let opts = bus::ConsumerOptions::new(
+            "gateway.documents",
+            ctx.bus.queue_spec(def.queue, def.bindings),
+        );
+        let mut tasks = bus::spawn_responder(
+            &ctx.bus,
+            opts,
+            Arc::new(soap::registry::DocumentResponder),
+            cancel.clone(),
+        );
+        tasks.push(tokio::spawn(retention(ctx.clone(), cancel)));
+        tasks
     }
 }
 
-/// Removes log records older than `gateway.log_retention_days`, hourly.
+/// Removes log records and documents older than `gateway.log_retention_days`,
+/// hourly.
 async fn retention(ctx: ServiceContext, cancel: platform::tokio_util::sync::CancellationToken) {
     loop {
         let days = i64::from(ctx.settings.gateway.log_retention_days);
@@ -61,6 +74,15 @@ async fn retention(ctx: ServiceContext, cancel: platform::tokio_util::sync::Canc
             Ok(0) => {}
             Ok(n) => tracing::info!(removed = n, "message log records past retention removed"),
             Err(e) => tracing::warn!(error = %e, "message log retention did not run"),
+        }
+        match ctx
+            .db
+            .write(move |conn| store::prune_documents(conn, before))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "documents past retention removed"),
+            Err(e) => tracing::warn!(error = %e, "document retention did not run"),
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

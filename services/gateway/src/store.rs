@@ -76,6 +76,30 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    documents (id) {
+        id -> Text,
+        participant -> Text,
+        message_id -> Text,
+        kind -> Text,
+        request_code -> Text,
+        size -> BigInt,
+        sha256 -> Text,
+        chunks -> Integer,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    document_chunks (document_id, idx) {
+        document_id -> Text,
+        idx -> Integer,
+        data -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(documents, document_chunks);
+
 const PG: diesel_migrations::EmbeddedMigrations =
     diesel_migrations::embed_migrations!("migrations/postgres");
 const SQLITE: diesel_migrations::EmbeddedMigrations =
@@ -430,4 +454,80 @@ pub fn last_before(
 
 pub fn delete_through(conn: &mut DbConnection, seq: i64) -> Result<usize, StorageError> {
     Ok(diesel::delete(message_log::table.filter(message_log::seq.le(seq))).execute(conn)?)
+}
+
+/// A document a participant sent (its bytes are in `document_chunks`).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = documents)]
+pub struct DocumentRow {
+    pub id: String,
+    pub participant: String,
+    pub message_id: String,
+    pub kind: String,
+    pub request_code: String,
+    pub size: i64,
+    pub sha256: String,
+    pub chunks: i32,
+    pub received_at: NaiveDateTime,
+}
+
+/// Stores a document and its chunks (base64 each), in the caller's transaction.
+pub fn insert_document(
+    conn: &mut DbConnection,
+    row: &DocumentRow,
+    chunks: &[String],
+) -> Result<(), StorageError> {
+    diesel::insert_into(documents::table)
+        .values(row)
+        .execute(conn)?;
+    for (idx, data) in chunks.iter().enumerate() {
+        diesel::insert_into(document_chunks::table)
+            .values((
+                document_chunks::document_id.eq(&row.id),
+                document_chunks::idx.eq(i32::try_from(idx).unwrap_or(i32::MAX)),
+                document_chunks::data.eq(data),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The document `participant` sent in its message `message_id`.
+pub fn document_of_message(
+    conn: &mut DbConnection,
+    participant: &str,
+    message_id: &str,
+) -> Result<Option<DocumentRow>, StorageError> {
+    Ok(documents::table
+        .filter(documents::participant.eq(participant))
+        .filter(documents::message_id.eq(message_id))
+        .select(DocumentRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Chunk `idx` of a document, base64.
+pub fn document_chunk(
+    conn: &mut DbConnection,
+    document: &str,
+    idx: i32,
+) -> Result<Option<String>, StorageError> {
+    Ok(document_chunks::table
+        .find((document, idx))
+        .select(document_chunks::data)
+        .first(conn)
+        .optional()?)
+}
+
+/// Removes the documents received before `before`; how many.
+pub fn prune_documents(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+) -> Result<usize, StorageError> {
+    let old = documents::table
+        .filter(documents::received_at.lt(before))
+        .select(documents::id);
+    diesel::delete(document_chunks::table.filter(document_chunks::document_id.eq_any(old)))
+        .execute(conn)?;
+    Ok(diesel::delete(documents::table.filter(documents::received_at.lt(before))).execute(conn)?)
 }

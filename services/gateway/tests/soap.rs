@@ -777,3 +777,239 @@ async fn every_gateway_operation_is_the_operators_alone() {
     }
     app.stop().await;
 }
+
+/// An `UploadRegistry` request: the registry file as the AppDocument.
+fn upload_registry(message_id: &str, app_data: &str, file: &[u8]) -> String {
+    use base64::Engine;
+    let data = base64::engine::general_purpose::STANDARD.encode(file);
+    envelope(&req("UploadRegistry", message_id, app_data)).replace(
+        "</b:MessageData>",
+        &format!("<smev:AppDocument><smev:RequestCode>registry.csv</smev:RequestCode><smev:BinaryData>{data}</smev:BinaryData></smev:AppDocument></b:MessageData>"),
+    )
+}
+
+async fn post_action(app: &TestApp, action: &str, body: String) -> (u16, String) {
+    let res = reqwest::Client::new()
+        .post(app.url("/soap/banks"))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header(
+            "SOAPAction",
+            format!("\"urn:tyumen:portal:gateway:banks:1:{action}\""),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+async fn registry_state(app: &TestApp, message_id: &str, upload_id: &str) -> String {
+    let mut r = req("RegistryState", message_id, "");
+    r.status = "STATE";
+    let body = envelope(&r).replace(
+        "<smev:ExchangeType>1</smev:ExchangeType>",
+        &format!("<smev:ExchangeType>1</smev:ExchangeType><smev:RequestIdRef>{upload_id}</smev:RequestIdRef>"),
+    );
+    let (code, answer) = post(app, body).await;
+    assert_eq!(code, 200, "{answer}");
+    answer
+}
+
+/// Asks STATE until the answer is no longer PROCESS.
+async fn registry_outcome(app: &TestApp, upload_id: &str) -> String {
+    for n in 0..300 {
+        let answer = registry_state(app, &format!("{upload_id}-state-{n}"), upload_id).await;
+        if status(&answer) != "PROCESS" {
+            return answer;
+        }
+        assert!(field(&answer, "Upload").is_some(), "{answer}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the registry of {upload_id} was still being imported after 30 s");
+}
+
+fn cp1251(text: &str) -> Vec<u8> {
+    encoding_rs::WINDOWS_1251.encode(text).0.into_owned()
+}
+
+fn document_of(answer: &str) -> String {
+    use base64::Engine;
+    let data = field(answer, "BinaryData").unwrap();
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(data.as_bytes())
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_goes_through_soap_and_its_outcome_is_asked_with_state() {
+    let app = app_with(|_| {}).await;
+    register(
+        &app,
+        "BANK01",
+        participant("bank", "production", Some("sber")),
+        &["banks.Pay", "banks.UploadRegistry", "banks.RegistryState"],
+    )
+    .await;
+    register(
+        &app,
+        "BANK02",
+        participant("bank", "production", Some("vtb")),
+        &["banks.UploadRegistry", "banks.RegistryState"],
+    )
+    .await;
+    open_account(&app, "ls-77").await;
+    let (_, paid) = soap(&app, &req("Pay", "p-1", &pay("t-1", "500.00"))).await;
+    assert_eq!(field(&paid, "Result").unwrap(), "OK", "{paid}");
+
+    // The paid payment matches, one is credited from the registry, one names
+    // an account nobody has.
+    let registry = "t-1;ls-77;500.00;14.09.2026 09:58:00;Сидорова\r\n\
+                    t-2;ls-77;250.00;14.09.2026 11:00:00;Сидорова\r\n\
+                    t-3;ls-404;10.00;14.09.2026 12:00:00;Кто-то\r\n\
+                    ИТОГО;3;760.00\r\n";
+    let csv = "<b:UploadRegistry><b:Format>csv</b:Format><b:Date>2026-09-14</b:Date><b:FileName>sber-20260914.csv</b:FileName></b:UploadRegistry>";
+
+    // A CSV without its day is refused at the door, naming the field.
+    let no_day = "<b:UploadRegistry><b:Format>csv</b:Format></b:UploadRegistry>";
+    let (code, fault) = post_action(
+        &app,
+        "UploadRegistry",
+        upload_registry("u-0", no_day, &cp1251(registry)),
+    )
+    .await;
+    assert_eq!(code, 500, "{fault}");
+    assert!(
+        field(&fault, "Path")
+            .unwrap()
+            .ends_with("UploadRegistry/Date"),
+        "{fault}"
+    );
+
+    let (code, accepted) = post_action(
+        &app,
+        "UploadRegistry",
+        upload_registry("u-1", csv, &cp1251(registry)),
+    )
+    .await;
+    assert_eq!(
+        (code, status(&accepted)),
+        (200, "ACCEPT".to_string()),
+        "{accepted}"
+    );
+    assert_eq!(
+        field(&accepted, "Size").unwrap(),
+        cp1251(registry).len().to_string()
+    );
+    // The same message again: the first answer; nothing is uploaded twice.
+    let (_, again) = post_action(
+        &app,
+        "UploadRegistry",
+        upload_registry("u-1", csv, &cp1251(registry)),
+    )
+    .await;
+    assert_eq!(again, accepted);
+
+    let outcome = registry_outcome(&app, "u-1").await;
+    assert_eq!(status(&outcome), "RESULT", "{outcome}");
+    assert_eq!(field(&outcome, "OriginRequestIdRef").unwrap(), "u-1");
+    assert_eq!(field(&outcome, "Lines").unwrap(), "3");
+    assert_eq!(field(&outcome, "Total").unwrap(), "760.00");
+    assert_eq!(field(&outcome, "AlreadyImported").unwrap(), "false");
+    assert!(
+        outcome.contains("<tns:Outcome name=\"credited\"><tns:Count>1</tns:Count>"),
+        "{outcome}"
+    );
+    assert!(
+        outcome.contains("<tns:Outcome name=\"unknown_account\"><tns:Count>1</tns:Count>"),
+        "{outcome}"
+    );
+    let report = document_of(&outcome);
+    assert!(report.starts_with('\u{feff}'), "{report}");
+    assert!(
+        report.contains("t-2;ls-77;зачислено по реестру"),
+        "{report}"
+    );
+    assert!(report.contains("t-3;ls-404;неизвестный счёт"), "{report}");
+    // The registry's credit is on the account, once, however often it is asked.
+    let _ = registry_outcome(&app, "u-1").await;
+    let balance = payments_balance(&app, "ls-77").await;
+    assert_eq!(balance, "750.00");
+
+    // The log keeps the document's digest, not its bytes.
+    let logged = log_search(&app, "message_id=u-1").await;
+    let record: Value = reqwest::Client::new()
+        .get(app.url(&format!("/api/gateway/log/{}", logged[0]["seq"])))
+        .bearer_auth(operator(&app))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let request = record["request"].as_str().unwrap();
+    assert!(request.contains("SHA-256"), "{request}");
+    assert!(
+        !request.contains("dC0x"),
+        "the base64 of the file is not logged"
+    );
+
+    // Another bank cannot ask about it; a registry with a wrong total is
+    // refused whole and STATE says why.
+    let mut other = req("RegistryState", "o-1", "");
+    other.sender = "BANK02";
+    other.status = "STATE";
+    let body = envelope(&other).replace(
+        "<smev:ExchangeType>1</smev:ExchangeType>",
+        "<smev:ExchangeType>1</smev:ExchangeType><smev:RequestIdRef>u-1</smev:RequestIdRef>",
+    );
+    let (_, foreign) = post(&app, body).await;
+    assert_eq!(status(&foreign), "REJECT", "{foreign}");
+    assert_eq!(field(&foreign, "Code").unwrap(), "UNKNOWN_REQUEST");
+
+    let wrong = registry
+        .replace("ИТОГО;3;760.00", "ИТОГО;3;761.00")
+        .replace("t-1;", "t-9;");
+    let csv15 = csv
+        .replace("2026-09-14", "2026-09-15")
+        .replace("14.09.2026", "15.09.2026");
+    let (_, accepted) = post_action(
+        &app,
+        "UploadRegistry",
+        upload_registry("u-2", &csv15, &cp1251(&wrong)),
+    )
+    .await;
+    assert_eq!(status(&accepted), "ACCEPT", "{accepted}");
+    let refused = registry_outcome(&app, "u-2").await;
+    assert_eq!(status(&refused), "REJECT", "{refused}");
+    assert_eq!(
+        field(&refused, "Code").unwrap(),
+        "REGISTRY_FORMAT",
+        "{refused}"
+    );
+    assert_eq!(payments_balance(&app, "ls-77").await, "750.00");
+
+    // Only the operation its SOAPAction names may be larger than a message.
+    let small_pay = pay("t-5", "1.00");
+    let big = envelope(&req("Pay", "s-1", &small_pay)).replace(
+        "<b:TxnId>",
+        &format!("<!-- {} --><b:TxnId>", "x".repeat(17 << 20)),
+    );
+    let (code, too_large) = post_action(&app, "UploadRegistry", big).await;
+    assert_eq!(code, 413, "{too_large}");
+    assert_eq!(field(&too_large, "Code").unwrap(), "TOO_LARGE");
+    app.stop().await;
+}
+
+async fn payments_balance(app: &TestApp, account: &str) -> String {
+    let res = reqwest::Client::new()
+        .get(app.url(&format!("/api/payments/accounts/{account}")))
+        .bearer_auth(operator(app))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = res.json().await.unwrap();
+    v["balance"].as_str().unwrap().to_string()
+}

@@ -44,6 +44,34 @@ pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<
         Arc::new(crate::banks::BankResponder {
             clock: ctx.clock.clone(),
         }),
+        cancel.clone(),
+    ));
+    let def = contracts::gateway::REGISTRY_DELIVERIES;
+    let opts = ConsumerOptions::new(
+        "payments.registry-deliveries",
+        ctx.bus.queue_spec(def.queue, def.bindings),
+    );
+    tasks.extend(bus::spawn_consumer(
+        &ctx.bus,
+        opts,
+        Arc::new(crate::registry::delivered::DeliveryHandler {
+            clock: ctx.clock.clone(),
+        }),
+        cancel.clone(),
+    ));
+    let def = contracts::payments::REGISTRY_QUERIES;
+    let opts = ConsumerOptions::new(
+        "payments.registry-queries",
+        ctx.bus.queue_spec(def.queue, def.bindings),
+    );
+    tasks.extend(bus::spawn_responder(
+        &ctx.bus,
+        opts,
+        Arc::new(crate::registry::delivered::QueryResponder),
+        cancel.clone(),
+    ));
+    tasks.push(crate::registry::delivered::spawn_importer(
+        ctx.clone(),
         cancel,
     ));
     tasks

@@ -127,6 +127,19 @@ pub fn judge(
     contour: Contour,
     granted: impl FnOnce() -> bool,
 ) -> Result<Verdict, Rejection> {
+    judge_as(message, sender, own_code, contour, Status::Request, granted)
+}
+
+/// [`judge`] for an operation asked with Status `asks_with` (REQUEST, or
+/// STATE for the operations that report how an earlier request fared).
+pub fn judge_as(
+    message: &Message,
+    sender: Option<&SenderView>,
+    own_code: &str,
+    contour: Contour,
+    asks_with: Status,
+    granted: impl FnOnce() -> bool,
+) -> Result<Verdict, Rejection> {
     let reject = |code: &'static str, text: String| Err(Rejection { code, text });
     let Some(sender) = sender.filter(|s| s.active) else {
         return reject(
@@ -175,7 +188,7 @@ pub fn judge(
     }
     match Status::parse(&message.status) {
         Some(Status::Ping) => Ok(Verdict::Ping),
-        Some(Status::Request) => {
+        Some(s) if s == asks_with => {
             if granted() {
                 Ok(Verdict::Route)
             } else {
@@ -191,8 +204,9 @@ pub fn judge(
         _ => reject(
             "STATUS_NOT_ACCEPTED",
             format!(
-                "status {} is not accepted here; send REQUEST or PING",
-                message.status
+                "status {} is not accepted here; send {} or PING",
+                message.status,
+                asks_with.as_str()
             ),
         ),
     }
@@ -218,10 +232,13 @@ pub fn answer_to(
         date: date.into(),
         exchange_type: request.exchange_type.clone(),
         request_id_ref: Some(request_id.into()),
+        // A STATE names the request it asks about in RequestIdRef: that
+        // request starts the chain when the message names no origin itself.
         origin_request_id_ref: Some(
             request
                 .origin_request_id_ref
                 .clone()
+                .or_else(|| request.request_id_ref.clone())
                 .unwrap_or_else(|| request_id.into()),
         ),
         service_code: request.service_code.clone(),
@@ -410,5 +427,48 @@ mod tests {
         m.origin_request_id_ref = Some("m-0".into());
         let a = answer_to(&m, "m-2", &own, Status::Result, "2026-12-03T10:00:00+05:00");
         assert_eq!(a.origin_request_id_ref.as_deref(), Some("m-0"));
+    }
+
+    #[test]
+    fn a_state_operation_takes_state_and_a_request_operation_request() {
+        let sender = SenderView {
+            active: true,
+            contour: Contour::Production,
+        };
+        let state = msg("STATE", false);
+        let judged = |m: &Message, asks: Status| {
+            judge_as(
+                m,
+                Some(&sender),
+                "TMNPORTAL",
+                Contour::Production,
+                asks,
+                || true,
+            )
+        };
+        assert_eq!(judged(&state, Status::State), Ok(Verdict::Route));
+        let refused = judged(&state, Status::Request).unwrap_err();
+        assert_eq!(refused.code, "STATUS_NOT_ACCEPTED");
+        assert!(refused.text.contains("send REQUEST"), "{}", refused.text);
+        assert_eq!(
+            judged(&msg("REQUEST", false), Status::State)
+                .unwrap_err()
+                .code,
+            "STATUS_NOT_ACCEPTED"
+        );
+        assert_eq!(
+            judged(&msg("PING", false), Status::State),
+            Ok(Verdict::Ping)
+        );
+    }
+
+    #[test]
+    fn the_answer_to_a_state_names_the_request_it_asked_about_as_the_origin() {
+        let own = Org::default();
+        let mut state = msg("STATE", false);
+        state.request_id_ref = Some("upload-1".into());
+        let answer = answer_to(&state, "state-1", &own, Status::Process, "d");
+        assert_eq!(answer.request_id_ref.as_deref(), Some("state-1"));
+        assert_eq!(answer.origin_request_id_ref.as_deref(), Some("upload-1"));
     }
 }

@@ -12,6 +12,34 @@ pub struct Endpoint {
     /// The operations (the Body's element names); the right to call one is
     /// `<name>.<Operation>`.
     pub operations: &'static [&'static str],
+    /// Operations whose request carries a document (AppDocument): with their
+    /// SOAPAction a request may be up to `gateway.max_document_mib`.
+    pub documents: &'static [&'static str],
+    /// Operations asked with Status STATE (the others with REQUEST): they only
+    /// read, so a repeat is answered anew rather than with the first answer.
+    pub states: &'static [&'static str],
+}
+
+impl Endpoint {
+    /// The Status a request to `operation` carries (PING aside).
+    pub fn asks_with(&self, operation: &str) -> crate::domain::envelope::Status {
+        use crate::domain::envelope::Status;
+        if self.states.contains(&operation) {
+            Status::State
+        } else {
+            Status::Request
+        }
+    }
+
+    /// The operation a SOAPAction header names (`"urn:…:banks:1:Pay"`).
+    pub fn action(&self, soap_action: &str) -> Option<&'static str> {
+        let op = soap_action
+            .trim()
+            .trim_matches('"')
+            .strip_prefix(self.namespace)?
+            .strip_prefix(':')?;
+        self.operations.iter().copied().find(|o| *o == op)
+    }
 }
 
 pub const BANKS: Endpoint = Endpoint {
@@ -19,7 +47,9 @@ pub const BANKS: Endpoint = Endpoint {
     namespace: "urn:tyumen:portal:gateway:banks:1",
     wsdl: "banks.wsdl",
     xsd: "banks.xsd",
-    operations: &["Check", "Pay", "Cancel"],
+    operations: &["Check", "Pay", "Cancel", "UploadRegistry", "RegistryState"],
+    documents: &["UploadRegistry"],
+    states: &["RegistryState"],
 };
 
 pub const ENDPOINTS: &[&Endpoint] = &[&BANKS];

@@ -15,6 +15,7 @@ use platform::ServiceContext;
 pub mod banks;
 pub mod contracts;
 pub mod read;
+pub mod registry;
 pub mod write;
 pub mod xsd;
 
@@ -112,6 +113,9 @@ struct Outcome {
     status: Status,
     outcome: String,
     body: String,
+    /// The body as the log keeps it, when it differs (a document in it is
+    /// named, not copied).
+    logged: Option<String>,
 }
 
 /// One SOAP call being answered: what every answer of it needs.
@@ -120,7 +124,10 @@ struct Call<'a> {
     state: &'a GatewayState,
     endpoint: &'static Endpoint,
     started: Instant,
+    /// The request as logged (a document in it named, not copied).
     request: String,
+    /// The request's AppDocument, decoded.
+    document: Option<registry::Document>,
 }
 
 impl Call<'_> {
@@ -161,6 +168,7 @@ impl Call<'_> {
             status: Status::Invalid,
             outcome: format!("{}: {}", error.code, error.text),
             body: write::fault(answer.as_ref(), &error),
+            logged: None,
         }
     }
 
@@ -185,6 +193,43 @@ impl Call<'_> {
                 &answer,
                 app_data.as_deref(),
             ),
+            logged: None,
+        }
+    }
+
+    /// RESULT with an AppDocument; the log keeps `note` in its BinaryData.
+    #[allow(clippy::too_many_arguments)]
+    fn answer_with_document(
+        &self,
+        operation: &str,
+        m: &Message,
+        id: &str,
+        app_data: Option<String>,
+        document: &write::AppDocument<'_>,
+        note: &str,
+        outcome: String,
+    ) -> Outcome {
+        let answer = envelope::answer_to(m, id, &self.own(), Status::Result, &self.now());
+        let header = self.header();
+        let body = |d: &write::AppDocument<'_>| {
+            write::with_document(
+                self.endpoint,
+                operation,
+                &header,
+                &answer,
+                app_data.as_deref(),
+                Some(d),
+            )
+        };
+        Outcome {
+            http: 200,
+            status: Status::Result,
+            outcome,
+            body: body(document),
+            logged: Some(body(&write::AppDocument {
+                request_code: document.request_code,
+                binary_data: note,
+            })),
         }
     }
 
@@ -238,7 +283,7 @@ impl Call<'_> {
             outcome: o.outcome,
             duration_ms: self.started.elapsed().as_millis() as i64,
             request_body: self.request.clone(),
-            response_body: o.body.clone(),
+            response_body: o.logged.unwrap_or_else(|| o.body.clone()),
         };
         match self.state.log.write(record).await {
             Ok(_) => xml(o.http, o.body),
@@ -290,6 +335,7 @@ async fn serve(
     ctx: web::Data<ServiceContext>,
     state: web::Data<GatewayState>,
     path: web::Path<String>,
+    req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
     let Some(endpoint) = contracts::endpoint(&path) else {
@@ -301,8 +347,24 @@ async fn serve(
         endpoint,
         started: Instant::now(),
         request: String::new(),
+        document: None,
     };
-    let limit = (ctx.settings.gateway.max_body_mib as usize).saturating_mul(1024 * 1024);
+    // A request that carries a document says so by its SOAPAction and may be
+    // larger; its Body must then hold that operation.
+    let action = req
+        .headers()
+        .get("SOAPAction")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| endpoint.action(a))
+        .filter(|op| endpoint.documents.contains(op));
+    let gw = &ctx.settings.gateway;
+    let mib = if action.is_some() {
+        gw.max_document_mib
+    } else {
+        gw.max_body_mib
+    };
+    let message_limit = (gw.max_body_mib as usize).saturating_mul(1024 * 1024);
+    let limit = (mib as usize).saturating_mul(1024 * 1024);
     let bytes = match read_body(payload, limit).await {
         Ok(b) => b,
         Err(e) => {
@@ -320,6 +382,7 @@ async fn serve(
         );
         return x.finish(None, o).await;
     };
+    let size = body.len();
     x.request = body;
     let inbound = match read::read(&x.request) {
         Ok(i) => i,
@@ -328,6 +391,33 @@ async fn serve(
             return x.finish(None, o).await;
         }
     };
+    if size > message_limit && action != Some(inbound.operation.as_str()) {
+        let error = GatewayError::new(
+            "TOO_LARGE",
+            format!(
+                "the request exceeds {} MiB; only {} may be larger, sent with its SOAPAction",
+                gw.max_body_mib,
+                action.unwrap_or("an operation carrying a document")
+            ),
+        );
+        let o = x.invalid(None, error, 413);
+        return x.finish(None, o).await;
+    }
+    // The document is decoded once and kept out of the log and the validator.
+    if let Some(range) = inbound.document.clone() {
+        let (_, base64) = read::elide_document(&x.request, range.clone(), "");
+        match registry::Document::decode(&base64) {
+            Ok(doc) => {
+                x.request = read::elide_document(&x.request, range, &doc.note()).0;
+                x.document = Some(doc);
+            }
+            Err(error) => {
+                x.request = read::elide_document(&x.request, range, "not base64").0;
+                let o = x.invalid(None, error, 500);
+                return x.finish(None, o).await;
+            }
+        }
+    }
     if inbound.namespace != endpoint.namespace
         || !endpoint.operations.contains(&inbound.operation.as_str())
     {
@@ -402,6 +492,8 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
             return x.finish(Some((inbound, m, id)), o).await;
         }
     };
+    // A STATE only reads: asked again, it is answered anew.
+    let first = first.filter(|_| !x.endpoint.states.contains(&op.as_str()));
     if let Some(first) = first {
         let o = Outcome {
             http: if first.exchange.status == "INVALID" {
@@ -412,6 +504,7 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
             status: Status::parse(&first.exchange.status).unwrap_or(Status::Result),
             outcome: format!("repeat of record {}: answered as then", first.seq),
             body: first.exchange.response_body,
+            logged: None,
         };
         return x.finish(Some((inbound, m, id)), o).await;
     }
@@ -420,7 +513,10 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
         contour: parse_contour(&p.contour).unwrap_or(settings::Contour::Production),
     });
     let gw = &x.ctx.settings.gateway;
-    let verdict = envelope::judge(m, view.as_ref(), &gw.code, gw.contour, || granted);
+    let asks_with = x.endpoint.asks_with(&op);
+    let verdict = envelope::judge_as(m, view.as_ref(), &gw.code, gw.contour, asks_with, || {
+        granted
+    });
     let o = match verdict {
         Err(r) => x.refuse(
             &op,
@@ -456,7 +552,7 @@ async fn route(
     let reject = |code: &str, text: String| {
         x.refuse(op, m, id, Status::Reject, GatewayError::new(code, text))
     };
-    if !inbound.has_app_data() {
+    if !x.endpoint.states.contains(&op) && !inbound.has_app_data() {
         let error = GatewayError {
             path: Some(format!("/Envelope/Body/{op}/MessageData")),
             ..GatewayError::new(
@@ -475,6 +571,13 @@ async fn route(
                     format!("participant {} is not mapped to a bank", participant.code),
                 );
             };
+            match op {
+                "UploadRegistry" => {
+                    return registry::upload(x, inbound, m, id, participant, bank).await
+                }
+                "RegistryState" => return registry::state(x, m, id, participant, bank).await,
+                _ => {}
+            }
             let request = match banks::request(bank, op, inbound) {
                 Ok(r) => r,
                 Err(e) => return x.invalid(Some((m, id)), e, 500),

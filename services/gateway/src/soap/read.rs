@@ -28,6 +28,10 @@ pub struct Inbound {
     pub namespace: String,
     pub header: Option<Header>,
     pub fields: HashMap<String, String>,
+    /// Where the AppDocument's BinaryData text lies in the body (its bytes,
+    /// as base64): a registry runs to ~100 MiB, so it is neither copied into
+    /// `fields` nor handed to the schema validator (see [`elide_document`]).
+    pub document: Option<std::ops::Range<usize>>,
 }
 
 impl Inbound {
@@ -83,6 +87,29 @@ impl Inbound {
     }
 }
 
+/// The path under the operation element of the document's bytes.
+const DOCUMENT_PATH: [&str; 3] = ["MessageData", "AppDocument", "BinaryData"];
+
+fn is_document(stack: &[String]) -> bool {
+    stack.len() == 3 + DOCUMENT_PATH.len()
+        && stack[1] == "Body"
+        && stack[3..].iter().zip(DOCUMENT_PATH).all(|(a, b)| a == b)
+}
+
+/// `body` with the document's base64 replaced by `note` (an XML comment), and
+/// the base64 itself with its whitespace dropped.
+pub fn elide_document(body: &str, range: std::ops::Range<usize>, note: &str) -> (String, String) {
+    let base64: String = body[range.clone()]
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let mut elided = String::with_capacity(body.len() - range.len() + note.len() + 9);
+    elided.push_str(&body[..range.start]);
+    elided.push_str(&format!("<!-- {} -->", note.replace("--", "- -")));
+    elided.push_str(&body[range.end..]);
+    (elided, base64)
+}
+
 /// 1-based line and column of byte `pos` in `body`.
 pub fn line_col(body: &str, pos: usize) -> (u32, u32) {
     let before = &body.as_bytes()[..pos.min(body.len())];
@@ -122,6 +149,7 @@ pub fn read(body: &str) -> Result<Inbound, GatewayError> {
     let mut header = HashMap::new();
     let mut text = String::new();
     let mut saw_element = false;
+    let mut in_document = false;
     loop {
         let pos = reader.buffer_position() as usize;
         let event = match reader.read_resolved_event() {
@@ -185,10 +213,32 @@ pub fn read(body: &str) -> Result<Inbound, GatewayError> {
                     ));
                 }
                 text.clear();
+                if is_document(&stack) {
+                    let at = reader.buffer_position() as usize;
+                    inbound.document = Some(at..at);
+                    in_document = !empty;
+                }
                 if empty {
                     keep(&stack, "", &mut inbound, &mut header);
                     stack.pop();
                 }
+            }
+            (_, Event::Text(_)) if in_document => {}
+            (_, Event::GeneralRef(_)) if in_document => {
+                return Err(err(
+                    "SCHEMA_VIOLATION",
+                    "BinaryData must be plain base64, without character references",
+                    body,
+                    pos,
+                    &stack,
+                ));
+            }
+            (_, Event::End(_)) if in_document => {
+                if let Some(d) = inbound.document.as_mut() {
+                    d.end = pos;
+                }
+                in_document = false;
+                stack.pop();
             }
             (_, Event::Text(t)) => text.push_str(&t.xml10_content()),
             (_, Event::CData(t)) => text.push_str(&t.xml10_content()),
@@ -350,6 +400,26 @@ mod tests {
         assert_eq!(m.test_msg.as_deref(), Some(""));
         assert_eq!(r.app("Pay/Amount"), Some("500.00"));
         assert!(r.has_app_data());
+    }
+
+    #[test]
+    fn the_document_is_found_not_copied_and_can_be_elided() {
+        let body = OK.replace(
+            "</b:MessageData>",
+            "<smev:AppDocument><smev:RequestCode>r.csv</smev:RequestCode><smev:BinaryData>\n  aGVs\n  bG8=\n</smev:BinaryData></smev:AppDocument></b:MessageData>",
+        );
+        let r = read(&body).unwrap();
+        let range = r.document.clone().unwrap();
+        assert_eq!(&body[range.clone()], "\n  aGVs\n  bG8=\n");
+        assert!(r.field("MessageData/AppDocument/BinaryData").is_none());
+        assert_eq!(
+            r.field("MessageData/AppDocument/RequestCode"),
+            Some("r.csv")
+        );
+        let (elided, base64) = elide_document(&body, range, "5 bytes -- kept");
+        assert_eq!(base64, "aGVsbG8=");
+        assert!(elided.contains("<smev:BinaryData><!-- 5 bytes - - kept --></smev:BinaryData>"));
+        assert!(read(&elided).unwrap().document.is_some());
     }
 
     #[test]

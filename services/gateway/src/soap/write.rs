@@ -122,6 +122,25 @@ pub fn response(
     m: &Message,
     app_data: Option<&str>,
 ) -> String {
+    with_document(endpoint, operation, h, m, app_data, None)
+}
+
+/// An AppDocument of an answer: its RequestCode and what BinaryData holds
+/// (the base64 of the document, or in the log a comment naming it).
+pub struct AppDocument<'a> {
+    pub request_code: &'a str,
+    pub binary_data: &'a str,
+}
+
+/// [`response`] with an AppDocument after the AppData.
+pub fn with_document(
+    endpoint: &Endpoint,
+    operation: &str,
+    h: &Header,
+    m: &Message,
+    app_data: Option<&str>,
+    document: Option<&AppDocument<'_>>,
+) -> String {
     let mut out = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"{SOAP_NS}\" xmlns:smev=\"{SMEV_NS}\" xmlns:tns=\"{}\">",
         endpoint.namespace
@@ -134,6 +153,13 @@ pub fn response(
         out.push_str("<tns:AppData>");
         out.push_str(inner);
         out.push_str("</tns:AppData>");
+    }
+    if let Some(d) = document {
+        out.push_str("<smev:AppDocument>");
+        el(&mut out, "smev", "RequestCode", d.request_code);
+        out.push_str("<smev:BinaryData>");
+        out.push_str(d.binary_data);
+        out.push_str("</smev:BinaryData></smev:AppDocument>");
     }
     out.push_str(&format!(
         "</tns:MessageData></tns:{operation}Response></soapenv:Body></soapenv:Envelope>"
@@ -223,7 +249,7 @@ mod tests {
             path: Some("/Envelope/Body/Pay".into()),
             ..GatewayError::new("NOT_GRANTED", "no right")
         };
-        for op in BANKS.operations {
+        for op in ["Check", "Pay", "Cancel"] {
             for (status, app) in [
                 (Status::Result, Some(banks::answer_xml(&full))),
                 (
@@ -242,6 +268,51 @@ mod tests {
                 xsd::validate(&BANKS, &body)
                     .unwrap_or_else(|v| panic!("{op} {status:?}: {v:?}\n{body}"));
             }
+        }
+    }
+
+    /// The registry's answers (ACCEPT, PROCESS, RESULT with the report as
+    /// the AppDocument, and the log's copy with a note in its place) pass the
+    /// schema too.
+    #[test]
+    fn the_registry_answers_validate_against_the_schema() {
+        let own = Org {
+            code: "TMNPORTAL".into(),
+            name: "Портал".into(),
+        };
+        let accepted = "<tns:Accepted><tns:Upload>d-1</tns:Upload><tns:Size>10</tns:Size><tns:Sha256>ab</tns:Sha256></tns:Accepted>";
+        let processing = "<tns:Processing><tns:Upload>d-1</tns:Upload></tns:Processing>";
+        let outcome = "<tns:RegistryOutcome><tns:Registry>r</tns:Registry><tns:Date>2026-09-14</tns:Date><tns:FileName>f.csv</tns:FileName><tns:Lines>3</tns:Lines><tns:Total>760.00</tns:Total><tns:AlreadyImported>false</tns:AlreadyImported><tns:Outcome name=\"credited\"><tns:Count>1</tns:Count></tns:Outcome></tns:RegistryOutcome>";
+        let report = AppDocument {
+            request_code: "reconciliation.csv",
+            binary_data: "77u/0KHRg9C80LzQsA==",
+        };
+        let logged = AppDocument {
+            request_code: "reconciliation.csv",
+            binary_data: "<!-- document of 14 bytes -->",
+        };
+        let cases: [(&str, Status, Option<&str>, Option<&AppDocument<'_>>); 5] = [
+            ("UploadRegistry", Status::Accept, Some(accepted), None),
+            ("RegistryState", Status::Process, Some(processing), None),
+            (
+                "RegistryState",
+                Status::Result,
+                Some(outcome),
+                Some(&report),
+            ),
+            (
+                "RegistryState",
+                Status::Result,
+                Some(outcome),
+                Some(&logged),
+            ),
+            ("RegistryState", Status::Reject, None, None),
+        ];
+        for (op, status, app, doc) in cases {
+            let m = answer_to(&request(), "m-1", &own, status, "2026-12-03T10:00:01+05:00");
+            let body = with_document(&BANKS, op, &header(), &m, app, doc);
+            xsd::validate(&BANKS, &body)
+                .unwrap_or_else(|v| panic!("{op} {status:?}: {v:?}\n{body}"));
         }
     }
 

@@ -31,6 +31,7 @@ use crate::store::{self, system, StoreError};
 use day::{DayIndex, Hit, Ids, Seen, Totals as DayTotals};
 
 mod day;
+pub mod delivered;
 mod reader;
 pub mod report;
 

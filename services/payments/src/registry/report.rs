@@ -89,6 +89,13 @@ pub fn restricted(registry: &RegistryRow, items: &[ItemRow]) -> RegistryRow {
 }
 
 pub fn csv(registry: &RegistryRow, items: &[ItemRow]) -> String {
+    let mut out = csv_head(registry);
+    out.push_str(&csv_rows(items));
+    out
+}
+
+/// The report's beginning: the byte-order mark, the summary and the headings.
+pub fn csv_head(registry: &RegistryRow) -> String {
     let mut out = String::from("\u{feff}");
     for (k, v) in summary_lines(registry) {
         out.push_str(&format!("{};{}\n", csv_field(&k), csv_field(&v)));
@@ -96,6 +103,12 @@ pub fn csv(registry: &RegistryRow, items: &[ItemRow]) -> String {
     out.push('\n');
     out.push_str(&HEADINGS.join(";"));
     out.push('\n');
+    out
+}
+
+/// The report's rows for `items`, one line each.
+pub fn csv_rows(items: &[ItemRow]) -> String {
+    let mut out = String::new();
     for item in items {
         let row = [
             if item.line_no > 0 {

@@ -415,3 +415,134 @@ pub fn items(
     }
     Ok(query.load(conn)?)
 }
+
+diesel::table! {
+    registry_uploads (upload) {
+        upload -> Text,
+        bank -> Text,
+        sender -> Text,
+        format -> Text,
+        registry_date -> Nullable<Date>,
+        file_name -> Text,
+        size -> BigInt,
+        sha256 -> Text,
+        chunks -> Integer,
+        status -> Text,
+        registry_id -> Nullable<Text>,
+        already_imported -> Bool,
+        error_code -> Nullable<Text>,
+        error_text -> Nullable<Text>,
+        received_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+/// `registry_uploads.status`.
+pub const RECEIVED: &str = "received";
+pub const IMPORTED: &str = "imported";
+pub const REFUSED: &str = "refused";
+
+/// A registry delivered through the gateway, and how it fared.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = registry_uploads)]
+pub struct UploadRow {
+    pub upload: String,
+    pub bank: String,
+    pub sender: String,
+    pub format: String,
+    pub registry_date: Option<chrono::NaiveDate>,
+    pub file_name: String,
+    pub size: i64,
+    pub sha256: String,
+    pub chunks: i32,
+    pub status: String,
+    pub registry_id: Option<String>,
+    pub already_imported: bool,
+    pub error_code: Option<String>,
+    pub error_text: Option<String>,
+    pub received_at: chrono::NaiveDateTime,
+    pub finished_at: Option<chrono::NaiveDateTime>,
+}
+
+/// Records a delivered registry; a delivery seen before changes nothing.
+pub fn record_upload(conn: &mut DbConnection, row: &UploadRow) -> Result<bool, StoreError> {
+    let n = storage::per_backend!(conn, |c| diesel::insert_into(registry_uploads::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+pub fn find_upload(conn: &mut DbConnection, upload: &str) -> Result<Option<UploadRow>, StoreError> {
+    Ok(registry_uploads::table
+        .find(upload)
+        .select(UploadRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The deliveries still to import, oldest first.
+pub fn received_uploads(conn: &mut DbConnection, limit: i64) -> Result<Vec<UploadRow>, StoreError> {
+    Ok(registry_uploads::table
+        .filter(registry_uploads::status.eq(RECEIVED))
+        .order((registry_uploads::received_at, registry_uploads::upload))
+        .limit(limit)
+        .select(UploadRow::as_select())
+        .load(conn)?)
+}
+
+/// How a delivery ended: imported as `registry_id`, or refused with an error.
+pub struct UploadEnd<'a> {
+    pub status: &'a str,
+    pub registry_id: Option<&'a str>,
+    pub already_imported: bool,
+    pub error: Option<(&'a str, &'a str)>,
+    pub at: chrono::NaiveDateTime,
+}
+
+/// Ends a delivery that is still `received` (a second end changes nothing).
+pub fn end_upload(
+    conn: &mut DbConnection,
+    upload: &str,
+    end: &UploadEnd<'_>,
+) -> Result<(), StoreError> {
+    diesel::update(
+        registry_uploads::table
+            .find(upload)
+            .filter(registry_uploads::status.eq(RECEIVED)),
+    )
+    .set((
+        registry_uploads::status.eq(end.status),
+        registry_uploads::registry_id.eq(end.registry_id),
+        registry_uploads::already_imported.eq(end.already_imported),
+        registry_uploads::error_code.eq(end.error.map(|e| e.0)),
+        registry_uploads::error_text.eq(end.error.map(|e| e.1)),
+        registry_uploads::finished_at.eq(Some(end.at)),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// `limit` items of a registry's report from `offset`, in report order.
+pub fn items_page(
+    conn: &mut DbConnection,
+    registry: &str,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<ItemRow>, StoreError> {
+    Ok(registry_items::table
+        .filter(registry_items::registry_id.eq(registry))
+        .order((registry_items::line_no, registry_items::id))
+        .offset(offset)
+        .limit(limit)
+        .select(ItemRow::as_select())
+        .load(conn)?)
+}
+
+/// How many items a registry's report has.
+pub fn item_count(conn: &mut DbConnection, registry: &str) -> Result<i64, StoreError> {
+    Ok(registry_items::table
+        .filter(registry_items::registry_id.eq(registry))
+        .count()
+        .get_result(conn)?)
+}

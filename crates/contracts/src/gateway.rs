@@ -1,0 +1,74 @@
+//! Messages the XML gateway publishes and answers.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Contract, QueueDef};
+
+/// Queues the gateway consumes.
+pub const QUEUES: &[QueueDef] = &[DOCUMENTS];
+
+/// Where the gateway answers for the documents it keeps (request/reply).
+pub const DOCUMENTS: QueueDef = QueueDef {
+    queue: "gateway.documents",
+    bindings: &[<DocumentChunkRequest as Contract>::TOPIC],
+    consumer: "gateway",
+};
+
+/// Where payments takes the registries banks delivered through the gateway.
+pub const REGISTRY_DELIVERIES: QueueDef = QueueDef {
+    queue: "payments.registry-deliveries",
+    bindings: &[<RegistryDelivered as Contract>::TOPIC],
+    consumer: "payments",
+};
+
+/// How many bytes of a document one chunk carries: with base64 and JSON a
+/// chunk's message stays well under the bus's 4 MiB.
+pub const CHUNK_BYTES: usize = 1024 * 1024;
+
+/// A bank's registry received as a SOAP AppDocument (a command, from the
+/// gateway's outbox). The file itself stays in the gateway: the message names
+/// it (by reference), and the receiver fetches it chunk by chunk with
+/// [`DocumentChunkRequest`], checking the size and the digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistryDelivered {
+    /// The gateway's document id; the upload is known by it from now on.
+    pub upload: String,
+    /// The bank code payments knows (the bank participant's mapping).
+    pub bank: String,
+    /// The participant that sent it (its SMEV code), for the audit.
+    pub sender: String,
+    /// `csv` or `xml`.
+    pub format: String,
+    /// The registry's day (required for CSV).
+    pub date: Option<chrono::NaiveDate>,
+    pub file_name: String,
+    pub size: u64,
+    /// SHA-256 of the file, lower-case hex.
+    pub sha256: String,
+    /// Number of chunks of [`CHUNK_BYTES`] (the last may be shorter).
+    pub chunks: u32,
+}
+
+impl Contract for RegistryDelivered {
+    const TOPIC: &'static str = "gateway.registry.delivered.v1";
+    const KIND: &'static str = "gateway.RegistryDelivered.v1";
+}
+
+/// Asks the gateway for chunk `index` (from 0) of `document`. Answered with a
+/// [`DocumentChunk`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentChunkRequest {
+    pub document: String,
+    pub index: u32,
+}
+
+impl Contract for DocumentChunkRequest {
+    const TOPIC: &'static str = "gateway.document.chunk.v1";
+    const KIND: &'static str = "gateway.DocumentChunkRequest.v1";
+}
+
+/// One chunk of a document, base64.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentChunk {
+    pub data: String,
+}
