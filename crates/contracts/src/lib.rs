@@ -35,6 +35,8 @@ pub fn topology() -> Vec<QueueDef> {
     all.extend_from_slice(meals::QUEUES);
     all.extend_from_slice(gateway::QUEUES);
     all.push(gateway::REGISTRY_DELIVERIES);
+    all.push(gateway::PAYMENTS_CALLS);
+    all.push(gateway::MEALS_CALLS);
     all
 }
 

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod app;
 pub mod caller;
+pub mod calls;
 pub mod export;
 pub mod paging;
 pub mod problem;

@@ -193,8 +193,10 @@ fn field(xml: &str, name: &str) -> Option<String> {
     }
 }
 
+/// smev:Status of the answer (not a Status of its AppData).
 fn status(xml: &str) -> String {
-    field(xml, "Status").unwrap()
+    let rest = &xml[xml.find("<smev:Status>").unwrap() + "<smev:Status>".len()..];
+    rest[..rest.find('<').unwrap()].to_string()
 }
 
 const CHECK: &str = "<b:Check><b:Account>ls-77</b:Account></b:Check>";
@@ -1012,4 +1014,489 @@ async fn payments_balance(app: &TestApp, account: &str) -> String {
         .unwrap();
     let v: Value = res.json().await.unwrap();
     v["balance"].as_str().unwrap().to_string()
+}
+
+/// A request to `/soap/<endpoint>` (namespace `urn:tyumen:portal:gateway:<endpoint>:1`,
+/// prefix `t`) from `sender`.
+async fn call_endpoint(
+    app: &TestApp,
+    endpoint: &str,
+    op: &str,
+    sender: &str,
+    message_id: &str,
+    app_data: &str,
+) -> (u16, String) {
+    let body = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:smev="http://smev.gosuslugi.ru/rev120315" xmlns:t="urn:tyumen:portal:gateway:{endpoint}:1">
+<soapenv:Header><smev:Header><smev:NodeId>node-1</smev:NodeId><smev:MessageId>{message_id}</smev:MessageId><smev:TimeStamp>2026-05-12T10:00:00+05:00</smev:TimeStamp><smev:MessageClass>REQUEST</smev:MessageClass></smev:Header></soapenv:Header>
+<soapenv:Body><t:{op}><smev:Message>
+<smev:Sender><smev:Code>{sender}</smev:Code><smev:Name>IS</smev:Name></smev:Sender>
+<smev:Recipient><smev:Code>TMNPORTAL</smev:Code><smev:Name>Portal</smev:Name></smev:Recipient>
+<smev:ServiceName>{endpoint}</smev:ServiceName><smev:TypeCode>GSRV</smev:TypeCode><smev:Status>REQUEST</smev:Status>
+<smev:Date>2026-05-12T10:00:00+05:00</smev:Date><smev:ExchangeType>1</smev:ExchangeType>
+</smev:Message><t:MessageData><t:AppData><t:{op}>{app_data}</t:{op}></t:AppData></t:MessageData></t:{op}></soapenv:Body></soapenv:Envelope>"#
+    );
+    let res = reqwest::Client::new()
+        .post(app.url(&format!("/soap/{endpoint}")))
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// The answer passes the endpoint's XSD: what the gateway writes is what its WSDL promises.
+fn valid(endpoint: &str, answer: &str) {
+    let e = gateway::soap::contracts::endpoint(endpoint).unwrap();
+    if let Err(v) = gateway::soap::xsd::validate(e, answer) {
+        panic!("the answer does not match {endpoint}'s schema: {v:?}\n{answer}");
+    }
+}
+
+/// Every text of the answer's elements `tns:<name>`, in order.
+fn fields(xml: &str, name: &str) -> Vec<String> {
+    let open = format!("<tns:{name}>");
+    xml.split(&open)
+        .skip(1)
+        .map(|rest| rest[..rest.find('<').unwrap_or(rest.len())].to_string())
+        .collect()
+}
+
+async fn rest(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> Value {
+    let res = reqwest::Client::new()
+        .request(method, app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let text = res.text().await.unwrap();
+    assert!(status.is_success(), "{path}: {status} {text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+const CHARGE: &str = "<t:Payer><t:Name>Иванов Иван Иванович</t:Name><t:Snils>112-233-445 95</t:Snils></t:Payer>\
+    <t:Purpose>Плата за присмотр и уход, май</t:Purpose><t:Amount>1250.50</t:Amount><t:DueDate>2026-10-01</t:DueDate>\
+    <t:Kbk>07511302995020000130</t:Kbk><t:Oktmo>71701000</t:Oktmo>\
+    <t:Payee><t:Name>Департамент образования</t:Name><t:Inn>7202029213</t:Inn><t:Kpp>720301001</t:Kpp><t:Account>03234643717010006700</t:Account><t:Bik>047102001</t:Bik></t:Payee>";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agency_imports_cancels_and_exports_charges_through_the_gateway() {
+    let app = app_with(|_| {}).await;
+    let mut agency = participant("agency", "production", None);
+    agency["name"] = json!("ИС Департамента образования");
+    register(
+        &app,
+        "AGENCY1",
+        agency,
+        &[
+            "unip.ImportCharge",
+            "unip.CancelCharge",
+            "unip.ExportPayments",
+        ],
+    )
+    .await;
+    register(
+        &app,
+        "BANK01",
+        participant("bank", "production", Some("sber")),
+        &["unip.ImportCharge"],
+    )
+    .await;
+    let op = operator(&app);
+    rest(
+        &app,
+        reqwest::Method::PUT,
+        "/api/payments/unip/suppliers/AGENCY1",
+        &op,
+        json!({"prefix": "TYUM0001"}),
+    )
+    .await;
+
+    let (code, first) = call_endpoint(&app, "unip", "ImportCharge", "AGENCY1", "c-1", CHARGE).await;
+    assert_eq!(
+        (code, status(&first)),
+        (200, "RESULT".to_string()),
+        "{first}"
+    );
+    let uin = field(&first, "Uin").unwrap();
+    assert!(uin.starts_with("TYUM0001"), "{first}");
+    assert!(
+        first.contains("<tns:Quittance>not_matched</tns:Quittance>"),
+        "{first}"
+    );
+    assert!(
+        first.contains("<tns:Supplier>AGENCY1</tns:Supplier>"),
+        "{first}"
+    );
+    // The same message again: the same charge; a new message: a new charge.
+    let (_, again) = call_endpoint(&app, "unip", "ImportCharge", "AGENCY1", "c-1", CHARGE).await;
+    assert_eq!(again, first);
+    let (_, second) = call_endpoint(&app, "unip", "ImportCharge", "AGENCY1", "c-2", CHARGE).await;
+    let uin2 = field(&second, "Uin").unwrap();
+    assert_ne!(uin2, uin);
+
+    // A field the rules refuse is named in the request's terms; nothing is issued.
+    let bad = CHARGE.replace("07511302995020000130", "123");
+    let (_, refused) = call_endpoint(&app, "unip", "ImportCharge", "AGENCY1", "c-3", &bad).await;
+    assert_eq!(status(&refused), "REJECT", "{refused}");
+    assert_eq!(
+        field(&refused, "Code").unwrap(),
+        "INVALID_REQUEST",
+        "{refused}"
+    );
+    assert_eq!(
+        field(&refused, "Path").unwrap(),
+        "/Envelope/Body/ImportCharge/MessageData/AppData/ImportCharge/Kbk"
+    );
+    // A bank cannot issue charges, even with the right granted.
+    let (_, bank) = call_endpoint(&app, "unip", "ImportCharge", "BANK01", "c-4", CHARGE).await;
+    assert_eq!(field(&bank, "Code").unwrap(), "NOT_GRANTED", "{bank}");
+
+    // A bank pays the first charge in part (REST); the export shows it.
+    let bank_token = app.token("sber-1", &[Role::Bank], |r| r.banks = vec!["sber".into()]);
+    rest(
+        &app,
+        reqwest::Method::POST,
+        "/api/payments/unip/payments",
+        &bank_token,
+        json!({
+            "payment_id": "10471020010005520092026000000001", "uin": uin, "amount": "500.00",
+            "payment_date": "2026-09-14", "payer": {"name": "Иванов Иван Иванович"}
+        }),
+    )
+    .await;
+    let (_, by_uin) = call_endpoint(
+        &app,
+        "unip",
+        "ExportPayments",
+        "AGENCY1",
+        "e-1",
+        &format!("<t:Uins><t:Uin>{uin}</t:Uin><t:Uin>{uin2}</t:Uin></t:Uins>"),
+    )
+    .await;
+    assert_eq!(status(&by_uin), "RESULT", "{by_uin}");
+    assert_eq!(
+        fields(&by_uin, "Uin"),
+        vec![uin.clone(), uin2.clone()],
+        "{by_uin}"
+    );
+    assert_eq!(
+        fields(&by_uin, "Quittance"),
+        vec!["partly_matched", "not_matched"]
+    );
+    assert_eq!(
+        fields(&by_uin, "PaymentId"),
+        vec!["10471020010005520092026000000001"]
+    );
+    for answer in [&first, &refused, &bank, &by_uin] {
+        valid("unip", answer);
+    }
+    let unip = gateway::soap::contracts::endpoint("unip").unwrap();
+    let stray = first.replace("<tns:Kbk>", "<tns:Bogus/><tns:Kbk>");
+    assert!(
+        gateway::soap::xsd::validate(unip, &stray).is_err(),
+        "the check is real"
+    );
+    let (_, by_period) = call_endpoint(
+        &app,
+        "unip",
+        "ExportPayments",
+        "AGENCY1",
+        "e-2",
+        "<t:From>2026-09-01</t:From><t:To>2026-09-30</t:To>",
+    )
+    .await;
+    assert_eq!(fields(&by_period, "Uin"), vec![uin.clone()], "{by_period}");
+    let (_, neither) = call_endpoint(&app, "unip", "ExportPayments", "AGENCY1", "e-3", "").await;
+    assert_eq!(
+        field(&neither, "Code").unwrap(),
+        "INVALID_REQUEST",
+        "{neither}"
+    );
+
+    // A charge with a payment is not cancelled; one without is.
+    let cancel = |u: &str| format!("<t:Uin>{u}</t:Uin><t:Reason>Выставлено ошибочно</t:Reason>");
+    let (_, paid) = call_endpoint(
+        &app,
+        "unip",
+        "CancelCharge",
+        "AGENCY1",
+        "x-1",
+        &cancel(&uin),
+    )
+    .await;
+    assert_eq!(status(&paid), "REJECT", "{paid}");
+    assert_eq!(
+        field(&paid, "Code").unwrap(),
+        "CHARGE_HAS_PAYMENTS",
+        "{paid}"
+    );
+    let (_, done) = call_endpoint(
+        &app,
+        "unip",
+        "CancelCharge",
+        "AGENCY1",
+        "x-2",
+        &cancel(&uin2),
+    )
+    .await;
+    assert!(
+        done.contains("<tns:Status>cancelled</tns:Status>"),
+        "{done}"
+    );
+    valid("unip", &done);
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caterer_uploads_the_catalogue_and_menus_and_downloads_orders_and_requests() {
+    let clock = calendar::FixedClock::at_local(
+        chrono::NaiveDate::from_ymd_opt(2026, 5, 12)
+            .unwrap()
+            .and_hms_opt(9, 0, 0)
+            .unwrap(),
+    );
+    let app = TestApp::spawn_configured(
+        vec![
+            Arc::new(payments::PaymentsService),
+            Arc::new(meals::MealsService),
+            Arc::new(gateway::GatewayService),
+        ],
+        clock.clone(),
+        |_| {},
+    )
+    .await;
+    let mut caterer = participant("caterer", "production", None);
+    caterer["organizer"] = json!("org-1");
+    register(
+        &app,
+        "CATERER1",
+        caterer,
+        &[
+            "caterers.UploadCatalog",
+            "caterers.SetDayMenu",
+            "caterers.Procurement",
+            "caterers.ClassRequests",
+        ],
+    )
+    .await;
+    let muni = app.token("officer", &[Role::MunicipalOfficer], |r| {
+        r.municipalities = vec!["tyumen".into()]
+    });
+    let admin = app.token("admin", &[Role::MealAdmin], |r| {
+        r.schools = vec!["s1".into()]
+    });
+    let teacher = app.token("teacher", &[Role::ClassTeacher], |r| {
+        r.schools = vec!["s1".into()];
+        r.classes = vec!["4a".into()];
+    });
+    let put = reqwest::Method::PUT;
+    let d = "/api/meals/municipalities/tyumen";
+    rest(
+        &app,
+        put.clone(),
+        &format!("{d}/menu-types/standard"),
+        &muni,
+        json!({"name": "Основное"}),
+    )
+    .await;
+    rest(
+        &app,
+        put.clone(),
+        &format!("{d}/age-categories/7-11"),
+        &muni,
+        json!({"name": "7–11 лет", "min_age": 7, "max_age": 11}),
+    )
+    .await;
+    rest(
+        &app,
+        put.clone(),
+        "/api/meals/schools/s1",
+        &muni,
+        json!({"municipality": "tyumen", "name": "СОШ № 1"}),
+    )
+    .await;
+    rest(
+        &app,
+        put.clone(),
+        "/api/meals/schools/s1/classes/4a",
+        &admin,
+        json!({"name": "4А", "shift": 1}),
+    )
+    .await;
+    rest(
+        &app,
+        put.clone(),
+        "/api/meals/schools/s1/meal-times/lunch-1",
+        &admin,
+        json!({"kind": "lunch", "shift": 1, "starts_at": "12:30"}),
+    )
+    .await;
+    rest(
+        &app,
+        put.clone(),
+        "/api/meals/schools/s1/organizer",
+        &admin,
+        json!({"organizer": "org-1"}),
+    )
+    .await;
+    rest(
+        &app,
+        put.clone(),
+        "/api/meals/schools/s1/students/ls-a",
+        &admin,
+        json!({"class": "4a", "full_name": "Антонов Антон", "birth_date": "2016-01-10"}),
+    )
+    .await;
+    rest(
+        &app,
+        put.clone(),
+        "/api/meals/schools/s1/students/ls-a/settings",
+        &admin,
+        json!({"category": null, "meal_kinds": ["lunch"], "menu_type": "standard"}),
+    )
+    .await;
+
+    let dish = |id: &str, price: &str| {
+        format!("<t:Dish><t:Id>{id}</t:Id><t:Name>Блюдо {id}</t:Name><t:YieldGrams>250</t:YieldGrams><t:Price>{price}</t:Price><t:Allergens><t:Allergen>celery</t:Allergen></t:Allergens></t:Dish>")
+    };
+    let complex = |code: &str, dishes: &str| {
+        format!("<t:Complex><t:Code>{code}</t:Code><t:Name>Обед {code}</t:Name><t:MenuType>standard</t:MenuType><t:AgeCategory>7-11</t:AgeCategory><t:MealKind>lunch</t:MealKind><t:Price>150.00</t:Price><t:Dishes>{dishes}</t:Dishes></t:Complex>")
+    };
+    // All or nothing: the second complex names a dish nobody has; the error
+    // names that complex, and neither the dishes nor c1 are saved.
+    let bad = format!(
+        "<t:Dishes>{}{}</t:Dishes><t:Complexes>{}{}</t:Complexes>",
+        dish("soup", "40.00"),
+        dish("cutlet", "90.00"),
+        complex("c1", "<t:Dish>soup</t:Dish><t:Dish>cutlet</t:Dish>"),
+        complex("c2", "<t:Dish>soup</t:Dish><t:Dish>nothing</t:Dish>")
+    );
+    let (_, refused) =
+        call_endpoint(&app, "caterers", "UploadCatalog", "CATERER1", "k-1", &bad).await;
+    assert_eq!(status(&refused), "REJECT", "{refused}");
+    assert!(
+        field(&refused, "Path")
+            .unwrap()
+            .ends_with("UploadCatalog/Complexes/Complex[2]/Dishes/Dish[2]"),
+        "{refused}"
+    );
+    let org = app.token("cook", &[Role::MealOrganizer], |r| {
+        r.organizers = vec!["org-1".into()]
+    });
+    let catalog: Value = reqwest::Client::new()
+        .get(app.url("/api/meals/organizers/org-1/catalog"))
+        .bearer_auth(&org)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        catalog["dishes"],
+        json!([]),
+        "nothing of the refused upload was saved"
+    );
+
+    let good = bad.replace("<t:Dish>nothing</t:Dish>", "");
+    let (code, saved) =
+        call_endpoint(&app, "caterers", "UploadCatalog", "CATERER1", "k-2", &good).await;
+    assert_eq!(
+        (code, status(&saved)),
+        (200, "RESULT".to_string()),
+        "{saved}"
+    );
+    assert_eq!(fields(&saved, "Code"), vec!["c1", "c2"], "{saved}");
+    assert!(saved.contains("<tns:Id>c1.v1</tns:Id>"), "{saved}");
+
+    // The day menu of tomorrow, with the «комплекс дня».
+    let menu = "<t:School>s1</t:School><t:Date>2026-05-13</t:Date><t:MealKind>lunch</t:MealKind>\
+                <t:Complexes><t:Complex>c1</t:Complex><t:Complex>c2</t:Complex></t:Complexes><t:Default>c1</t:Default>";
+    let (_, set) = call_endpoint(&app, "caterers", "SetDayMenu", "CATERER1", "m-1", menu).await;
+    assert_eq!(status(&set), "RESULT", "{set}");
+    assert_eq!(field(&set, "Default").unwrap(), "c1");
+    let (_, past) = call_endpoint(
+        &app,
+        "caterers",
+        "SetDayMenu",
+        "CATERER1",
+        "m-2",
+        &menu.replace("2026-05-13", "2026-05-12"),
+    )
+    .await;
+    assert!(
+        field(&past, "Path").unwrap().ends_with("SetDayMenu/Date"),
+        "{past}"
+    );
+
+    // Procurement for two weeks: the student without an order eats the «комплекс дня».
+    let (_, procurement) =
+        call_endpoint(&app, "caterers", "Procurement", "CATERER1", "p-1", "").await;
+    assert_eq!(status(&procurement), "RESULT", "{procurement}");
+    assert_eq!(
+        fields(&procurement, "Date"),
+        vec!["2026-05-13"],
+        "{procurement}"
+    );
+    assert_eq!(fields(&procurement, "ByDefault"), vec!["1"]);
+    assert_eq!(fields(&procurement, "Total"), vec!["1"]);
+
+    // Tomorrow the teacher forms the class request; the caterer downloads it.
+    clock.set(calendar::local_to_utc(
+        chrono::NaiveDate::from_ymd_opt(2026, 5, 13)
+            .unwrap()
+            .and_hms_opt(9, 30, 0)
+            .unwrap(),
+    ));
+    rest(
+        &app,
+        reqwest::Method::POST,
+        "/api/meals/classes/4a/requests",
+        &teacher,
+        json!({"meal_time": "lunch-1"}),
+    )
+    .await;
+    let (_, requests) = call_endpoint(
+        &app,
+        "caterers",
+        "ClassRequests",
+        "CATERER1",
+        "r-1",
+        "<t:School>s1</t:School>",
+    )
+    .await;
+    assert_eq!(status(&requests), "RESULT", "{requests}");
+    assert_eq!(fields(&requests, "Account"), vec!["ls-a"], "{requests}");
+    // No attendance mark yet: the line is there, excluded, saying why (as the REST door shows it).
+    assert_eq!(
+        fields(&requests, "Reason"),
+        vec!["no attendance mark"],
+        "{requests}"
+    );
+    assert_eq!(fields(&requests, "ClassName"), vec!["4А"]);
+    for answer in [&refused, &saved, &set, &procurement, &requests] {
+        valid("caterers", answer);
+    }
+    let (_, elsewhere) = call_endpoint(
+        &app,
+        "caterers",
+        "ClassRequests",
+        "CATERER1",
+        "r-2",
+        "<t:School>s2</t:School>",
+    )
+    .await;
+    assert!(fields(&elsewhere, "Account").is_empty(), "{elsewhere}");
+    app.stop().await;
 }

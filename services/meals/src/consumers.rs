@@ -34,6 +34,18 @@ pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<
         let opts = ConsumerOptions::new(def.queue, ctx.bus.queue_spec(def.queue, def.bindings));
         tasks.extend(bus::spawn_consumer(&ctx.bus, opts, handler, cancel.clone()));
     }
+    // Caterers' accounting systems through the XML gateway.
+    let def = contracts::gateway::MEALS_CALLS;
+    let opts = ConsumerOptions::new(def.queue, ctx.bus.queue_spec(def.queue, def.bindings));
+    let clock = ctx.clock.clone();
+    tasks.extend(bus::spawn_responder(
+        &ctx.bus,
+        opts,
+        Arc::new(platform::calls::CallResponder(Box::new(
+            move |conn, call| crate::api::gateway::gateway_call(conn, call, clock.as_ref()),
+        ))),
+        cancel,
+    ));
     tasks
 }
 

@@ -70,6 +70,20 @@ pub fn spawn(ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<
         Arc::new(crate::registry::delivered::QueryResponder),
         cancel.clone(),
     ));
+    let def = contracts::gateway::PAYMENTS_CALLS;
+    let opts = ConsumerOptions::new(
+        "payments.gateway-calls",
+        ctx.bus.queue_spec(def.queue, def.bindings),
+    );
+    let clock = ctx.clock.clone();
+    tasks.extend(bus::spawn_responder(
+        &ctx.bus,
+        opts,
+        Arc::new(platform::calls::CallResponder(Box::new(
+            move |conn, call| crate::api::charges::gateway_call(conn, call, clock.as_ref()),
+        ))),
+        cancel.clone(),
+    ));
     tasks.push(crate::registry::delivered::spawn_importer(
         ctx.clone(),
         cancel,

@@ -52,7 +52,32 @@ pub const BANKS: Endpoint = Endpoint {
     states: &["RegistryState"],
 };
 
-pub const ENDPOINTS: &[&Endpoint] = &[&BANKS];
+pub const UNIP: Endpoint = Endpoint {
+    name: "unip",
+    namespace: "urn:tyumen:portal:gateway:unip:1",
+    wsdl: "unip.wsdl",
+    xsd: "unip.xsd",
+    operations: &["ImportCharge", "CancelCharge", "ExportPayments"],
+    documents: &[],
+    states: &[],
+};
+
+pub const CATERERS: Endpoint = Endpoint {
+    name: "caterers",
+    namespace: "urn:tyumen:portal:gateway:caterers:1",
+    wsdl: "caterers.wsdl",
+    xsd: "caterers.xsd",
+    operations: &[
+        "UploadCatalog",
+        "SetDayMenu",
+        "Procurement",
+        "ClassRequests",
+    ],
+    documents: &[],
+    states: &[],
+};
+
+pub const ENDPOINTS: &[&Endpoint] = &[&BANKS, &UNIP, &CATERERS];
 
 /// The namespace of the gateway's own error element.
 pub const GATEWAY_NS: &str = "urn:tyumen:portal:gateway:1";
@@ -62,9 +87,21 @@ pub const SCHEMAS: &[(&str, &str)] = &[
     ("smev.xsd", include_str!("../../../../wsdl/smev.xsd")),
     ("gateway.xsd", include_str!("../../../../wsdl/gateway.xsd")),
     ("banks.xsd", include_str!("../../../../wsdl/banks.xsd")),
+    ("unip.xsd", include_str!("../../../../wsdl/unip.xsd")),
+    (
+        "caterers.xsd",
+        include_str!("../../../../wsdl/caterers.xsd"),
+    ),
 ];
 
-pub const WSDLS: &[(&str, &str)] = &[("banks.wsdl", include_str!("../../../../wsdl/banks.wsdl"))];
+pub const WSDLS: &[(&str, &str)] = &[
+    ("banks.wsdl", include_str!("../../../../wsdl/banks.wsdl")),
+    ("unip.wsdl", include_str!("../../../../wsdl/unip.wsdl")),
+    (
+        "caterers.wsdl",
+        include_str!("../../../../wsdl/caterers.wsdl"),
+    ),
+];
 
 pub fn endpoint(name: &str) -> Option<&'static Endpoint> {
     ENDPOINTS.iter().copied().find(|e| e.name == name)

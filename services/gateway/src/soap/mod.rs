@@ -13,7 +13,9 @@ use futures::StreamExt;
 use platform::ServiceContext;
 
 pub mod banks;
+pub mod calls;
 pub mod contracts;
+pub mod json;
 pub mod read;
 pub mod registry;
 pub mod write;
@@ -561,6 +563,9 @@ async fn route(
             )
         };
         return x.invalid(Some((m, id)), error, 500);
+    }
+    if calls::serves(x.endpoint.name) {
+        return calls::call(x, m, id, op, participant).await;
     }
     let timeout = Duration::from_millis(x.ctx.settings.gateway.service_timeout_ms);
     match x.endpoint.name {

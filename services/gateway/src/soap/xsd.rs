@@ -144,6 +144,24 @@ pub fn validate(endpoint: &Endpoint, body: &str) -> Result<(), Vec<Violation>> {
 mod tests {
     use super::*;
 
+    /// Every endpoint's schema loads: a request is judged by it, not by the
+    /// gateway's own schema failing to compile.
+    #[test]
+    fn every_endpoint_schema_compiles() {
+        for e in super::super::contracts::ENDPOINTS {
+            let body = format!(
+                "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><x:Nothing xmlns:x=\"{}\"/></s:Body></s:Envelope>",
+                e.namespace
+            );
+            let violations = validate(e, &body).unwrap_err();
+            assert!(
+                violations.iter().all(|v| !v.text.contains("does not load")),
+                "{}: {violations:?}",
+                e.name
+            );
+        }
+    }
+
     #[test]
     fn the_schemas_are_written_once_per_version_not_per_process() {
         let dir = schema_dir();

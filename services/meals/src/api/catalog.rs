@@ -412,6 +412,37 @@ fn catalog_of(c: &mut DbConnection, org: &str) -> Result<Catalog, StorageError> 
     })
 }
 
+/// Saves an upload of `org`'s catalogue, all or nothing (the caller's
+/// transaction rolls back on the first item refused, which the error names:
+/// `dishes[2].price`). The REST and the SOAP door both call it.
+pub(crate) fn upload_catalog(
+    c: &mut DbConnection,
+    org: &str,
+    b: &CatalogUpload,
+    at: NaiveDateTime,
+) -> Result<Catalog, Problem> {
+    for (i, d) in b.dishes.iter().enumerate() {
+        let id =
+            d.id.clone()
+                .ok_or_else(|| Problem::invalid(&format!("dishes[{i}].id"), "required"))?;
+        save_dish(c, org, &id, d, at, &format!("dishes[{i}]."))?;
+    }
+    for (i, x) in b.complexes.iter().enumerate() {
+        let code = x
+            .code
+            .clone()
+            .ok_or_else(|| Problem::invalid(&format!("complexes[{i}].code"), "required"))?;
+        save_complex(c, org, &code, x, at, &format!("complexes[{i}]."))?;
+    }
+    for (i, e) in b.extras.iter().enumerate() {
+        let id =
+            e.id.clone()
+                .ok_or_else(|| Problem::invalid(&format!("extras[{i}].id"), "required"))?;
+        save_extra(c, org, &id, e, at, &format!("extras[{i}]."))?;
+    }
+    Ok(catalog_of(c, org)?)
+}
+
 #[utoipa::path(post, path = "/api/meals/organizers/{organizer}/catalog", tag = "meals-catalog",
     request_body = CatalogUpload, security(("bearer" = [])),
     responses((status = 200, body = Catalog), (status = 400, body = Problem), (status = 403, body = Problem),
@@ -428,28 +459,7 @@ async fn upload(
     let b = body.into_inner();
     let cat = ctx
         .db
-        .write(move |c| -> Result<Catalog, Problem> {
-            for (i, d) in b.dishes.iter().enumerate() {
-                let id =
-                    d.id.clone()
-                        .ok_or_else(|| Problem::invalid(&format!("dishes[{i}].id"), "required"))?;
-                save_dish(c, &org, &id, d, at, &format!("dishes[{i}]."))?;
-            }
-            for (i, x) in b.complexes.iter().enumerate() {
-                let code = x
-                    .code
-                    .clone()
-                    .ok_or_else(|| Problem::invalid(&format!("complexes[{i}].code"), "required"))?;
-                save_complex(c, &org, &code, x, at, &format!("complexes[{i}]."))?;
-            }
-            for (i, e) in b.extras.iter().enumerate() {
-                let id =
-                    e.id.clone()
-                        .ok_or_else(|| Problem::invalid(&format!("extras[{i}].id"), "required"))?;
-                save_extra(c, &org, &id, e, at, &format!("extras[{i}]."))?;
-            }
-            Ok(catalog_of(c, &org)?)
-        })
+        .write(move |c| upload_catalog(c, &org, &b, at))
         .await?;
     Ok(HttpResponse::Ok().json(cat))
 }
@@ -508,51 +518,75 @@ async fn put_day_menu(
         )));
     };
     caller.require(&[platform::Role::MealOrganizer, platform::Role::OperatorAdmin])?;
-    if day <= super::local_now(&ctx).date() {
+    let (today, now) = (super::local_now(&ctx).date(), ctx.clock.now().naive_utc());
+    let menu = body.into_inner();
+    let saved = ctx
+        .db
+        .write(move |c| set_day_menu(c, &org, &sid, day, &kind, &menu, today, now))
+        .await?;
+    Ok(HttpResponse::Ok().json(saved))
+}
+
+/// Sets the complexes `school` is offered by `org` on `day` and `kind`, with
+/// the «комплекс дня». The REST and the SOAP door both call it.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn set_day_menu(
+    c: &mut DbConnection,
+    org: &str,
+    school: &str,
+    day: chrono::NaiveDate,
+    kind: &str,
+    menu: &DayMenu,
+    today: chrono::NaiveDate,
+    now: NaiveDateTime,
+) -> Result<DayMenu, Problem> {
+    meal_kind("meal_kind", kind)?;
+    let linked = match store::school(c, school)? {
+        Some(s) => store::organizers_of_school(c, &s)?.iter().any(|o| o == org),
+        None => false,
+    };
+    if !linked {
+        return Err(Problem::not_found(format!(
+            "school {school} is not linked to organizer {org}"
+        )));
+    }
+    if day <= today {
         return Err(Problem::invalid(
             "date",
             format!("{day} has begun; menus are set for days ahead"),
         ));
     }
-    if !body.complexes.contains(&body.default) {
+    if !menu.complexes.contains(&menu.default) {
         return Err(Problem::invalid(
             "default",
             "the «комплекс дня» must be one of the complexes",
         ));
     }
-    let b = body.into_inner();
-    let b2 = DayMenu {
-        complexes: b.complexes.clone(),
-        default: b.default.clone(),
-    };
-    let now = ctx.clock.now().naive_utc();
-    ctx.db
-        .write(move |c| -> Result<(), Problem> {
-            for (i, code) in b.complexes.iter().enumerate() {
-                let cx = store::current_complex(c, &org, code)?.ok_or_else(|| {
-                    Problem::invalid(
-                        &format!("complexes[{i}]"),
-                        format!("organizer {org} has no complex {code}"),
-                    )
-                })?;
-                if cx.meal_kind != kind {
-                    return Err(Problem::invalid(
-                        &format!("complexes[{i}]"),
-                        format!("complex {code} is for {}, not {kind}", cx.meal_kind),
-                    ));
-                }
-            }
-            let offered =
-                store::catalog::set_day_menu(c, &sid, day, &kind, &b.complexes, &b.default)?;
-            if offered >= crate::domain::MIN_COMPLEXES {
-                store::catalog::clear_menu_notice(c, &sid, day, &kind)?;
-            } else {
-                store::record_menu_notice(c, &sid, day, &kind, &org, offered, now)?;
-            }
-            Ok(())
-        })
-        .await?;
-    Ok(HttpResponse::Ok().json(b2))
+    for (i, code) in menu.complexes.iter().enumerate() {
+        let cx = store::current_complex(c, org, code)?.ok_or_else(|| {
+            Problem::invalid(
+                &format!("complexes[{i}]"),
+                format!("organizer {org} has no complex {code}"),
+            )
+        })?;
+        if cx.meal_kind != kind {
+            return Err(Problem::invalid(
+                &format!("complexes[{i}]"),
+                format!("complex {code} is for {}, not {kind}", cx.meal_kind),
+            ));
+        }
+    }
+    let offered =
+        store::catalog::set_day_menu(c, school, day, kind, &menu.complexes, &menu.default)?;
+    if offered >= crate::domain::MIN_COMPLEXES {
+        store::catalog::clear_menu_notice(c, school, day, kind)?;
+    } else {
+        store::record_menu_notice(c, school, day, kind, org, offered, now)?;
+    }
+    Ok(DayMenu {
+        complexes: menu.complexes.clone(),
+        default: menu.default.clone(),
+    })
 }
 
 /// A day whose menu offers parents fewer than two complexes: noticed when the

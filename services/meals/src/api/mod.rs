@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod dictionaries;
+pub mod gateway;
 pub mod orders;
 pub mod reports;
 pub mod requests;

@@ -383,7 +383,7 @@ async fn procurement(
     )
 }
 
-fn procurement_rows(
+pub(super) fn procurement_rows(
     c: &mut DbConnection,
     org: &str,
     from: NaiveDate,

@@ -722,24 +722,34 @@ async fn organizer_requests(
         .unwrap_or(local_now(&ctx).date());
     let out = ctx
         .db
-        .read(
-            move |c| -> Result<Vec<RequestView>, storage::StorageError> {
-                let reqs = store::requests::requests_of_day(c, day)?;
-                let mut out = Vec::new();
-                for r in reqs {
-                    let (Some(s), Some(k)) = (
-                        store::school(c, &r.school_id)?,
-                        store::class(c, &r.class_id)?,
-                    ) else {
-                        continue;
-                    };
-                    if store::organizer_of(c, &s, &k)?.as_deref() == Some(org.as_str()) {
-                        out.extend(view(c, &r.id)?);
-                    }
-                }
-                Ok(out)
-            },
-        )
+        .read(move |c| requests_of_organizer(c, &org, day, None))
         .await?;
     Ok(HttpResponse::Ok().json(out))
+}
+
+/// The requests of `day` of the schools `org` serves (only `school`'s when
+/// given), per class. The REST and the SOAP door both call it.
+pub(super) fn requests_of_organizer(
+    c: &mut DbConnection,
+    org: &str,
+    day: chrono::NaiveDate,
+    school: Option<&str>,
+) -> Result<Vec<RequestView>, storage::StorageError> {
+    let reqs = store::requests::requests_of_day(c, day)?;
+    let mut out = Vec::new();
+    for r in reqs {
+        if school.is_some_and(|s| s != r.school_id) {
+            continue;
+        }
+        let (Some(s), Some(k)) = (
+            store::school(c, &r.school_id)?,
+            store::class(c, &r.class_id)?,
+        ) else {
+            continue;
+        };
+        if store::organizer_of(c, &s, &k)?.as_deref() == Some(org) {
+            out.extend(view(c, &r.id)?);
+        }
+    }
+    Ok(out)
 }

@@ -1097,3 +1097,145 @@ mod tests {
         assert_eq!(rows[9], "total;1;1250.50;0.00");
     }
 }
+
+/// What an agency ИС asks of УНиП through the XML gateway (`unip.*`): the
+/// same rules and store as the REST handlers above, in the responder's
+/// transaction. The supplier is the calling participant; the gateway's
+/// (Sender, MessageId) is the idempotency key of an import.
+pub fn gateway_call(
+    conn: &mut storage::DbConnection,
+    call: &contracts::gateway::ServiceCall,
+    clock: &dyn calendar::Clock,
+) -> Result<serde_json::Value, Problem> {
+    let supplier = call.caller.code.as_str();
+    let by = format!("gateway:{supplier}");
+    let now = clock.now().naive_utc();
+    let problem = |e: ApiError| e.0;
+    match call.operation.as_str() {
+        "unip.ImportCharge" => {
+            let input: ChargeInput = platform::calls::body(call)?;
+            let fields: ChargeFields = input.into();
+            let charge =
+                rules::validate_charge(&fields, clock.today()).map_err(|e| problem(e.into()))?;
+            let created = store::create_charge(conn, supplier, &call.key, &charge, &by, now)
+                .map_err(|e| problem(e.into()))?;
+            let payments =
+                store::payments_of(conn, &created.charge.uin).map_err(|e| problem(e.into()))?;
+            to_json(&charge_view(&created.charge, Some(&payments)).map_err(problem)?)
+        }
+        "unip.CancelCharge" => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Cancel {
+                uin: String,
+                reason: String,
+            }
+            let c: Cancel = platform::calls::body(call)?;
+            let row = own_charge(conn, supplier, &c.uin)?;
+            let reason = c.reason.trim();
+            if reason.is_empty() || reason.chars().count() > 500 {
+                return Err(Problem::invalid("reason", "1–500 characters"));
+            }
+            let cancelled = store::cancel_charge(conn, &row.uin, reason, &by, now)
+                .map_err(|e| problem(e.into()))?;
+            let payments = store::payments_of(conn, &row.uin).map_err(|e| problem(e.into()))?;
+            to_json(&charge_view(&cancelled.charge, Some(&payments)).map_err(problem)?)
+        }
+        "unip.ExportPayments" => {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Export {
+                from: Option<String>,
+                to: Option<String>,
+                #[serde(default)]
+                uins: Vec<String>,
+            }
+            let q: Export = platform::calls::body(call)?;
+            let uins: Vec<String> = if !q.uins.is_empty() {
+                if q.uins.len() > EXPORT_MAX {
+                    return Err(Problem::invalid(
+                        "uins",
+                        format!("at most {EXPORT_MAX} УИН at once"),
+                    ));
+                }
+                q.uins
+                    .iter()
+                    .enumerate()
+                    .map(|(i, u)| {
+                        primitives::Uin::parse(u)
+                            .map(|u| u.to_string())
+                            .map_err(|e| Problem::invalid(&format!("uins[{i}]"), e.to_string()))
+                    })
+                    .collect::<Result<_, _>>()?
+            } else {
+                let (Some(from), Some(to)) = (q.from.as_deref(), q.to.as_deref()) else {
+                    return Err(Problem::invalid(
+                        "from",
+                        "give a period (from and to) or a list of УИН",
+                    ));
+                };
+                let from = rules::date("from", from).map_err(|e| problem(e.into()))?;
+                let to = rules::date("to", to).map_err(|e| problem(e.into()))?;
+                if to < from || (to - from).num_days() > 366 {
+                    return Err(Problem::invalid(
+                        "to",
+                        "not before from, at most 366 days after it",
+                    ));
+                }
+                let mut uins: Vec<String> = Vec::new();
+                for p in store::payments_between(conn, from, to, Some(supplier))
+                    .map_err(|e| problem(e.into()))?
+                {
+                    let uin = p.charge_uin.unwrap_or(p.uin);
+                    if !uins.contains(&uin) {
+                        uins.push(uin);
+                    }
+                }
+                if uins.len() > EXPORT_MAX {
+                    return Err(Problem::invalid(
+                        "to",
+                        format!("the period's payments name {} charges, more than {EXPORT_MAX}: ask for a shorter period", uins.len()),
+                    ));
+                }
+                uins
+            };
+            let mut charges = Vec::new();
+            for uin in uins {
+                // Charges of other suppliers (and none at all) are not there for the caller.
+                let Some(row) = store::find_charge(conn, &uin).map_err(|e| problem(e.into()))?
+                else {
+                    continue;
+                };
+                if row.supplier != supplier {
+                    continue;
+                }
+                let payments = store::payments_of(conn, &uin).map_err(|e| problem(e.into()))?;
+                charges.push(charge_view(&row, Some(&payments)).map_err(problem)?);
+            }
+            Ok(serde_json::json!({ "charges": charges }))
+        }
+        _ => Err(platform::calls::unknown(call)),
+    }
+}
+
+/// How many charges one export answers.
+const EXPORT_MAX: usize = 500;
+
+/// The caller's charge `uin`; another supplier's is as missing as none.
+fn own_charge(
+    conn: &mut storage::DbConnection,
+    supplier: &str,
+    uin: &str,
+) -> Result<ChargeRow, Problem> {
+    let uin = primitives::Uin::parse(uin)
+        .map_err(|e| Problem::invalid("uin", e.to_string()))?
+        .to_string();
+    match store::find_charge(conn, &uin).map_err(|e| ApiError::from(e).0)? {
+        Some(row) if row.supplier == supplier => Ok(row),
+        _ => Err(Problem::not_found(format!("charge {uin} does not exist"))),
+    }
+}
+
+fn to_json(v: &impl Serialize) -> Result<serde_json::Value, Problem> {
+    serde_json::to_value(v).map_err(Problem::internal)
+}
