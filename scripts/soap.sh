@@ -49,28 +49,36 @@ if [ "$mode" = distributed ]; then
     export PORTAL_BUS__EXCHANGE="zeep_$run"
     export PORTAL_SERVICES__PAYMENTS__SCHEMA="zeep_payments_$run"
     export PORTAL_SERVICES__GATEWAY__SCHEMA="zeep_gateway_$run"
+    export PORTAL_SERVICES__MEALS__SCHEMA="zeep_meals_$run"
     export PORTAL_SECRETS__KEYS__Z1="emVlcC10ZXN0LWtleS1vZi10aGlydHktdHdvLWJ5dGU"
     export PORTAL_SECRETS__CURRENT=z1
     payments_port=$(free_port)
     gateway_port=$(free_port)
+    meals_port=$(free_port)
     (cd "$dir" && PORTAL_HTTP__BIND="127.0.0.1:$payments_port" exec "$bin" serve --service payments) > "$dir/payments.log" 2>&1 &
+    pids+=($!)
+    (cd "$dir" && PORTAL_HTTP__BIND="127.0.0.1:$meals_port" exec "$bin" serve --service meals) > "$dir/meals.log" 2>&1 &
     pids+=($!)
     (cd "$dir" && PORTAL_HTTP__BIND="127.0.0.1:$gateway_port" exec "$bin" serve --service gateway) > "$dir/gateway.log" 2>&1 &
     pids+=($!)
     wait_ready "$payments_port"
     wait_ready "$gateway_port"
+    wait_ready "$meals_port"
 else
     payments_port=$(free_port)
     gateway_port=$payments_port
+    meals_port=$payments_port
     (cd "$dir" && PORTAL_HTTP__BIND="127.0.0.1:$payments_port" exec "$bin" serve) > "$dir/portal.log" 2>&1 &
     pids+=($!)
     wait_ready "$payments_port"
 fi
 
 operator=$(cd "$dir" && "$bin" token --role operator_admin --subject soap-test)
-"$venv/bin/python" - "$payments_port" "$gateway_port" "$operator" <<'PY'
+muni=$(cd "$dir" && "$bin" token --role municipal_officer --subject soap-muni --municipality tyumen)
+admin=$(cd "$dir" && "$bin" token --role meal_admin --subject soap-admin --school zs1)
+"$venv/bin/python" - "$payments_port" "$gateway_port" "$operator" "$meals_port" "$muni" "$admin" <<'PY'
 import json, sys, urllib.request
-pay_port, gw_port, operator = sys.argv[1:4]
+pay_port, gw_port, operator, meals_port, muni, admin = sys.argv[1:7]
 def call(port, method, path, token, body=None):
     req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
         data=json.dumps(body).encode() if body is not None else None,
@@ -84,6 +92,21 @@ call(gw_port, "PUT", "/api/gateway/participants/BANK01", operator, {"name": "Б�
     "contacts": {"name": "Иванов Иван", "phone": "+7 345 200-00-00", "email": "it@bank.example"}})
 for op in ("banks.Check", "banks.Pay", "banks.Cancel", "banks.UploadRegistry", "banks.RegistryState"):
     call(gw_port, "PUT", f"/api/gateway/participants/BANK01/rights/{op}", operator)
+contacts = {"name": "Иванов Иван", "phone": "+7 345 200-00-00", "email": "it@agency.example"}
+call(gw_port, "PUT", "/api/gateway/participants/AGENCY1", operator, {"name": "ИС Департамента", "inn": "7707083893",
+    "ogrn": "1027700132195", "kind": "agency", "contour": "production", "contacts": contacts})
+for op in ("unip.ImportCharge", "unip.CancelCharge", "unip.ExportPayments"):
+    call(gw_port, "PUT", f"/api/gateway/participants/AGENCY1/rights/{op}", operator)
+call(pay_port, "PUT", "/api/payments/unip/suppliers/AGENCY1", operator, {"prefix": "ZEEP0001"})
+call(gw_port, "PUT", "/api/gateway/participants/CATERER1", operator, {"name": "Комбинат питания", "inn": "7707083893",
+    "ogrn": "1027700132195", "kind": "caterer", "contour": "production", "organizer": "org-z", "contacts": contacts})
+for op in ("caterers.UploadCatalog", "caterers.SetDayMenu", "caterers.Procurement", "caterers.ClassRequests"):
+    call(gw_port, "PUT", f"/api/gateway/participants/CATERER1/rights/{op}", operator)
+d = "/api/meals/municipalities/tyumen"
+call(meals_port, "PUT", f"{d}/menu-types/standard", muni, {"name": "Основное"})
+call(meals_port, "PUT", f"{d}/age-categories/7-11", muni, {"name": "7–11 лет", "min_age": 7, "max_age": 11})
+call(meals_port, "PUT", "/api/meals/schools/zs1", muni, {"municipality": "tyumen", "name": "Школа zeep"})
+call(meals_port, "PUT", "/api/meals/schools/zs1/organizer", admin, {"organizer": "org-z"})
 PY
 "$venv/bin/python" tests/soap/test_gateway.py "http://127.0.0.1:$gateway_port"
 

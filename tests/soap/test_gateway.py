@@ -1,7 +1,9 @@
-"""A bank integrator's view of the gateway: python zeep loads the served WSDL
-and calls every operation with no hand edits. Run by scripts/soap.sh against
-the real binary in either mode; the platform must already hold participant
-BANK01 (bank "zeep-bank", granted everything) and account ZEEP-1."""
+"""Integrators' view of the gateway: python zeep loads each served WSDL (banks,
+unip, caterers) and calls every operation with no hand edits. Run by
+scripts/soap.sh against the real binary in either mode; the platform must
+already hold participants BANK01 (bank "zeep-bank"), AGENCY1 (agency, a УНиП
+supplier) and CATERER1 (caterer of org-z, which serves school zs1), each
+granted its endpoint's operations, and account ZEEP-1."""
 
 import datetime
 import decimal
@@ -18,11 +20,11 @@ header_el = client.get_element(f"{SMEV}Header")
 now = datetime.datetime.now(datetime.timezone(datetime.timedelta(hours=5)))
 
 
-def message(status="REQUEST"):
+def message(status="REQUEST", sender="BANK01", service="banks"):
     return {
-        "Sender": {"Code": "BANK01", "Name": "Bank"},
+        "Sender": {"Code": sender, "Name": "IS"},
         "Recipient": {"Code": "TMNPORTAL", "Name": "Portal"},
-        "ServiceName": "banks",
+        "ServiceName": service,
         "TypeCode": "OTHR",
         "Status": status,
         "Date": now,
@@ -113,4 +115,60 @@ assert registry_txn in report and "зачислено по реестру" in re
 after = answer(call("Check", {"Account": "ZEEP-1"}))
 assert after.Balance == balance + decimal.Decimal("100.00"), after
 
+# УНиП: an agency ИС issues a charge (the УИН comes back), exports it and cancels it.
+unip = zeep.Client(f"{base}/soap/unip?wsdl")
+
+
+def other(client, service, sender, op, app_data, message_id=None):
+    message_id = message_id or str(uuid.uuid4())
+    r = getattr(client.service, op)(Message=message(sender=sender, service=service),
+                                    MessageData={"AppData": {op: app_data}}, _soapheaders=header(message_id))
+    r = r.body
+    assert r.Message.RequestIdRef == message_id, r.Message
+    return r
+
+
+today = now.date()
+charge_data = {
+    "Payer": {"Name": "Иванов Иван Иванович", "Snils": "112-233-445 95"},
+    "Purpose": "Плата за присмотр и уход", "Amount": decimal.Decimal("1250.50"),
+    "DueDate": today + datetime.timedelta(days=30), "Kbk": "07511302995020000130", "Oktmo": "71701000",
+    "Payee": {"Name": "Департамент образования", "Inn": "7202029213", "Kpp": "720301001",
+              "Account": "03234643717010006700", "Bik": "047102001"},
+}
+issued = other(unip, "unip", "AGENCY1", "ImportCharge", charge_data)
+assert issued.Message.Status == "RESULT", issued
+charge = issued.MessageData.AppData.Charge
+assert charge.Uin.startswith("ZEEP0001") and charge.Quittance == "not_matched", charge
+exported = other(unip, "unip", "AGENCY1", "ExportPayments", {"Uins": {"Uin": [charge.Uin]}})
+assert [c.Uin for c in exported.MessageData.AppData.Export.Charges.Charge] == [charge.Uin], exported
+by_period = other(unip, "unip", "AGENCY1", "ExportPayments", {"From": today, "To": today})
+assert by_period.Message.Status == "RESULT", by_period
+cancelled = other(unip, "unip", "AGENCY1", "CancelCharge", {"Uin": charge.Uin, "Reason": "ошибочно"})
+assert cancelled.MessageData.AppData.Charge.Status == "cancelled", cancelled
+wrong = other(unip, "unip", "AGENCY1", "ImportCharge", dict(charge_data, Kbk="123"))
+assert wrong.Message.Status == "REJECT" and wrong.MessageData.AppData.Error.Path.endswith("/Kbk"), wrong
+
+# Caterers: the catalogue, a day menu, procurement and the day's requests.
+caterers = zeep.Client(f"{base}/soap/caterers?wsdl")
+catalog = other(caterers, "caterers", "CATERER1", "UploadCatalog", {
+    "Dishes": {"Dish": [{"Id": "z-soup", "Name": "Суп", "YieldGrams": 250, "Price": decimal.Decimal("40.00"),
+                         "Allergens": {"Allergen": ["celery"]}},
+                        {"Id": "z-tea", "Name": "Чай", "YieldGrams": 200, "Price": decimal.Decimal("5.00")}]},
+    "Complexes": {"Complex": [{"Code": "zc1", "Name": "Обед", "MenuType": "standard", "AgeCategory": "7-11",
+                               "MealKind": "lunch", "Price": decimal.Decimal("45.00"), "Dishes": {"Dish": ["z-soup", "z-tea"]}}]},
+    "Extras": {"Extra": [{"Id": "z-juice", "Name": "Сок", "Kind": "supplement", "Price": decimal.Decimal("25.00")}]},
+})
+assert catalog.Message.Status == "RESULT", catalog
+assert [c.Id for c in catalog.MessageData.AppData.Catalog.Complexes.Complex] == ["zc1.v1"], catalog
+day = today + datetime.timedelta(days=2)
+menu = other(caterers, "caterers", "CATERER1", "SetDayMenu", {
+    "School": "zs1", "Date": day, "MealKind": "lunch", "Complexes": {"Complex": ["zc1"]}, "Default": "zc1"})
+assert menu.Message.Status == "RESULT" and menu.MessageData.AppData.DayMenu.Default == "zc1", menu
+procurement = other(caterers, "caterers", "CATERER1", "Procurement", {})
+assert procurement.Message.Status == "RESULT", procurement
+requests = other(caterers, "caterers", "CATERER1", "ClassRequests", {"School": "zs1"})
+assert requests.Message.Status == "RESULT", requests
+
+print("zeep: unip ImportCharge, ExportPayments, CancelCharge and a REJECT; caterers UploadCatalog, SetDayMenu, Procurement, ClassRequests")
 print("zeep: Check, Pay (and its repeat), Cancel, PING, REJECT, INVALID, UploadRegistry and RegistryState as a stock client sees them")
