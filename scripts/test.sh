@@ -23,5 +23,5 @@ bash scripts/soap.sh embedded
 echo "== distributed mode: PostgreSQL and RabbitMQ"
 PORTAL_TEST_MODE=distributed cargo test --workspace --locked
 
-echo "== the WSDLs as a contract: zeep against payments and gateway as separate processes"
+echo "== the WSDLs as a contract: zeep against payments, meals and gateway as separate processes"
 bash scripts/soap.sh distributed
