@@ -24,12 +24,8 @@ use actix_web::{web, App, HttpResponse, HttpServer};
 use auth::Role;
 use serde_json::json;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::env;
 
 fn envelope(message_id: &str) -> String {
     format!(
@@ -138,23 +134,12 @@ fn ms(d: Duration) -> f64 {
 async fn main() {
     let total = env("BENCH_REQUESTS", 20_000);
     let clients = env("BENCH_CLIENTS", 64);
-    let mode = if storage::testing::distributed() {
-        "distributed (PostgreSQL, RabbitMQ)"
-    } else {
-        "embedded (SQLite, in-process bus)"
-    };
-    let clock = calendar::FixedClock::at_local(
+    let mode = common::mode();
+    let app = common::spawn(
         chrono::NaiveDate::from_ymd_opt(2026, 9, 14)
             .unwrap()
             .and_hms_opt(10, 0, 0)
             .unwrap(),
-    );
-    let app = platform::testing::TestApp::spawn_configured(
-        vec![
-            Arc::new(payments::PaymentsService),
-            Arc::new(gateway::GatewayService),
-        ],
-        clock,
         |s| {
             s.http.workers = 2;
             s.storage.pool_size = 16;
@@ -162,27 +147,7 @@ async fn main() {
     )
     .await;
     let http = reqwest::Client::new();
-    let operator = app.token("operator-1", &[Role::OperatorAdmin], |_| {});
-    let res = http
-        .put(app.url("/api/gateway/participants/BANK01"))
-        .bearer_auth(&operator)
-        .json(&json!({
-            "name": "ПАО Банк", "inn": "7707083893", "ogrn": "1027700132195",
-            "kind": "bank", "contour": "production",
-            "contacts": { "name": "Иванов Иван", "phone": "+7 345 200-00-00", "email": "it@bank.example" },
-            "bank": "sber"
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    let res = http
-        .put(app.url("/api/gateway/participants/BANK01/rights/banks.Check"))
-        .bearer_auth(&operator)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let operator = common::register_bank(&app, &http, &["banks.Check"]).await;
     let res = http
         .post(app.url("/api/payments/accounts"))
         .bearer_auth(&operator)

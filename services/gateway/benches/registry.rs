@@ -18,19 +18,13 @@
     clippy::cast_precision_loss
 )]
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use auth::Role;
 use base64::Engine;
 use serde_json::json;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod common;
+use common::env;
 
 fn message(op: &str, id: &str, status: &str, refs: &str, data: &str) -> String {
     format!(
@@ -70,23 +64,12 @@ fn between<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
 async fn main() {
     let lines = env("BENCH_REGISTRY_LINES", 1_000_000);
     let accounts = env("BENCH_ACCOUNTS", 1_000);
-    let mode = if storage::testing::distributed() {
-        "distributed (PostgreSQL, RabbitMQ)"
-    } else {
-        "embedded (SQLite, in-process bus)"
-    };
-    let clock = calendar::FixedClock::at_local(
+    let mode = common::mode();
+    let app = common::spawn(
         chrono::NaiveDate::from_ymd_opt(2026, 9, 14)
             .unwrap()
             .and_hms_opt(18, 0, 0)
             .unwrap(),
-    );
-    let app = platform::testing::TestApp::spawn_configured(
-        vec![
-            Arc::new(payments::PaymentsService),
-            Arc::new(gateway::GatewayService),
-        ],
-        clock,
         |s| {
             s.http.workers = 2;
             s.gateway.service_timeout_ms = 60_000;
@@ -97,29 +80,12 @@ async fn main() {
         .timeout(Duration::from_secs(600))
         .build()
         .unwrap();
-    let operator = app.token("operator-1", &[Role::OperatorAdmin], |_| {});
-    let res = http
-        .put(app.url("/api/gateway/participants/BANK01"))
-        .bearer_auth(&operator)
-        .json(&json!({
-            "name": "ПАО Банк", "inn": "7707083893", "ogrn": "1027700132195",
-            "kind": "bank", "contour": "production",
-            "contacts": { "name": "Иванов Иван", "phone": "+7 345 200-00-00", "email": "it@bank.example" },
-            "bank": "sber"
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(res.status().is_success(), "{}", res.text().await.unwrap());
-    for right in ["banks.UploadRegistry", "banks.RegistryState"] {
-        let res = http
-            .put(app.url(&format!("/api/gateway/participants/BANK01/rights/{right}")))
-            .bearer_auth(&operator)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), 200);
-    }
+    let operator = common::register_bank(
+        &app,
+        &http,
+        &["banks.UploadRegistry", "banks.RegistryState"],
+    )
+    .await;
     for a in 0..accounts {
         let res = http
             .post(app.url("/api/payments/accounts"))

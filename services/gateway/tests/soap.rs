@@ -10,19 +10,23 @@ use diesel::RunQueryDsl;
 use platform::testing::TestApp;
 use serde_json::{json, Value};
 
-async fn app_with(configure: impl FnOnce(&mut settings::Settings)) -> TestApp {
-    let clock = calendar::FixedClock::at_local(
-        chrono::NaiveDate::from_ymd_opt(2026, 9, 14)
+/// A clock standing at `y-m-d h:00` in Tyumen.
+fn clock_at(y: i32, m: u32, d: u32, h: u32) -> calendar::FixedClock {
+    calendar::FixedClock::at_local(
+        chrono::NaiveDate::from_ymd_opt(y, m, d)
             .unwrap()
-            .and_hms_opt(10, 0, 0)
+            .and_hms_opt(h, 0, 0)
             .unwrap(),
-    );
+    )
+}
+
+async fn app_with(configure: impl FnOnce(&mut settings::Settings)) -> TestApp {
     TestApp::spawn_configured(
         vec![
             Arc::new(payments::PaymentsService),
             Arc::new(gateway::GatewayService),
         ],
-        clock,
+        clock_at(2026, 9, 14, 10),
         configure,
     )
     .await
@@ -423,15 +427,11 @@ async fn bad_and_hostile_xml_is_refused_naming_where() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_does_not_answer_is_a_failure_that_can_be_asked_again() {
     // Payments is not running: nobody answers the bank's request.
-    let clock = calendar::FixedClock::at_local(
-        chrono::NaiveDate::from_ymd_opt(2026, 9, 14)
-            .unwrap()
-            .and_hms_opt(10, 0, 0)
-            .unwrap(),
-    );
-    let app = TestApp::spawn_configured(vec![Arc::new(gateway::GatewayService)], clock, |s| {
-        s.gateway.service_timeout_ms = 1_000
-    })
+    let app = TestApp::spawn_configured(
+        vec![Arc::new(gateway::GatewayService)],
+        clock_at(2026, 9, 14, 10),
+        |s| s.gateway.service_timeout_ms = 1_000,
+    )
     .await;
     register(
         &app,
@@ -1260,12 +1260,7 @@ async fn an_agency_imports_cancels_and_exports_charges_through_the_gateway() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caterer_uploads_the_catalogue_and_menus_and_downloads_orders_and_requests() {
-    let clock = calendar::FixedClock::at_local(
-        chrono::NaiveDate::from_ymd_opt(2026, 5, 12)
-            .unwrap()
-            .and_hms_opt(9, 0, 0)
-            .unwrap(),
-    );
+    let clock = clock_at(2026, 5, 12, 9);
     let app = TestApp::spawn_configured(
         vec![
             Arc::new(payments::PaymentsService),

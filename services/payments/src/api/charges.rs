@@ -1052,52 +1052,6 @@ async fn configure_supplier(
     }))
 }
 
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_has_header_lines_and_totals() {
-        let line = ReportLine {
-            payment_id: "P1".into(),
-            uin: "12345678000000000011".into(),
-            payment_date: NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
-            amount: Money::parse("1250.5").unwrap(),
-            outcome: QuittanceOutcome::Matched,
-            overpayment: Money::ZERO,
-            supplier: Some("IS1".into()),
-            payer: "ООО \"Ромашка\"; филиал".into(),
-            source: "bank:b1".into(),
-        };
-        let report = QuittanceReport {
-            from: line.payment_date,
-            to: line.payment_date,
-            count: 1,
-            amount: line.amount,
-            totals: rules::totals(&[(line.outcome, line.amount, line.overpayment)])
-                .into_iter()
-                .map(OutcomeTotal::from)
-                .collect(),
-            lines: vec![line],
-        };
-        let csv = report_csv(&report);
-        let rows: Vec<&str> = csv.lines().collect();
-        assert_eq!(
-            rows[0],
-            "payment_id;uin;payment_date;amount;outcome;overpayment;supplier;payer;source"
-        );
-        assert_eq!(
-            rows[1],
-            "P1;12345678000000000011;2026-09-01;1250.50;matched;0.00;IS1;\"ООО \"\"Ромашка\"\"; филиал\";bank:b1"
-        );
-        assert_eq!(rows[2], "");
-        assert_eq!(rows[3], "outcome;count;amount;overpayment");
-        assert_eq!(rows[4], "matched;1;1250.50;0.00");
-        assert_eq!(rows[9], "total;1;1250.50;0.00");
-    }
-}
-
 /// What an agency ИС asks of УНиП through the XML gateway (`unip.*`): the
 /// same rules and store as the REST handlers above, in the responder's
 /// transaction. The supplier is the calling participant; the gateway's
@@ -1238,4 +1192,50 @@ fn own_charge(
 
 fn to_json(v: &impl Serialize) -> Result<serde_json::Value, Problem> {
     serde_json::to_value(v).map_err(Problem::internal)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_has_header_lines_and_totals() {
+        let line = ReportLine {
+            payment_id: "P1".into(),
+            uin: "12345678000000000011".into(),
+            payment_date: NaiveDate::from_ymd_opt(2026, 9, 1).unwrap(),
+            amount: Money::parse("1250.5").unwrap(),
+            outcome: QuittanceOutcome::Matched,
+            overpayment: Money::ZERO,
+            supplier: Some("IS1".into()),
+            payer: "ООО \"Ромашка\"; филиал".into(),
+            source: "bank:b1".into(),
+        };
+        let report = QuittanceReport {
+            from: line.payment_date,
+            to: line.payment_date,
+            count: 1,
+            amount: line.amount,
+            totals: rules::totals(&[(line.outcome, line.amount, line.overpayment)])
+                .into_iter()
+                .map(OutcomeTotal::from)
+                .collect(),
+            lines: vec![line],
+        };
+        let csv = report_csv(&report);
+        let rows: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            rows[0],
+            "payment_id;uin;payment_date;amount;outcome;overpayment;supplier;payer;source"
+        );
+        assert_eq!(
+            rows[1],
+            "P1;12345678000000000011;2026-09-01;1250.50;matched;0.00;IS1;\"ООО \"\"Ромашка\"\"; филиал\";bank:b1"
+        );
+        assert_eq!(rows[2], "");
+        assert_eq!(rows[3], "outcome;count;amount;overpayment");
+        assert_eq!(rows[4], "matched;1;1250.50;0.00");
+        assert_eq!(rows[9], "total;1;1250.50;0.00");
+    }
 }

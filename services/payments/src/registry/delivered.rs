@@ -130,49 +130,42 @@ async fn import_one(ctx: &ServiceContext, row: &UploadRow) -> bool {
     let _ = std::fs::remove_file(&path);
     let upload = row.upload.clone();
     let at = ctx.clock.now().naive_utc();
-    let ended = match outcome {
+    let (status, registry_id, already_imported, error) = match outcome {
         Ok(imported) => {
             ctx.bus.wake_relay();
             let id = imported.registry.id.clone();
-            ctx.db
-                .write(move |conn| {
-                    reg_store::end_upload(
-                        conn,
-                        &upload,
-                        &UploadEnd {
-                            status: reg_store::IMPORTED,
-                            registry_id: Some(&id),
-                            already_imported: imported.already_imported,
-                            error: None,
-                            at,
-                        },
-                    )
-                })
-                .await
+            (
+                reg_store::IMPORTED,
+                Some(id),
+                imported.already_imported,
+                None,
+            )
         }
         Err(Retry::Refuse(code, text)) => {
             tracing::info!(upload = %row.upload, code, %text, "a delivered registry was refused");
-            ctx.db
-                .write(move |conn| {
-                    reg_store::end_upload(
-                        conn,
-                        &upload,
-                        &UploadEnd {
-                            status: reg_store::REFUSED,
-                            registry_id: None,
-                            already_imported: false,
-                            error: Some((code, &text)),
-                            at,
-                        },
-                    )
-                })
-                .await
+            (reg_store::REFUSED, None, false, Some((code, text)))
         }
         Err(Retry::Later(why)) => {
             tracing::warn!(upload = %row.upload, %why, "a delivered registry will be tried again");
             return false;
         }
     };
+    let ended = ctx
+        .db
+        .write(move |conn| {
+            reg_store::end_upload(
+                conn,
+                &upload,
+                &UploadEnd {
+                    status,
+                    registry_id: registry_id.as_deref(),
+                    already_imported,
+                    error: error.as_ref().map(|(c, t)| (*c, t.as_str())),
+                    at,
+                },
+            )
+        })
+        .await;
     match ended {
         Ok(()) => true,
         Err(e) => {
