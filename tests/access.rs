@@ -40,6 +40,31 @@ enum Access {
 const MATRIX: &[(&str, &str, Access)] = &[
     (
         "GET",
+        "/api/gateway/connections/overdue",
+        Access::Roles(&[Role::OperatorAdmin]),
+    ), // services/gateway/src/api/connections.rs — operator(): require(OperatorAdmin)
+    (
+        "POST",
+        "/api/gateway/participants/{code}/connection",
+        Access::Roles(&[Role::OperatorAdmin]),
+    ), // services/gateway/src/api/connections.rs — operator(): require(OperatorAdmin)
+    (
+        "GET",
+        "/api/gateway/participants/{code}/connection",
+        Access::Roles(&[Role::OperatorAdmin]),
+    ), // services/gateway/src/api/connections.rs — operator(): require(OperatorAdmin)
+    (
+        "POST",
+        "/api/gateway/participants/{code}/connection/steps",
+        Access::Roles(&[Role::OperatorAdmin]),
+    ), // services/gateway/src/api/connections.rs — operator(): require(OperatorAdmin)
+    (
+        "GET",
+        "/api/gateway/participants/{code}/connection/act",
+        Access::Roles(&[Role::OperatorAdmin]),
+    ), // services/gateway/src/api/connections.rs — operator(): require(OperatorAdmin)
+    (
+        "GET",
         "/api/gateway/audit",
         Access::Roles(&[Role::OperatorAdmin]),
     ), // services/gateway/src/api/mod.rs — operator(): require(OperatorAdmin)

@@ -98,6 +98,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    connections (participant) {
+        participant -> Text,
+        state -> Text,
+        received_on -> Date,
+        review_due -> Date,
+        act_number -> Nullable<Text>,
+        act_on -> Nullable<Date>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    connection_steps (id) {
+        id -> Text,
+        participant -> Text,
+        step -> Text,
+        on_date -> Date,
+        at -> Timestamp,
+        actor -> Text,
+        note -> Text,
+        late_days -> Nullable<BigInt>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(documents, document_chunks);
 
 const PG: diesel_migrations::EmbeddedMigrations =
@@ -530,4 +555,110 @@ pub fn prune_documents(
     diesel::delete(document_chunks::table.filter(document_chunks::document_id.eq_any(old)))
         .execute(conn)?;
     Ok(diesel::delete(documents::table.filter(documents::received_at.lt(before))).execute(conn)?)
+}
+
+/// A participant's connection procedure.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = connections)]
+#[diesel(treat_none_as_null = true)]
+pub struct ConnectionRow {
+    pub participant: String,
+    pub state: String,
+    pub received_on: chrono::NaiveDate,
+    pub review_due: chrono::NaiveDate,
+    pub act_number: Option<String>,
+    pub act_on: Option<chrono::NaiveDate>,
+    pub updated_at: NaiveDateTime,
+}
+
+/// One step of a connection procedure.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = connection_steps)]
+pub struct StepRow {
+    pub id: String,
+    pub participant: String,
+    pub step: String,
+    pub on_date: chrono::NaiveDate,
+    pub at: NaiveDateTime,
+    pub actor: String,
+    pub note: String,
+    pub late_days: Option<i64>,
+}
+
+pub fn connection(
+    conn: &mut DbConnection,
+    participant: &str,
+) -> Result<Option<ConnectionRow>, StorageError> {
+    Ok(connections::table
+        .find(participant)
+        .select(ConnectionRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Every connection procedure in one of `states`, by participant.
+pub fn connections_in(
+    conn: &mut DbConnection,
+    states: &[&str],
+) -> Result<Vec<ConnectionRow>, StorageError> {
+    Ok(connections::table
+        .filter(connections::state.eq_any(states.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+        .order(connections::participant)
+        .select(ConnectionRow::as_select())
+        .load(conn)?)
+}
+
+/// Creates or replaces the procedure's row and records the step.
+pub fn save_connection(
+    conn: &mut DbConnection,
+    row: &ConnectionRow,
+    step: &StepRow,
+) -> Result<(), StorageError> {
+    if connection(conn, &row.participant)?.is_some() {
+        diesel::update(connections::table.find(&row.participant))
+            .set(row)
+            .execute(conn)?;
+    } else {
+        diesel::insert_into(connections::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    diesel::insert_into(connection_steps::table)
+        .values(step)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn steps_of(conn: &mut DbConnection, participant: &str) -> Result<Vec<StepRow>, StorageError> {
+    Ok(connection_steps::table
+        .filter(connection_steps::participant.eq(participant))
+        .order((connection_steps::at, connection_steps::id))
+        .select(StepRow::as_select())
+        .load(conn)?)
+}
+
+/// Revokes every right of a participant; how many.
+pub fn revoke_all(conn: &mut DbConnection, code: &str) -> Result<usize, StorageError> {
+    Ok(
+        diesel::delete(participant_rights::table.filter(participant_rights::participant.eq(code)))
+            .execute(conn)?,
+    )
+}
+
+/// Sets a participant's contour and whether it is active.
+pub fn set_contour(
+    conn: &mut DbConnection,
+    code: &str,
+    contour: &str,
+    active: bool,
+    at: NaiveDateTime,
+) -> Result<(), StorageError> {
+    diesel::update(participants::table.find(code))
+        .set((
+            participants::contour.eq(contour),
+            participants::active.eq(active),
+            participants::updated_at.eq(at),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

@@ -1495,3 +1495,214 @@ async fn a_caterer_uploads_the_catalogue_and_menus_and_downloads_orders_and_requ
     assert!(fields(&elsewhere, "Account").is_empty(), "{elsewhere}");
     app.stop().await;
 }
+
+async fn send(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .request(method, app.url(path))
+        .bearer_auth(operator(app));
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_participant_is_connected_step_by_step_on_working_day_deadlines() {
+    // Tuesday 1 December 2026.
+    let app = TestApp::spawn_configured(
+        vec![Arc::new(gateway::GatewayService)],
+        clock_at(2026, 12, 1, 10),
+        |_| {},
+    )
+    .await;
+    use reqwest::Method;
+    register(
+        &app,
+        "NEWBANK",
+        participant("bank", "test", Some("nb")),
+        &[],
+    )
+    .await;
+    register(&app, "AGENCY2", participant("agency", "test", None), &[]).await;
+    let c = "/api/gateway/participants/NEWBANK/connection";
+
+    // The bank's application arrived on Monday 23 November: 5 working days to answer.
+    let (code, started) = send(
+        &app,
+        Method::POST,
+        c,
+        Some(json!({"received_on": "2026-11-23"})),
+    )
+    .await;
+    assert_eq!(code, 201, "{started}");
+    assert_eq!(started["state"], "review");
+    assert_eq!(started["review_due"], "2026-11-30");
+    assert_eq!(started["overdue_days"], 1, "{started}");
+    // An agency's application: 10 working days.
+    let (_, agency) = send(
+        &app,
+        Method::POST,
+        "/api/gateway/participants/AGENCY2/connection",
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(agency["review_due"], "2026-12-15", "{agency}");
+    let (_, overdue) = send(&app, Method::GET, "/api/gateway/connections/overdue", None).await;
+    assert_eq!(
+        overdue,
+        json!([{"participant": "NEWBANK", "name": "ПАО Банк", "kind": "bank", "state": "review",
+        "received_on": "2026-11-23", "review_due": "2026-11-30", "working_days_late": 1}])
+    );
+
+    // Rights and the production contour follow the state.
+    let (code, refused) = send(
+        &app,
+        Method::PUT,
+        "/api/gateway/participants/NEWBANK/rights/banks.Check",
+        None,
+    )
+    .await;
+    assert_eq!(code, 409, "{refused}");
+    let (code, _) = send(
+        &app,
+        Method::PUT,
+        "/api/gateway/participants/NEWBANK",
+        Some(participant("bank", "production", Some("nb"))),
+    )
+    .await;
+    assert_eq!(code, 409);
+    let step = |s: &str| json!({"step": s});
+    let (code, order) = send(
+        &app,
+        Method::POST,
+        &format!("{c}/steps"),
+        Some(json!({"step": "act", "act_number": "1"})),
+    )
+    .await;
+    assert_eq!(code, 409);
+    assert!(
+        order["detail"]
+            .as_str()
+            .unwrap()
+            .contains("possible: shortcomings, approved, declined"),
+        "{order}"
+    );
+
+    // Shortcomings sent back a working day late; the corrected application starts a new review.
+    let (_, back) = send(
+        &app,
+        Method::POST,
+        &format!("{c}/steps"),
+        Some(json!({"step": "shortcomings", "note": "нет схемы услуги"})),
+    )
+    .await;
+    assert_eq!(back["state"], "shortcomings");
+    assert_eq!(back["steps"][1]["late_days"], 1, "{back}");
+    let (_, overdue) = send(&app, Method::GET, "/api/gateway/connections/overdue", None).await;
+    assert_eq!(overdue, json!([]));
+    let (_, again) = send(
+        &app,
+        Method::POST,
+        &format!("{c}/steps"),
+        Some(step("resubmitted")),
+    )
+    .await;
+    assert_eq!(
+        (again["state"].as_str(), again["review_due"].as_str()),
+        (Some("review"), Some("2026-12-08")),
+        "{again}"
+    );
+    for s in ["approved", "requirements_sent", "testing"] {
+        let (code, v) = send(&app, Method::POST, &format!("{c}/steps"), Some(step(s))).await;
+        assert_eq!(code, 200, "{s}: {v}");
+    }
+    // Testing: rights may be granted (in the test contour).
+    let (code, rights) = send(
+        &app,
+        Method::PUT,
+        "/api/gateway/participants/NEWBANK/rights/banks.Check",
+        None,
+    )
+    .await;
+    assert_eq!((code, rights), (200, json!(["banks.Check"])));
+    let (code, _) = send(&app, Method::GET, &format!("{c}/act"), None).await;
+    assert_eq!(code, 409, "no act before the act");
+    let (code, missing) = send(&app, Method::POST, &format!("{c}/steps"), Some(step("act"))).await;
+    assert_eq!(code, 400);
+    assert_eq!(missing["errors"][0]["field"], "act_number");
+    let (_, connected) = send(
+        &app,
+        Method::POST,
+        &format!("{c}/steps"),
+        Some(json!({"step": "act", "act_number": "17/2026"})),
+    )
+    .await;
+    assert_eq!(
+        (
+            connected["state"].as_str(),
+            connected["act_number"].as_str()
+        ),
+        (Some("connected"), Some("17/2026"))
+    );
+    let res = reqwest::Client::new()
+        .get(app.url(&format!("{c}/act")))
+        .bearer_auth(operator(&app))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("act-NEWBANK-17-2026.xlsx"));
+    assert!(res.bytes().await.unwrap().starts_with(b"PK"), "an XLSX");
+    let (_, live) = send(
+        &app,
+        Method::POST,
+        &format!("{c}/steps"),
+        Some(step("production")),
+    )
+    .await;
+    assert_eq!(live["state"], "production");
+    let (_, p) = send(&app, Method::GET, "/api/gateway/participants/NEWBANK", None).await;
+    assert_eq!(p["contour"], "production");
+
+    // A declined application: the participant is deactivated.
+    let (_, declined) = send(
+        &app,
+        Method::POST,
+        "/api/gateway/participants/AGENCY2/connection/steps",
+        Some(step("declined")),
+    )
+    .await;
+    assert_eq!(declined["state"], "declined");
+    let (_, a) = send(&app, Method::GET, "/api/gateway/participants/AGENCY2", None).await;
+    assert_eq!(a["active"], false);
+    let (_, audit) = send(
+        &app,
+        Method::GET,
+        "/api/gateway/audit?participant=NEWBANK",
+        None,
+    )
+    .await;
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["entity"] == "connection" && e["action"] == "act"),
+        "{audit}"
+    );
+    app.stop().await;
+}

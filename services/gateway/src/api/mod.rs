@@ -9,11 +9,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::participant::{Draft, Participant};
+
+mod connections;
 use crate::soap::contracts;
 use crate::store::{self, AuditRow, LogFilter, LogRow, ParticipantRow};
 
 pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
-    web::scope("/api/gateway")
+    connections::routes(web::scope("/api/gateway"))
         .app_data(web::Data::new(ctx.clone()))
         .route("/operations", web::get().to(operations))
         .route("/participants", web::get().to(list))
@@ -35,8 +37,10 @@ pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(operations, list, get, put, rights, grant, revoke, audit, search, record),
-    components(schemas(ParticipantBody, ContactBody, ParticipantView, AuditEntry, LogEntry, LogRecord)),
+    paths(operations, list, get, put, rights, grant, revoke, audit, search, record,
+        connections::start, connections::get, connections::step, connections::overdue, connections::act),
+    components(schemas(ParticipantBody, ContactBody, ParticipantView, AuditEntry, LogEntry, LogRecord,
+        connections::StartBody, connections::StepBody, connections::StepView, connections::ConnectionView, connections::OverdueView)),
     tags((name = "gateway", description = "The XML gateway's participants (external information systems, banks, \
         caterers, queue terminals), their rights per SOAP operation (deny by default), the audit of changes, and \
         the message log. Operator only."))
@@ -261,6 +265,20 @@ async fn put(
     let participant = draft
         .validate()
         .map_err(|e| Problem::invalid(e.field, e.message))?;
+    if participant.contour == settings::Contour::Production {
+        if let Some(state) = connections::state_for(&ctx, &participant.code).await? {
+            if !state.allows_production() {
+                return Err(Problem::conflict(
+                    "connection-not-finished",
+                    format!(
+                        "participant {}'s connection is at {}: the production contour comes after the act of connection",
+                        participant.code,
+                        state.as_str()
+                    ),
+                ));
+            }
+        }
+    }
     let now = ctx.clock.now().naive_utc();
     let row = row_of(&participant, now);
     let (view, created) = ctx
@@ -322,6 +340,19 @@ async fn change_right(
                 contracts::all_rights().join(", ")
             ),
         ));
+    }
+    if granting {
+        if let Some(state) = connections::state_for(&ctx, &code).await? {
+            if !state.allows_rights() {
+                return Err(Problem::conflict(
+                    "connection-not-finished",
+                    format!(
+                        "participant {code}'s connection is at {}: rights are granted from testing on",
+                        state.as_str()
+                    ),
+                ));
+            }
+        }
     }
     let now = ctx.clock.now().naive_utc();
     let c = code.clone();

@@ -2,5 +2,6 @@
 //! decides from it, participants, and the message log's hash chain.
 
 pub mod chain;
+pub mod connection;
 pub mod envelope;
 pub mod participant;

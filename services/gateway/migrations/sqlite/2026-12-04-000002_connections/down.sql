@@ -1,0 +1,2 @@
+DROP TABLE connection_steps;
+DROP TABLE connections;
