@@ -40,6 +40,16 @@ enum Access {
 const MATRIX: &[(&str, &str, Access)] = &[
     (
         "GET",
+        "/api/gateway/deliveries",
+        Access::Roles(&[Role::OperatorAdmin]),
+    ), // services/gateway/src/api/deliveries.rs — operator(): require(OperatorAdmin)
+    (
+        "POST",
+        "/api/gateway/deliveries/{id}/replay",
+        Access::Roles(&[Role::OperatorAdmin]),
+    ), // services/gateway/src/api/deliveries.rs — operator(): require(OperatorAdmin)
+    (
+        "GET",
         "/api/gateway/connections/overdue",
         Access::Roles(&[Role::OperatorAdmin]),
     ), // services/gateway/src/api/connections.rs — operator(): require(OperatorAdmin)

@@ -37,6 +37,7 @@ pub fn topology() -> Vec<QueueDef> {
     all.push(gateway::REGISTRY_DELIVERIES);
     all.push(gateway::PAYMENTS_CALLS);
     all.push(gateway::MEALS_CALLS);
+    all.push(meals::CLASS_REQUESTS_QUEUE);
     all
 }
 

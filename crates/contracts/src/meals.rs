@@ -87,3 +87,29 @@ impl Contract for AccountOpened {
     const TOPIC: &'static str = "meals.account.opened.v1";
     const KIND: &'static str = "meals.AccountOpened.v1";
 }
+
+/// Where the gateway takes the class requests to push to caterers' systems.
+pub const CLASS_REQUESTS_QUEUE: QueueDef = QueueDef {
+    queue: "gateway.class-requests",
+    bindings: &[<ClassRequestReady as Contract>::TOPIC],
+    consumer: "gateway",
+};
+
+/// A class request for the organizer's accounting system: formed by the
+/// teacher, or frozen when the school day closed. `request` is the request as
+/// the REST and SOAP doors show it (`RequestView`). The message id is
+/// `class-request:<id>:<reason>`, so a close that runs again sends the same one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClassRequestReady {
+    pub organizer: String,
+    pub school: String,
+    pub date: chrono::NaiveDate,
+    /// `formed` or `closed`.
+    pub reason: String,
+    pub request: serde_json::Value,
+}
+
+impl Contract for ClassRequestReady {
+    const TOPIC: &'static str = "meals.class-request.ready.v1";
+    const KIND: &'static str = "meals.ClassRequestReady.v1";
+}

@@ -225,6 +225,18 @@ pub struct GatewaySettings {
     pub service_timeout_ms: u64,
     /// How long the message log keeps an exchange, days.
     pub log_retention_days: u32,
+    /// Outbound calls to participants' own services: how long one may take.
+    pub outbound_timeout_ms: u64,
+    /// Attempts before a delivery is parked for the operator.
+    pub outbound_max_attempts: u32,
+    /// The first retry's delay; each next one doubles it, up to an hour.
+    pub outbound_retry_ms: u64,
+    /// Deliveries in flight to one participant at once.
+    pub outbound_per_participant: usize,
+    /// Consecutive failures after which a participant's calls pause…
+    pub outbound_breaker_failures: u32,
+    /// …for this long, before one call tries again.
+    pub outbound_breaker_open_ms: u64,
 }
 
 impl Default for GatewaySettings {
@@ -237,6 +249,12 @@ impl Default for GatewaySettings {
             max_document_mib: 160,
             service_timeout_ms: 10_000,
             log_retention_days: 1_827,
+            outbound_timeout_ms: 10_000,
+            outbound_max_attempts: 10,
+            outbound_retry_ms: 1_000,
+            outbound_per_participant: 4,
+            outbound_breaker_failures: 5,
+            outbound_breaker_open_ms: 30_000,
         }
     }
 }

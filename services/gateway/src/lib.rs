@@ -12,6 +12,7 @@ use platform::{Service, ServiceContext};
 pub mod api;
 pub mod domain;
 pub mod log;
+pub mod outbound;
 pub mod soap;
 pub mod store;
 
@@ -59,6 +60,18 @@ impl Service for GatewayService {
             Arc::new(soap::registry::DocumentResponder),
             cancel.clone(),
         );
+        let def = contracts::meals::CLASS_REQUESTS_QUEUE;
+        let opts = bus::ConsumerOptions::new(
+            "gateway.class-requests",
+            ctx.bus.queue_spec(def.queue, def.bindings),
+        );
+        tasks.extend(bus::spawn_consumer(
+            &ctx.bus,
+            opts,
+            Arc::new(outbound::ClassRequestHandler),
+            cancel.clone(),
+        ));
+        tasks.push(outbound::spawn(ctx.clone(), state(ctx), cancel.clone()));
         tasks.push(tokio::spawn(retention(ctx.clone(), cancel)));
         tasks
     }

@@ -123,6 +123,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    deliveries (id) {
+        id -> Text,
+        participant -> Text,
+        operation -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        delivered_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(documents, document_chunks);
 
 const PG: diesel_migrations::EmbeddedMigrations =
@@ -661,4 +676,162 @@ pub fn set_contour(
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// `deliveries.status`.
+pub const PENDING: &str = "pending";
+pub const DELIVERED: &str = "delivered";
+pub const PARKED: &str = "parked";
+
+/// An outbound call waiting, done or parked.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = deliveries)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub participant: String,
+    pub operation: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_at: NaiveDateTime,
+    pub last_error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub delivered_at: Option<NaiveDateTime>,
+}
+
+/// Queues a delivery; one already queued under its id changes nothing.
+pub fn queue_delivery(conn: &mut DbConnection, row: &DeliveryRow) -> Result<bool, StorageError> {
+    let n = storage::per_backend!(conn, |c| diesel::insert_into(deliveries::table)
+        .values(row)
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+/// Pending deliveries due by `now`, oldest first.
+pub fn due_deliveries(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, StorageError> {
+    Ok(deliveries::table
+        .filter(deliveries::status.eq(PENDING))
+        .filter(deliveries::next_at.le(now))
+        .order((deliveries::next_at, deliveries::id))
+        .limit(limit)
+        .select(DeliveryRow::as_select())
+        .load(conn)?)
+}
+
+/// A delivery answered: delivered at `at`.
+pub fn delivered(conn: &mut DbConnection, id: &str, at: NaiveDateTime) -> Result<(), StorageError> {
+    diesel::update(
+        deliveries::table
+            .find(id)
+            .filter(deliveries::status.eq(PENDING)),
+    )
+    .set((
+        deliveries::status.eq(DELIVERED),
+        deliveries::attempts.eq(deliveries::attempts + 1),
+        deliveries::delivered_at.eq(Some(at)),
+        deliveries::last_error.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}
+
+/// A delivery that failed: tried again at `next` (or parked when `next` is none).
+pub fn delivery_failed(
+    conn: &mut DbConnection,
+    id: &str,
+    error: &str,
+    next: Option<NaiveDateTime>,
+) -> Result<(), StorageError> {
+    let status = if next.is_some() { PENDING } else { PARKED };
+    let target = deliveries::table
+        .find(id)
+        .filter(deliveries::status.eq(PENDING));
+    match next {
+        Some(at) => diesel::update(target)
+            .set((
+                deliveries::status.eq(status),
+                deliveries::attempts.eq(deliveries::attempts + 1),
+                deliveries::last_error.eq(Some(error)),
+                deliveries::next_at.eq(at),
+            ))
+            .execute(conn)?,
+        None => diesel::update(target)
+            .set((
+                deliveries::status.eq(status),
+                deliveries::attempts.eq(deliveries::attempts + 1),
+                deliveries::last_error.eq(Some(error)),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// Deliveries by status and participant, newest first.
+pub fn list_deliveries(
+    conn: &mut DbConnection,
+    status: Option<&str>,
+    participant: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeliveryRow>, StorageError> {
+    let mut q = deliveries::table.into_boxed();
+    if let Some(s) = status {
+        q = q.filter(deliveries::status.eq(s.to_string()));
+    }
+    if let Some(p) = participant {
+        q = q.filter(deliveries::participant.eq(p.to_string()));
+    }
+    Ok(
+        q.order((deliveries::created_at.desc(), deliveries::id.desc()))
+            .limit(limit)
+            .select(DeliveryRow::as_select())
+            .load(conn)?,
+    )
+}
+
+pub fn delivery(conn: &mut DbConnection, id: &str) -> Result<Option<DeliveryRow>, StorageError> {
+    Ok(deliveries::table
+        .find(id)
+        .select(DeliveryRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Sends a parked delivery again from its first attempt; false when it is not parked.
+pub fn replay_delivery(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<bool, StorageError> {
+    let n = diesel::update(
+        deliveries::table
+            .find(id)
+            .filter(deliveries::status.eq(PARKED)),
+    )
+    .set((
+        deliveries::status.eq(PENDING),
+        deliveries::attempts.eq(0),
+        deliveries::next_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Active caterer participants of `organizer` with a service address.
+pub fn caterers_of(
+    conn: &mut DbConnection,
+    organizer: &str,
+) -> Result<Vec<ParticipantRow>, StorageError> {
+    Ok(participants::table
+        .filter(participants::kind.eq("caterer"))
+        .filter(participants::organizer.eq(organizer))
+        .filter(participants::active.eq(true))
+        .filter(participants::address.ne(""))
+        .order(participants::code)
+        .select(ParticipantRow::as_select())
+        .load(conn)?)
 }

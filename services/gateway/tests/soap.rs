@@ -1268,15 +1268,17 @@ async fn a_caterer_uploads_the_catalogue_and_menus_and_downloads_orders_and_requ
             Arc::new(gateway::GatewayService),
         ],
         clock.clone(),
-        |_| {},
+        |s| s.meals.close_poll_ms = 100,
     )
     .await;
-    let mut caterer = participant("caterer", "production", None);
-    caterer["organizer"] = json!("org-1");
+    // The caterer's accounting system registered its own service: formed
+    // requests are pushed to it.
+    let sim = Arc::new(Sim::default());
+    let base = simulate(sim.clone());
     register(
         &app,
         "CATERER1",
-        caterer,
+        caterer_at(&format!("{base}/ok")),
         &[
             "caterers.UploadCatalog",
             "caterers.SetDayMenu",
@@ -1473,6 +1475,20 @@ async fn a_caterer_uploads_the_catalogue_and_menus_and_downloads_orders_and_requ
     .await;
     assert_eq!(status(&requests), "RESULT", "{requests}");
     assert_eq!(fields(&requests, "Account"), vec!["ls-a"], "{requests}");
+    // The formed request was pushed to the caterer's service, once.
+    let pushed = until("the formed request pushed to the caterer", || {
+        sim.bodies.lock().unwrap().first().cloned()
+    })
+    .await;
+    assert!(
+        pushed.contains("<tns:Reason>formed</tns:Reason>"),
+        "{pushed}"
+    );
+    assert!(
+        pushed.contains("<tns:Account>ls-a</tns:Account>"),
+        "{pushed}"
+    );
+    assert_eq!(sim.accepted.lock().unwrap().len(), 1);
     // No attendance mark yet: the line is there, excluded, saying why (as the REST door shows it).
     assert_eq!(
         fields(&requests, "Reason"),
@@ -1493,6 +1509,24 @@ async fn a_caterer_uploads_the_catalogue_and_menus_and_downloads_orders_and_requ
     )
     .await;
     assert!(fields(&elsewhere, "Account").is_empty(), "{elsewhere}");
+
+    // At the day's close the final request is pushed too.
+    clock.set(calendar::local_to_utc(
+        chrono::NaiveDate::from_ymd_opt(2026, 5, 13)
+            .unwrap()
+            .and_hms_opt(23, 30, 0)
+            .unwrap(),
+    ));
+    let closed = until("the closed request pushed to the caterer", || {
+        sim.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|b| b.contains("<tns:Reason>closed</tns:Reason>"))
+            .cloned()
+    })
+    .await;
+    assert!(closed.contains("<tns:Closed>true</tns:Closed>"), "{closed}");
     app.stop().await;
 }
 
@@ -1704,5 +1738,255 @@ async fn a_participant_is_connected_step_by_step_on_working_day_deadlines() {
             .any(|e| e["entity"] == "connection" && e["action"] == "act"),
         "{audit}"
     );
+    app.stop().await;
+}
+
+/// A participant's own SOAP service, simulated: per path, how it answers, and
+/// what it received.
+#[derive(Default)]
+struct Sim {
+    /// (path, MessageId) of every call, in order.
+    calls: std::sync::Mutex<Vec<(String, String)>>,
+    /// (path, MessageId) of every call it accepted.
+    accepted: std::sync::Mutex<Vec<(String, String)>>,
+    /// The bodies it accepted.
+    bodies: std::sync::Mutex<Vec<String>>,
+    /// `/dead` answers 500 while this is set.
+    dead: std::sync::atomic::AtomicBool,
+}
+
+const ACCEPT: &str = r#"<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:smev="http://smev.gosuslugi.ru/rev120315"><soapenv:Body><c:PushClassRequestsResponse xmlns:c="urn:tyumen:portal:gateway:caterers:1"><smev:Message><smev:Sender><smev:Code>CAT</smev:Code><smev:Name>c</smev:Name></smev:Sender><smev:Recipient><smev:Code>TMNPORTAL</smev:Code><smev:Name>p</smev:Name></smev:Recipient><smev:ServiceName>caterer-push</smev:ServiceName><smev:TypeCode>OTHR</smev:TypeCode><smev:Status>ACCEPT</smev:Status><smev:Date>2026-05-13T10:00:00+05:00</smev:Date><smev:ExchangeType>1</smev:ExchangeType></smev:Message><c:MessageData/></c:PushClassRequestsResponse></soapenv:Body></soapenv:Envelope>"#;
+
+/// Starts the simulated service; its base URL.
+fn simulate(sim: Arc<Sim>) -> String {
+    use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+    let server = HttpServer::new(move || {
+        let sim = sim.clone();
+        App::new().default_service(web::to(move |req: HttpRequest, body: String| {
+            let sim = sim.clone();
+            async move {
+                let path = req.path().to_string();
+                let id = body
+                    .split("<smev:MessageId>")
+                    .nth(1)
+                    .and_then(|r| r.split('<').next())
+                    .unwrap_or_default()
+                    .to_string();
+                let n = {
+                    let mut calls = sim.calls.lock().unwrap();
+                    calls.push((path.clone(), id.clone()));
+                    calls.iter().filter(|(p, _)| *p == path).count()
+                };
+                let fail = match path.as_str() {
+                    "/flaky" => n <= 2,
+                    "/dead" => sim.dead.load(std::sync::atomic::Ordering::SeqCst),
+                    "/slow" if n == 1 => {
+                        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                        false
+                    }
+                    _ => false,
+                };
+                if fail {
+                    return HttpResponse::ServiceUnavailable().body("down");
+                }
+                sim.accepted.lock().unwrap().push((path, id));
+                sim.bodies.lock().unwrap().push(body);
+                HttpResponse::Ok().content_type("text/xml").body(ACCEPT)
+            }
+        }))
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    tokio::spawn(server.run());
+    format!("http://{addr}")
+}
+
+async fn until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        if let Some(v) = probe() {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("waited 10 s for {what}");
+}
+
+fn caterer_at(address: &str) -> Value {
+    let mut c = participant("caterer", "production", None);
+    c["organizer"] = json!("org-1");
+    c["address"] = json!(address);
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_deliveries_are_retried_parked_replayed_and_sent_once() {
+    let sim = Arc::new(Sim::default());
+    sim.dead.store(true, std::sync::atomic::Ordering::SeqCst);
+    let base = simulate(sim.clone());
+    let app = TestApp::spawn_configured(
+        vec![Arc::new(gateway::GatewayService)],
+        clock_at(2026, 5, 13, 10),
+        |s| {
+            s.gateway.outbound_timeout_ms = 500;
+            s.gateway.outbound_retry_ms = 50;
+            s.gateway.outbound_max_attempts = 3;
+            s.gateway.outbound_breaker_failures = 2;
+            s.gateway.outbound_breaker_open_ms = 100;
+        },
+    )
+    .await;
+    for (code, path) in [
+        ("OKCAT", "/ok"),
+        ("FLAKY", "/flaky"),
+        ("SLOW", "/slow"),
+        ("DEAD", "/dead"),
+    ] {
+        register(&app, code, caterer_at(&format!("{base}{path}")), &[]).await;
+    }
+    // The event a formed request brings, queued as the consumer queues it.
+    let ctx = app.context("gateway");
+    let event = contracts::meals::ClassRequestReady {
+        organizer: "org-1".into(),
+        school: "s1".into(),
+        date: chrono::NaiveDate::from_ymd_opt(2026, 5, 13).unwrap(),
+        reason: "formed".into(),
+        request: json!({"id": "r-1", "school": "s1", "class": "4a", "class_name": "4А", "date": "2026-05-13",
+            "meal_time": "lunch-1", "meal_kind": "lunch", "formed_by": "t", "formed_at": "2026-05-13T09:30:00+05:00",
+            "confirmed_at": null, "closed": false, "included": 1, "excluded": 0, "lines": [
+                {"account": "ls-a", "student": "Антонов Антон", "complex": "c1", "source": "default",
+                 "price": {"price": "150.00", "reimbursed": "0.00", "extras": "0.00", "to_pay": "150.00"},
+                 "balance": "10.00", "included": true, "reason": null, "ate": null, "category": null}]}),
+    };
+    let envelope = bus::Envelope::json(
+        "meals.class-request.ready.v1",
+        "meals.ClassRequestReady.v1",
+        &event,
+    )
+    .unwrap()
+    .with_id("class-request:r-1:formed");
+    for _ in 0..2 {
+        // Delivered twice by the bus: queued once.
+        let e = envelope.clone();
+        let h = gateway::outbound::ClassRequestHandler;
+        ctx.db
+            .write(move |c| {
+                bus::Handler::handle(&h, c, &e)
+                    .map_err(|e| storage::StorageError::Config(e.to_string()))
+            })
+            .await
+            .unwrap();
+    }
+    let deliveries = |app: &TestApp, status: &str| {
+        let app_url = app.url(&format!("/api/gateway/deliveries?status={status}"));
+        let token = operator(app);
+        async move {
+            let v: Value = reqwest::Client::new()
+                .get(app_url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["participant"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    // The healthy, the flaky and the slow one are delivered while the dead one fails.
+    let mut delivered = Vec::new();
+    for _ in 0..200 {
+        delivered = deliveries(&app, "delivered").await;
+        if delivered.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    delivered.sort();
+    assert_eq!(delivered, vec!["FLAKY", "OKCAT", "SLOW"]);
+    let accepted = sim.accepted.lock().unwrap().clone();
+    let flaky: Vec<_> = sim
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == "/flaky")
+        .cloned()
+        .collect();
+    assert_eq!(flaky.len(), 3, "down twice, then back");
+    assert!(
+        flaky
+            .iter()
+            .all(|(_, id)| id == "class-request:r-1:formed@FLAKY"),
+        "one MessageId: {flaky:?}"
+    );
+    assert_eq!(
+        accepted.iter().filter(|(p, _)| p == "/flaky").count(),
+        1,
+        "taken once"
+    );
+    assert_eq!(accepted.iter().filter(|(p, _)| p == "/ok").count(), 1);
+    let body = sim.bodies.lock().unwrap()[0].clone();
+    assert!(
+        body.contains("<tns:Reason>formed</tns:Reason>")
+            && body.contains("<tns:Account>ls-a</tns:Account>"),
+        "{body}"
+    );
+    let push = gateway::soap::contracts::endpoint("caterer-push").unwrap();
+    gateway::soap::xsd::validate(push, &body).unwrap_or_else(|v| panic!("{v:?}\n{body}"));
+
+    // The dead one is parked after its attempts; the operator replays it once it is back.
+    let mut parked = Vec::new();
+    for _ in 0..200 {
+        parked = deliveries(&app, "parked").await;
+        if !parked.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(parked, vec!["DEAD"]);
+    let dead_calls = sim
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == "/dead")
+        .count();
+    assert_eq!(dead_calls, 3, "outbound_max_attempts");
+    sim.dead.store(false, std::sync::atomic::Ordering::SeqCst);
+    let (code, replayed) = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/gateway/deliveries/class-request:r-1:formed@DEAD/replay",
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{replayed}");
+    until("DEAD delivered after the replay", || {
+        sim.accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(p, _)| p == "/dead")
+            .then_some(())
+    })
+    .await;
+    let (code, _) = send(
+        &app,
+        reqwest::Method::POST,
+        "/api/gateway/deliveries/class-request:r-1:formed@DEAD/replay",
+        None,
+    )
+    .await;
+    // Not parked any more (pending or delivered): nothing to replay.
+    assert_eq!(code, 409);
+    // Every call is in the message log, outbound.
+    let logged = log_search(&app, "participant=FLAKY").await;
+    assert_eq!(logged.len(), 3, "{logged:?}");
     app.stop().await;
 }

@@ -110,6 +110,12 @@ pub fn close_day(
         });
     }
     store::closing::finish_close(conn, &school.id, date, &rows, (to_pay, reimbursed))?;
+    // The closed requests, for the organizers' accounting systems.
+    for id in store::requests::requests_of_school_day(conn, &school.id, date)? {
+        if let Some(event) = crate::events::class_request_ready(conn, &id, "closed")? {
+            events.push(event);
+        }
+    }
     bus::store::enqueue_all(conn, &events)?;
     let debits = rows.len();
     Ok(Some(Closed {

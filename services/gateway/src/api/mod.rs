@@ -11,11 +11,12 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::participant::{Draft, Participant};
 
 mod connections;
+mod deliveries;
 use crate::soap::contracts;
 use crate::store::{self, AuditRow, LogFilter, LogRow, ParticipantRow};
 
 pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
-    connections::routes(web::scope("/api/gateway"))
+    deliveries::routes(connections::routes(web::scope("/api/gateway")))
         .app_data(web::Data::new(ctx.clone()))
         .route("/operations", web::get().to(operations))
         .route("/participants", web::get().to(list))
@@ -38,9 +39,11 @@ pub fn scope(ctx: &ServiceContext) -> actix_web::Scope {
 #[derive(utoipa::OpenApi)]
 #[openapi(
     paths(operations, list, get, put, rights, grant, revoke, audit, search, record,
-        connections::start, connections::get, connections::step, connections::overdue, connections::act),
+        connections::start, connections::get, connections::step, connections::overdue, connections::act,
+        deliveries::list, deliveries::replay),
     components(schemas(ParticipantBody, ContactBody, ParticipantView, AuditEntry, LogEntry, LogRecord,
-        connections::StartBody, connections::StepBody, connections::StepView, connections::ConnectionView, connections::OverdueView)),
+        connections::StartBody, connections::StepBody, connections::StepView, connections::ConnectionView, connections::OverdueView,
+        deliveries::DeliveryView)),
     tags((name = "gateway", description = "The XML gateway's participants (external information systems, banks, \
         caterers, queue terminals), their rights per SOAP operation (deny by default), the audit of changes, and \
         the message log. Operator only."))

@@ -34,7 +34,7 @@ const UNIP_SHAPE: Shape = Shape {
     booleans: &[],
 };
 
-const CATERERS_SHAPE: Shape = Shape {
+pub const CATERERS_SHAPE: Shape = Shape {
     lists: &[
         ("dishes", "Dish"),
         ("allergens", "Allergen"),

@@ -18,6 +18,9 @@ pub struct Endpoint {
     /// Operations asked with Status STATE (the others with REQUEST): they only
     /// read, so a repeat is answered anew rather than with the first answer.
     pub states: &'static [&'static str],
+    /// A contract the participant implements and the gateway calls: served,
+    /// never posted to.
+    pub outbound: bool,
 }
 
 impl Endpoint {
@@ -50,6 +53,7 @@ pub const BANKS: Endpoint = Endpoint {
     operations: &["Check", "Pay", "Cancel", "UploadRegistry", "RegistryState"],
     documents: &["UploadRegistry"],
     states: &["RegistryState"],
+    outbound: false,
 };
 
 pub const UNIP: Endpoint = Endpoint {
@@ -60,6 +64,7 @@ pub const UNIP: Endpoint = Endpoint {
     operations: &["ImportCharge", "CancelCharge", "ExportPayments"],
     documents: &[],
     states: &[],
+    outbound: false,
 };
 
 pub const CATERERS: Endpoint = Endpoint {
@@ -75,9 +80,23 @@ pub const CATERERS: Endpoint = Endpoint {
     ],
     documents: &[],
     states: &[],
+    outbound: false,
 };
 
-pub const ENDPOINTS: &[&Endpoint] = &[&BANKS, &UNIP, &CATERERS];
+/// What a caterer's own service implements: the gateway pushes class
+/// requests to it (see `crate::outbound`).
+pub const CATERER_PUSH: Endpoint = Endpoint {
+    name: "caterer-push",
+    namespace: "urn:tyumen:portal:gateway:caterers:1",
+    wsdl: "caterer-push.wsdl",
+    xsd: "caterers.xsd",
+    operations: &["PushClassRequests"],
+    documents: &[],
+    states: &[],
+    outbound: true,
+};
+
+pub const ENDPOINTS: &[&Endpoint] = &[&BANKS, &UNIP, &CATERERS, &CATERER_PUSH];
 
 /// The namespace of the gateway's own error element.
 pub const GATEWAY_NS: &str = "urn:tyumen:portal:gateway:1";
@@ -101,6 +120,10 @@ pub const WSDLS: &[(&str, &str)] = &[
         "caterers.wsdl",
         include_str!("../../../../wsdl/caterers.wsdl"),
     ),
+    (
+        "caterer-push.wsdl",
+        include_str!("../../../../wsdl/caterer-push.wsdl"),
+    ),
 ];
 
 pub fn endpoint(name: &str) -> Option<&'static Endpoint> {
@@ -116,6 +139,7 @@ pub fn right(endpoint: &Endpoint, operation: &str) -> String {
 pub fn all_rights() -> Vec<String> {
     ENDPOINTS
         .iter()
+        .filter(|e| !e.outbound)
         .flat_map(|e| e.operations.iter().map(move |op| right(e, op)))
         .collect()
 }

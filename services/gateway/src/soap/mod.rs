@@ -340,8 +340,10 @@ async fn serve(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let Some(endpoint) = contracts::endpoint(&path) else {
-        return HttpResponse::NotFound().body(format!("no SOAP endpoint {path}"));
+    let Some(endpoint) = contracts::endpoint(&path).filter(|e| !e.outbound) else {
+        return HttpResponse::NotFound().body(format!(
+            "no SOAP endpoint {path} to call here (a contract your own service implements is served at ?wsdl)"
+        ));
     };
     let mut x = Call {
         ctx: &ctx,

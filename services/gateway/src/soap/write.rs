@@ -167,6 +167,23 @@ pub fn with_document(
     out
 }
 
+/// A request the gateway sends to a participant's own service: `<tns:{op}>`
+/// with the envelope and the AppData's content.
+pub fn outbound(namespace: &str, op: &str, h: &Header, m: &Message, app_data: &str) -> String {
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<soapenv:Envelope xmlns:soapenv=\"{SOAP_NS}\" xmlns:smev=\"{SMEV_NS}\" xmlns:tns=\"{namespace}\">"
+    );
+    out.push_str(&header(h));
+    out.push_str(&format!("<soapenv:Body><tns:{op}>"));
+    out.push_str(&message(m));
+    out.push_str("<tns:MessageData><tns:AppData>");
+    out.push_str(app_data);
+    out.push_str(&format!(
+        "</tns:AppData></tns:MessageData></tns:{op}></soapenv:Body></soapenv:Envelope>"
+    ));
+    out
+}
+
 /// A SOAP 1.1 Fault (Status INVALID): faultstring the error's text, detail the
 /// answer's smev:Message (when the request's could be read) and the `gw:Error`.
 pub fn fault(m: Option<&Message>, error: &GatewayError) -> String {

@@ -176,7 +176,10 @@ pub struct RequestView {
     pub lines: Vec<RequestLineView>,
 }
 
-fn view(c: &mut DbConnection, id: &str) -> Result<Option<RequestView>, storage::StorageError> {
+pub(crate) fn view(
+    c: &mut DbConnection,
+    id: &str,
+) -> Result<Option<RequestView>, storage::StorageError> {
     let Some(r) = store::requests::request(c, id)? else {
         return Ok(None);
     };
@@ -393,9 +396,17 @@ async fn form(
                     format!("the request for {code} had to be formed by {} (an hour before the meal); the organizer works from what there is", deadline.format("%H:%M")),
                 ));
             }
-            form_request(c, &school, &class, &mt, day, &who, at)
+            let id = form_request(c, &school, &class, &mt, day, &who, at)?;
+            // The organizer's accounting system hears of it (through the gateway).
+            if let Some(event) = crate::events::class_request_ready(c, &id, "formed")
+                .map_err(|e| Problem::internal(e.to_string()))?
+            {
+                bus::store::enqueue(c, &event)?;
+            }
+            Ok(id)
         })
         .await?;
+    ctx.bus.wake_relay();
     let v = ctx
         .db
         .read(move |c| view(c, &id))

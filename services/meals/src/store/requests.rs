@@ -189,6 +189,20 @@ pub fn class_request_ids(
         .load(c)?)
 }
 
+/// The ids of a school's requests of a day.
+pub fn requests_of_school_day(
+    c: &mut DbConnection,
+    school: &str,
+    day: NaiveDate,
+) -> Result<Vec<String>, StorageError> {
+    Ok(meal_requests::table
+        .filter(meal_requests::school_id.eq(school))
+        .filter(meal_requests::date.eq(day))
+        .order((meal_requests::class_id, meal_requests::meal_time))
+        .select(meal_requests::id)
+        .load(c)?)
+}
+
 /// Every request of a day, by school, class and meal time.
 pub fn requests_of_day(
     c: &mut DbConnection,
