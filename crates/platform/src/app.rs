@@ -44,6 +44,8 @@ pub struct StartOptions {
 /// A started process.
 pub struct Running {
     pub addr: SocketAddr,
+    /// The TLS listener's address, when `http.tls.bind` is set.
+    pub tls_addr: Option<SocketAddr>,
     pub contexts: Vec<ServiceContext>,
     server: ServerHandle,
     server_task: Option<JoinHandle<std::io::Result<()>>>,
@@ -278,11 +280,12 @@ pub async fn start(options: StartOptions) -> Result<Running, StartError> {
         }
         app.default_service(web::to(not_found))
     })
-    .shutdown_timeout(settings.http.shutdown_grace_secs);
+    .shutdown_timeout(settings.http.shutdown_grace_secs)
+    .on_connect(crate::tls::on_connect);
     if settings.http.workers > 0 {
         server = server.workers(settings.http.workers);
     }
-    let server = server
+    let mut server = server
         .bind(&bind)
         .map_err(|e| StartError::Http(format!("cannot bind {bind}: {e}")))?;
     let addr = server
@@ -290,12 +293,26 @@ pub async fn start(options: StartOptions) -> Result<Running, StartError> {
         .first()
         .copied()
         .ok_or_else(|| StartError::Http("bound to no address".into()))?;
+    let tls = &settings.http.tls;
+    let tls_addr = if tls.bind.is_empty() {
+        None
+    } else {
+        let config = crate::tls::server_config(tls).map_err(StartError::Http)?;
+        server = server.bind_rustls_0_23(&tls.bind, config).map_err(|e| {
+            StartError::Http(format!("cannot bind http.tls.bind {}: {e}", tls.bind))
+        })?;
+        server.addrs().into_iter().find(|a| *a != addr)
+    };
     let server = server.run();
     let handle = server.handle();
     let server_task = tokio::spawn(server);
     tracing::info!(%addr, services = ?services.iter().map(|s| s.name()).collect::<Vec<_>>(), bus = shared_bus.backend_name(), "listening");
+    if let Some(a) = tls_addr {
+        tracing::info!(addr = %a, "listening with TLS");
+    }
     Ok(Running {
         addr,
+        tls_addr,
         contexts,
         server: handle,
         server_task: Some(server_task),

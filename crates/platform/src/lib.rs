@@ -19,6 +19,7 @@ pub mod problem;
 pub mod schema;
 pub mod secrets;
 pub mod testing;
+pub mod tls;
 
 pub use app::{start, Running, StartError, StartOptions};
 pub use caller::{Caller, Principal, Role};

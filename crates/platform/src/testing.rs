@@ -136,6 +136,12 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// `https://127.0.0.1:<port><path>` on the TLS listener (`http.tls.bind`).
+    pub fn tls_url(&self, path: &str) -> String {
+        let addr = self.running.tls_addr.expect("http.tls.bind is set");
+        format!("https://{addr}{path}")
+    }
+
     /// The context of service `name`, for direct database checks.
     pub fn context(&self, name: &str) -> &crate::ServiceContext {
         self.running

@@ -47,6 +47,26 @@ pub struct HttpSettings {
     /// The largest file upload accepted (a bank's payment registry), in MiB;
     /// a larger one answers 413 and changes nothing.
     pub max_upload_mib: u64,
+    /// A second, TLS listener (for the SOAP door with participants' client
+    /// certificates); none when `tls.bind` is empty.
+    #[serde(default)]
+    pub tls: TlsSettings,
+}
+
+/// The TLS listener (rustls).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// `host:port` of the TLS listener; empty: no TLS listener.
+    pub bind: String,
+    /// PEM: the server's certificate chain and its private key (PKCS#8).
+    pub cert_file: String,
+    pub key_file: String,
+    /// PEM: the CAs that sign participants' client certificates; empty: no
+    /// client certificate is asked for.
+    pub client_ca_file: String,
+    /// Refuse a TLS connection that shows no client certificate.
+    pub require_client_cert: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -237,6 +257,9 @@ pub struct GatewaySettings {
     pub outbound_breaker_failures: u32,
     /// …for this long, before one call tries again.
     pub outbound_breaker_open_ms: u64,
+    /// A SOAP request must come over the TLS listener with a client
+    /// certificate registered for its Sender (mutual TLS).
+    pub require_client_certificate: bool,
 }
 
 impl Default for GatewaySettings {
@@ -255,6 +278,7 @@ impl Default for GatewaySettings {
             outbound_per_participant: 4,
             outbound_breaker_failures: 5,
             outbound_breaker_open_ms: 30_000,
+            require_client_certificate: false,
         }
     }
 }
@@ -296,6 +320,7 @@ impl Default for Settings {
                 shutdown_grace_secs: 30,
                 workers: 0,
                 max_upload_mib: 512,
+                tls: TlsSettings::default(),
             },
             storage: StorageSettings {
                 data_dir: PathBuf::from("./data"),
@@ -548,17 +573,23 @@ fn is_base_layer(path: &Path) -> bool {
 }
 
 /// Profile files in `deploy/config/` selected with `--config`.
-pub const PROFILES: &[&str] = &["distributed"];
+pub const PROFILES: &[&str] = &["distributed", "production"];
 
 /// `deploy/config/portal.toml` as it was at build time: the base layer when no
 /// configuration directory is beside the binary.
 const BASE_FILE: &str = include_str!("../../../deploy/config/portal.toml");
 
 /// The profiles' files as they were at build time.
-const PROFILE_FILES: &[(&str, &str)] = &[(
-    "distributed",
-    include_str!("../../../deploy/config/distributed.toml"),
-)];
+const PROFILE_FILES: &[(&str, &str)] = &[
+    (
+        "distributed",
+        include_str!("../../../deploy/config/distributed.toml"),
+    ),
+    (
+        "production",
+        include_str!("../../../deploy/config/production.toml"),
+    ),
+];
 
 /// A profile asked for by name (`--config distributed`) or by its path in the
 /// repository (`--config deploy/config/distributed.toml`) where no such file is
@@ -729,6 +760,28 @@ mod tests {
             .to_string();
             assert!(err.contains("does not exist"), "{err}");
             assert!(err.contains("built-in profiles: distributed"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_production_profile_takes_soap_over_mutual_tls_only() {
+        Jail::expect_with(|_jail| {
+            let embedded = Settings::load(Path::new("deploy/config"), &[]).unwrap();
+            assert!(!embedded.gateway.require_client_certificate);
+            assert!(
+                embedded.http.tls.bind.is_empty(),
+                "no TLS listener by default"
+            );
+            let s = Settings::load(
+                Path::new("deploy/config"),
+                &[PathBuf::from("distributed"), PathBuf::from("production")],
+            )
+            .unwrap();
+            assert!(s.gateway.require_client_certificate);
+            assert!(s.http.tls.require_client_cert);
+            assert_eq!(s.http.tls.bind, "0.0.0.0:8443");
+            assert_eq!(s.bus.backend, BusBackend::Rabbitmq, "on top of distributed");
             Ok(())
         });
     }

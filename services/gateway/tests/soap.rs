@@ -1990,3 +1990,157 @@ async fn outbound_deliveries_are_retried_parked_replayed_and_sent_once() {
     assert_eq!(logged.len(), 3, "{logged:?}");
     app.stop().await;
 }
+
+/// A participants' CA, a server certificate for 127.0.0.1 and client
+/// certificates for `clients`, made with the openssl command in `dir`.
+fn make_pki(dir: &std::path::Path, clients: &[&str]) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("the openssl command");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=Participants CA",
+    ]);
+    let mut issue = |name: &str, ext: &str| {
+        std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "30",
+            "-extfile",
+            &format!("{name}.ext"),
+        ]);
+    };
+    issue("server", "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n");
+    for c in clients {
+        issue(c, "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_maps_the_client_certificate_to_its_participant() {
+    let dir = std::env::temp_dir().join(format!("portal-pki-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    make_pki(&dir, &["bank01", "bank02"]);
+    let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let app = app_with(|s| {
+        s.http.tls = settings::TlsSettings {
+            bind: "127.0.0.1:0".into(),
+            cert_file: path("server.pem"),
+            key_file: path("server.key"),
+            client_ca_file: path("ca.pem"),
+            require_client_cert: true,
+        };
+        s.gateway.require_client_certificate = true;
+    })
+    .await;
+    let pem = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let mut bank01 = participant("bank", "production", Some("sber"));
+    bank01["certificates"] = json!([pem("bank01.pem")]);
+    register(&app, "BANK01", bank01, &["banks.Check"]).await;
+    let mut bank02 = participant("bank", "production", Some("vtb"));
+    bank02["certificates"] = json!([pem("bank02.pem")]);
+    register(&app, "BANK02", bank02, &["banks.Check"]).await;
+    open_account(&app, "ls-77").await;
+
+    let client = |who: Option<&str>| {
+        let mut b = reqwest::Client::builder().add_root_certificate(
+            reqwest::Certificate::from_pem(pem("ca.pem").as_bytes()).unwrap(),
+        );
+        if let Some(w) = who {
+            let identity = reqwest::Identity::from_pkcs8_pem(
+                pem(&format!("{w}.pem")).as_bytes(),
+                pem(&format!("{w}.key")).as_bytes(),
+            )
+            .unwrap();
+            b = b.identity(identity);
+        }
+        b.build().unwrap()
+    };
+    let call = |c: reqwest::Client, url: String, id: &'static str| async move {
+        c.post(url)
+            .header("Content-Type", "text/xml; charset=utf-8")
+            .body(envelope(&req("Check", id, CHECK)))
+            .send()
+            .await
+    };
+    // BANK01's own certificate: answered.
+    let ok = call(client(Some("bank01")), app.tls_url("/soap/banks"), "tls-1")
+        .await
+        .unwrap();
+    let ok = ok.text().await.unwrap();
+    assert_eq!(status(&ok), "RESULT", "{ok}");
+    assert_eq!(field(&ok, "Code").unwrap(), "0");
+    // BANK02's certificate with BANK01 as the Sender: refused.
+    let other = call(client(Some("bank02")), app.tls_url("/soap/banks"), "tls-2")
+        .await
+        .unwrap();
+    let other = other.text().await.unwrap();
+    assert_eq!(status(&other), "REJECT", "{other}");
+    assert_eq!(field(&other, "Code").unwrap(), "CERTIFICATE_MISMATCH");
+    // No certificate: the TLS handshake itself is refused.
+    let none = call(client(None), app.tls_url("/soap/banks"), "tls-3").await;
+    assert!(none.is_err(), "{none:?}");
+    // Plain HTTP where mutual TLS is required: refused by the gateway.
+    let (_, plain) = soap(&app, &req("Check", "tls-4", CHECK)).await;
+    assert_eq!(
+        field(&plain, "Code").unwrap(),
+        "CERTIFICATE_REQUIRED",
+        "{plain}"
+    );
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn uuid_like() -> String {
+    format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}

@@ -212,6 +212,38 @@ pub fn judge_as(
     }
 }
 
+/// What the gateway knows of the client certificate a request came with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCertificate {
+    /// No certificate (plain HTTP, or TLS without one).
+    None,
+    /// One registered for the Sender.
+    Sender,
+    /// One that is not registered for the Sender (another participant's, or
+    /// nobody's).
+    Other,
+}
+
+/// Mutual TLS: a certificate shown must be the Sender's own; none at all is
+/// refused when this deployment requires one.
+pub fn judge_certificate(
+    sender: &str,
+    shown: ClientCertificate,
+    required: bool,
+) -> Result<(), Rejection> {
+    match (shown, required) {
+        (ClientCertificate::Sender, _) | (ClientCertificate::None, false) => Ok(()),
+        (ClientCertificate::None, true) => Err(Rejection {
+            code: "CERTIFICATE_REQUIRED",
+            text: "this gateway takes SOAP requests over mutual TLS only: connect to its TLS listener with your participant's client certificate".into(),
+        }),
+        (ClientCertificate::Other, _) => Err(Rejection {
+            code: "CERTIFICATE_MISMATCH",
+            text: format!("the client certificate is not one registered for {sender}"),
+        }),
+    }
+}
+
 /// The envelope of the answer to `request`: sender and recipient swapped, the
 /// same service and exchange, RequestIdRef the request's id, OriginRequestIdRef
 /// the chain's first request.
@@ -470,5 +502,19 @@ mod tests {
         let answer = answer_to(&state, "state-1", &own, Status::Process, "d");
         assert_eq!(answer.request_id_ref.as_deref(), Some("state-1"));
         assert_eq!(answer.origin_request_id_ref.as_deref(), Some("upload-1"));
+    }
+
+    #[test]
+    fn a_client_certificate_must_be_the_senders_and_none_is_refused_where_required() {
+        use ClientCertificate as C;
+        assert!(judge_certificate("B", C::Sender, true).is_ok());
+        assert!(judge_certificate("B", C::None, false).is_ok());
+        assert_eq!(
+            judge_certificate("B", C::None, true).unwrap_err().code,
+            "CERTIFICATE_REQUIRED"
+        );
+        let other = judge_certificate("B", C::Other, false).unwrap_err();
+        assert_eq!(other.code, "CERTIFICATE_MISMATCH");
+        assert!(other.text.contains("registered for B"));
     }
 }

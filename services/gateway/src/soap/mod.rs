@@ -130,6 +130,8 @@ struct Call<'a> {
     request: String,
     /// The request's AppDocument, decoded.
     document: Option<registry::Document>,
+    /// The client certificate (DER) the TLS connection showed.
+    peer: Option<Vec<u8>>,
 }
 
 impl Call<'_> {
@@ -352,6 +354,9 @@ async fn serve(
         started: Instant::now(),
         request: String::new(),
         document: None,
+        peer: req
+            .conn_data::<platform::tls::PeerCertificate>()
+            .map(|c| c.0.clone()),
     };
     // A request that carries a document says so by its SOAPAction and may be
     // larger; its Body must then hold that operation.
@@ -496,6 +501,29 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
             return x.finish(Some((inbound, m, id)), o).await;
         }
     };
+    // Mutual TLS: the certificate shown must be the Sender's own (before a
+    // repeat is answered: a first answer goes to its Sender only).
+    if let Some(p) = &participant {
+        let certificates: Vec<String> = serde_json::from_str(&p.certificates).unwrap_or_default();
+        let shown = match &x.peer {
+            None => envelope::ClientCertificate::None,
+            Some(der) if platform::tls::is_one_of(der, &certificates) => {
+                envelope::ClientCertificate::Sender
+            }
+            Some(_) => envelope::ClientCertificate::Other,
+        };
+        let required = x.ctx.settings.gateway.require_client_certificate;
+        if let Err(r) = envelope::judge_certificate(&p.code, shown, required) {
+            let o = x.refuse(
+                &op,
+                m,
+                id,
+                Status::Reject,
+                GatewayError::new(r.code, r.text),
+            );
+            return x.finish(Some((inbound, m, id)), o).await;
+        }
+    }
     // A STATE only reads: asked again, it is answered anew.
     let first = first.filter(|_| !x.endpoint.states.contains(&op.as_str()));
     if let Some(first) = first {
