@@ -116,6 +116,26 @@ impl Sender {
         }
     }
 
+    /// Participants that take no more calls now: paused by the breaker, or
+    /// with every slot in flight.
+    fn busy(&self) -> Vec<String> {
+        let mut out: Vec<String> = lock(&self.slots)
+            .iter()
+            .filter(|(_, s)| s.available_permits() == 0)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let now = Instant::now();
+        out.extend(
+            lock(&self.breakers)
+                .iter()
+                .filter(|(_, b)| b.open_until.is_some_and(|t| now < t))
+                .map(|(p, _)| p.clone()),
+        );
+        out.sort();
+        out.dedup();
+        out
+    }
+
     fn slot(&self, participant: &str, per: usize) -> Arc<Semaphore> {
         lock(&self.slots)
             .entry(participant.to_string())
@@ -141,9 +161,10 @@ pub fn spawn(
     tokio::spawn(async move {
         loop {
             let now = storage::now_naive();
+            let busy = sender.busy();
             let due = ctx
                 .db
-                .read(move |c| store::due_deliveries(c, now, 200))
+                .read(move |c| store::due_deliveries(c, now, &busy, 200))
                 .await;
             match due {
                 Ok(rows) => {

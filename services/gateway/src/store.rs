@@ -708,16 +708,23 @@ pub fn queue_delivery(conn: &mut DbConnection, row: &DeliveryRow) -> Result<bool
     Ok(n == 1)
 }
 
-/// Pending deliveries due by `now`, oldest first.
+/// Pending deliveries due by `now`, oldest first, except those of the
+/// participants in `busy` (at their limit in flight, or paused): a backlog of
+/// one participant never hides the others' deliveries.
 pub fn due_deliveries(
     conn: &mut DbConnection,
     now: NaiveDateTime,
+    busy: &[String],
     limit: i64,
 ) -> Result<Vec<DeliveryRow>, StorageError> {
-    Ok(deliveries::table
+    let mut q = deliveries::table
         .filter(deliveries::status.eq(PENDING))
         .filter(deliveries::next_at.le(now))
-        .order((deliveries::next_at, deliveries::id))
+        .into_boxed();
+    if !busy.is_empty() {
+        q = q.filter(deliveries::participant.ne_all(busy.to_vec()));
+    }
+    Ok(q.order((deliveries::next_at, deliveries::id))
         .limit(limit)
         .select(DeliveryRow::as_select())
         .load(conn)?)

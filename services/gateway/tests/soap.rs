@@ -1784,6 +1784,10 @@ fn simulate(sim: Arc<Sim>) -> String {
                         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
                         false
                     }
+                    "/hang" => {
+                        tokio::time::sleep(std::time::Duration::from_millis(3000)).await;
+                        true
+                    }
                     _ => false,
                 };
                 if fail {
@@ -2143,4 +2147,77 @@ fn uuid_like() -> String {
             .unwrap()
             .as_nanos()
     )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_participant_with_a_backlog_holds_no_one_back() {
+    let sim = Arc::new(Sim::default());
+    let base = simulate(sim.clone());
+    let app = TestApp::spawn_configured(
+        vec![Arc::new(gateway::GatewayService)],
+        clock_at(2026, 5, 13, 10),
+        |s| {
+            s.gateway.outbound_timeout_ms = 500;
+            s.gateway.outbound_retry_ms = 60_000;
+        },
+    )
+    .await;
+    register(&app, "HANG", caterer_at(&format!("{base}/hang")), &[]).await;
+    register(&app, "OKCAT", caterer_at(&format!("{base}/ok")), &[]).await;
+    // 400 deliveries to the hanging one, queued before the healthy one's.
+    let earlier = storage::now_naive() - chrono::Duration::seconds(10);
+    let row =
+        |id: String, participant: &str, at: chrono::NaiveDateTime| gateway::store::DeliveryRow {
+            id,
+            participant: participant.into(),
+            operation: "PushClassRequests".into(),
+            payload: json!({"reason": "formed", "requests": []}).to_string(),
+            status: gateway::store::PENDING.into(),
+            attempts: 0,
+            next_at: at,
+            last_error: None,
+            created_at: at,
+            delivered_at: None,
+        };
+    let mut rows: Vec<_> = (0..400)
+        .map(|i| row(format!("hang-{i:03}"), "HANG", earlier))
+        .collect();
+    rows.push(row("ok-1".into(), "OKCAT", storage::now_naive()));
+    let started = std::time::Instant::now();
+    app.context("gateway")
+        .db
+        .write(move |c| -> Result<(), storage::StorageError> {
+            for r in &rows {
+                gateway::store::queue_delivery(c, r)?;
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+    until("the healthy participant's delivery", || {
+        sim.accepted
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(p, _)| p == "/ok")
+            .then_some(())
+    })
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "delivered after {:?}: the backlog held it back",
+        started.elapsed()
+    );
+    let hang_calls = sim
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(p, _)| p == "/hang")
+        .count();
+    assert!(
+        hang_calls <= 8,
+        "at most 4 in flight to one participant at a time: {hang_calls}"
+    );
+    app.stop().await;
 }
