@@ -2025,7 +2025,7 @@ fn make_pki(dir: &std::path::Path, clients: &[&str]) {
         "-subj",
         "/CN=Participants CA",
     ]);
-    let mut issue = |name: &str, ext: &str| {
+    let issue = |name: &str, ext: &str| {
         std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
         run(&[
             "req",
