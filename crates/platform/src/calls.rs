@@ -37,10 +37,23 @@ impl bus::Responder for CallResponder {
         request: &bus::Envelope,
     ) -> Result<String, bus::HandlerError> {
         let call: ServiceCall = request.decode()?;
-        let outcome =
-            conn.transaction::<_, Refusal, _>(|c| (self.0)(c, &call).map_err(Refusal::Problem));
+        // The answer is made and measured inside the savepoint: one the bus
+        // could not carry undoes the call's writes rather than leaving them
+        // behind an error.
+        let outcome = conn.transaction::<_, Refusal, _>(|c| {
+            let body = (self.0)(c, &call).map_err(Refusal::Problem)?;
+            let text = serde_json::to_string(&CallAnswer::Done(body))
+                .map_err(|e| Refusal::Problem(Problem::internal(e)))?;
+            bus::check_payload(&request.kind, &text).map_err(|e| {
+                Refusal::Problem(
+                    Problem::new(413, "answer-too-large", "The answer is too large")
+                        .detail(format!("{e}; nothing was applied: ask for less at once")),
+                )
+            })?;
+            Ok(text)
+        });
         let answer = match outcome {
-            Ok(body) => CallAnswer::Done(body),
+            Ok(text) => return Ok(text),
             Err(Refusal::Problem(p)) if p.status >= 500 => {
                 // The service's own failure: the gateway answers FAILURE and the
                 // caller may ask again.

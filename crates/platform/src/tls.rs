@@ -38,6 +38,9 @@ pub fn server_config(tls: &TlsSettings) -> Result<rustls::ServerConfig, String> 
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
+    if tls.require_client_cert && tls.client_ca_file.is_empty() {
+        return Err("http.tls.require_client_cert needs http.tls.client_ca_file (the CAs that sign participants' certificates)".into());
+    }
     let builder = if tls.client_ca_file.is_empty() {
         builder.with_no_client_auth()
     } else {

@@ -80,6 +80,8 @@ impl bus::Handler for ClassRequestHandler {
 struct Breaker {
     failures: u32,
     open_until: Option<Instant>,
+    /// After a pause one call tries (half-open); it is in flight.
+    trial: bool,
 }
 
 /// The sender's state in the process.
@@ -95,11 +97,22 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Sender {
-    fn open(&self, participant: &str) -> bool {
-        lock(&self.breakers)
-            .get(participant)
-            .and_then(|b| b.open_until)
-            .is_some_and(|t| Instant::now() < t)
+    /// Whether a call to `participant` may go now: not while its breaker
+    /// pauses it, and after a pause only one (the trial) until that one ends.
+    fn admit(&self, participant: &str) -> bool {
+        let mut map = lock(&self.breakers);
+        let Some(b) = map.get_mut(participant) else {
+            return true;
+        };
+        match b.open_until {
+            Some(t) if Instant::now() < t => false,
+            Some(_) if b.trial => false,
+            Some(_) => {
+                b.trial = true;
+                true
+            }
+            None => true,
+        }
     }
 
     fn record(&self, participant: &str, ok: bool, threshold: u32, open_for: Duration) {
@@ -109,10 +122,20 @@ impl Sender {
             *b = Breaker::default();
         } else {
             b.failures += 1;
+            b.trial = false;
             if b.failures >= threshold {
+                // Paused; after the pause a single trial, and its failure
+                // pauses it again.
                 b.open_until = Some(Instant::now() + open_for);
-                b.failures = threshold.saturating_sub(1); // one more failure reopens it
+                b.failures = threshold.saturating_sub(1);
             }
+        }
+    }
+
+    /// Undoes an admission whose call did not go (no slot, or already taken).
+    fn release_trial(&self, participant: &str) {
+        if let Some(b) = lock(&self.breakers).get_mut(participant) {
+            b.trial = false;
         }
     }
 
@@ -128,7 +151,7 @@ impl Sender {
         out.extend(
             lock(&self.breakers)
                 .iter()
-                .filter(|(_, b)| b.open_until.is_some_and(|t| now < t))
+                .filter(|(_, b)| b.trial || b.open_until.is_some_and(|t| now < t))
                 .map(|(p, _)| p.clone()),
         );
         out.sort();
@@ -169,7 +192,8 @@ pub fn spawn(
             match due {
                 Ok(rows) => {
                     for d in rows {
-                        if sender.open(&d.participant) || lock(&sender.in_flight).contains(&d.id) {
+                        if lock(&sender.in_flight).contains(&d.id) || !sender.admit(&d.participant)
+                        {
                             continue;
                         }
                         let slot = sender.slot(
@@ -177,6 +201,7 @@ pub fn spawn(
                             ctx.settings.gateway.outbound_per_participant,
                         );
                         let Ok(permit) = slot.try_acquire_owned() else {
+                            sender.release_trial(&d.participant);
                             continue;
                         };
                         lock(&sender.in_flight).insert(d.id.clone());
@@ -208,14 +233,41 @@ async fn deliver(
     d: DeliveryRow,
 ) {
     let gw = &ctx.settings.gateway;
+    // Claim it: a stale read of this delivery by the next round is not sent
+    // again while this send runs (the lease outlasts the call).
+    let now = storage::now_naive();
+    let lease = now
+        + chrono::Duration::milliseconds(i64::try_from(gw.outbound_timeout_ms).unwrap_or(10_000))
+        + chrono::Duration::seconds(30);
+    let id = d.id.clone();
+    match ctx
+        .db
+        .write(move |c| store::claim_delivery(c, &id, now, lease))
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => {
+            sender.release_trial(&d.participant);
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(delivery = %d.id, error = %e, "a delivery could not be claimed; it is tried again later");
+            sender.release_trial(&d.participant);
+            return;
+        }
+    }
     let started = Instant::now();
     let code = d.participant.clone();
-    let participant = ctx
-        .db
-        .read(move |c| store::participant(c, &code))
-        .await
-        .ok()
-        .flatten();
+    let participant = match ctx.db.read(move |c| store::participant(c, &code)).await {
+        Ok(p) => p,
+        Err(e) => {
+            // The gateway's own database, not the participant: no attempt is
+            // counted; the lease runs out and it is sent again.
+            tracing::warn!(delivery = %d.id, error = %e, "the participant could not be read; the delivery is tried again later");
+            sender.release_trial(&d.participant);
+            return;
+        }
+    };
     let (request, outcome) = match &participant {
         Some(p) if p.active && !p.address.is_empty() => {
             let body = envelope(ctx, &d, p);
@@ -243,7 +295,7 @@ async fn deliver(
         Ok(r) => (Status::Accept, "delivered".to_string(), r.clone()),
         Err((e, r)) => (Status::Failure, e.clone(), r.clone()),
     };
-    let _ = state
+    let logged = state
         .log
         .write(store::Exchange {
             direction: "out".into(),
@@ -261,6 +313,9 @@ async fn deliver(
             response_body: response,
         })
         .await;
+    if let Err(e) = logged {
+        tracing::warn!(delivery = %d.id, error = %e, "an outbound call could not be logged");
+    }
     let now = storage::now_naive();
     let id = d.id.clone();
     let next: Option<NaiveDateTime> = (!ok && (d.attempts as u32 + 1) < gw.outbound_max_attempts)
@@ -380,16 +435,24 @@ mod tests {
     }
 
     #[test]
-    fn the_breaker_opens_after_the_failures_in_a_row_and_closes_on_success() {
+    fn the_breaker_pauses_after_the_failures_in_a_row_then_lets_one_trial_through() {
         let s = Sender::default();
         for _ in 0..2 {
-            s.record("P", false, 3, Duration::from_secs(60));
+            s.record("P", false, 3, Duration::from_millis(30));
         }
-        assert!(!s.open("P"));
-        s.record("P", false, 3, Duration::from_secs(60));
-        assert!(s.open("P"));
-        assert!(!s.open("Q"), "another participant is not held back");
-        s.record("P", true, 3, Duration::from_secs(60));
-        assert!(!s.open("P"));
+        assert!(s.admit("P"), "two failures: not paused yet");
+        s.record("P", false, 3, Duration::from_millis(30));
+        assert!(!s.admit("P"), "paused");
+        assert!(s.admit("Q"), "another participant is not held back");
+        assert!(s.busy().contains(&"P".to_string()));
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(s.admit("P"), "the pause is over: one trial");
+        assert!(!s.admit("P"), "only one while it is in flight");
+        s.record("P", false, 3, Duration::from_millis(30));
+        assert!(!s.admit("P"), "the trial failed: paused again");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(s.admit("P"));
+        s.record("P", true, 3, Duration::from_millis(30));
+        assert!(s.admit("P") && s.admit("P"), "a success closes it");
     }
 }

@@ -385,7 +385,9 @@ pub fn insert_log(conn: &mut DbConnection, row: &LogRow) -> Result<(), StorageEr
 
 /// The first answer to an inbound message of `participant` with `message_id`
 /// that a repeat must get again. A FAILURE is not one: it promised that asking
-/// again is safe, so a repeat is answered anew.
+/// again is safe, so a repeat is answered anew. Nor is a refusal of the client
+/// certificate: the sender was not who it claimed, and the real one's message
+/// of that id must not get it.
 pub fn first_answer(
     conn: &mut DbConnection,
     participant: &str,
@@ -396,6 +398,7 @@ pub fn first_answer(
         .filter(message_log::message_id.eq(message_id))
         .filter(message_log::direction.eq("in"))
         .filter(message_log::status.ne("FAILURE"))
+        .filter(message_log::outcome.not_like("CERTIFICATE%"))
         .order(message_log::seq)
         .select(LogRow::as_select())
         .first(conn)
@@ -624,24 +627,45 @@ pub fn connections_in(
 }
 
 /// Creates or replaces the procedure's row and records the step.
+/// `from` is the state the step was judged from: if the row is no longer in
+/// it (another operator recorded a step meanwhile) nothing is written and the
+/// answer is false. `None` starts a procedure (or restarts a declined one).
 pub fn save_connection(
     conn: &mut DbConnection,
     row: &ConnectionRow,
     step: &StepRow,
-) -> Result<(), StorageError> {
-    if connection(conn, &row.participant)?.is_some() {
-        diesel::update(connections::table.find(&row.participant))
+    from: Option<&str>,
+) -> Result<bool, StorageError> {
+    let existing = connection(conn, &row.participant)?;
+    match (existing, from) {
+        (Some(_), Some(state)) => {
+            let n = diesel::update(
+                connections::table
+                    .find(&row.participant)
+                    .filter(connections::state.eq(state)),
+            )
             .set(row)
             .execute(conn)?;
-    } else {
-        diesel::insert_into(connections::table)
-            .values(row)
-            .execute(conn)?;
+            if n == 0 {
+                return Ok(false);
+            }
+        }
+        (Some(e), None) => {
+            diesel::update(connections::table.find(&row.participant))
+                .set(row)
+                .execute(conn)?;
+            let _ = e;
+        }
+        (None, _) => {
+            diesel::insert_into(connections::table)
+                .values(row)
+                .execute(conn)?;
+        }
     }
     diesel::insert_into(connection_steps::table)
         .values(step)
         .execute(conn)?;
-    Ok(())
+    Ok(true)
 }
 
 pub fn steps_of(conn: &mut DbConnection, participant: &str) -> Result<Vec<StepRow>, StorageError> {
@@ -728,6 +752,26 @@ pub fn due_deliveries(
         .limit(limit)
         .select(DeliveryRow::as_select())
         .load(conn)?)
+}
+
+/// Takes a due delivery for one send: moves its `next_at` to `lease_until`,
+/// so a stale read of it is not sent again while this send runs; false when
+/// it is not pending and due any more (another send has it, or it ended).
+pub fn claim_delivery(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> Result<bool, StorageError> {
+    let n = diesel::update(
+        deliveries::table
+            .find(id)
+            .filter(deliveries::status.eq(PENDING))
+            .filter(deliveries::next_at.le(now)),
+    )
+    .set(deliveries::next_at.eq(lease_until))
+    .execute(conn)?;
+    Ok(n == 1)
 }
 
 /// A delivery answered: delivered at `at`.

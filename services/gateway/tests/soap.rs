@@ -993,6 +993,17 @@ async fn a_registry_goes_through_soap_and_its_outcome_is_asked_with_state() {
     );
     assert_eq!(payments_balance(&app, "ls-77").await, "750.00");
 
+    // Only the document may be large: padding beside it is refused.
+    let padded = upload_registry("u-9", csv, &cp1251(registry)).replace(
+        "<b:UploadRegistry><b:Format>",
+        &format!(
+            "<b:UploadRegistry><!-- {} --><b:Format>",
+            "x".repeat(17 << 20)
+        ),
+    );
+    let (code, padded) = post_action(&app, "UploadRegistry", padded).await;
+    assert_eq!(code, 413, "{padded}");
+    assert_eq!(field(&padded, "Code").unwrap(), "TOO_LARGE");
     // Only the operation its SOAPAction names may be larger than a message.
     let small_pay = pay("t-5", "1.00");
     let big = envelope(&req("Pay", "s-1", &small_pay)).replace(
@@ -2124,6 +2135,13 @@ async fn mutual_tls_maps_the_client_certificate_to_its_participant() {
     let other = other.text().await.unwrap();
     assert_eq!(status(&other), "REJECT", "{other}");
     assert_eq!(field(&other, "Code").unwrap(), "CERTIFICATE_MISMATCH");
+    // That refusal is not BANK01's first answer: BANK01's own message of that
+    // id is answered on its merits.
+    let own = call(client(Some("bank01")), app.tls_url("/soap/banks"), "tls-2")
+        .await
+        .unwrap();
+    let own = own.text().await.unwrap();
+    assert_eq!(status(&own), "RESULT", "{own}");
     // No certificate: the TLS handshake itself is refused.
     let none = call(client(None), app.tls_url("/soap/banks"), "tls-3").await;
     assert!(none.is_err(), "{none:?}");

@@ -92,6 +92,13 @@ pub struct OverdueView {
     pub working_days_late: i64,
 }
 
+fn changed_meanwhile() -> Problem {
+    Problem::conflict(
+        "connection-changed",
+        "another step was recorded meanwhile; read the connection and decide again",
+    )
+}
+
 fn calendar_problem(e: calendar::CalendarError) -> Problem {
     Problem::unavailable(format!("the production calendar cannot answer: {e}"))
 }
@@ -245,14 +252,18 @@ async fn start(
         now,
     );
     let (row2, c2) = (row.clone(), code.clone());
+    let from = audit.before_value.clone();
     let steps = ctx
         .db
         .write(move |db| -> Result<_, storage::StorageError> {
-            store::save_connection(db, &row2, &step)?;
+            if !store::save_connection(db, &row2, &step, from.as_deref())? {
+                return Ok(None);
+            }
             store::audit(db, &audit)?;
-            store::steps_of(db, &c2)
+            store::steps_of(db, &c2).map(Some)
         })
-        .await?;
+        .await?
+        .ok_or_else(changed_meanwhile)?;
     Ok(HttpResponse::Created().json(view(&ctx, row, steps)?))
 }
 
@@ -367,10 +378,13 @@ async fn step(
         now,
     );
     let (row2, c2, taken) = (row.clone(), code.clone(), b.step);
+    let from = state.as_str();
     let steps = ctx
         .db
         .write(move |db| -> Result<_, storage::StorageError> {
-            store::save_connection(db, &row2, &step)?;
+            if !store::save_connection(db, &row2, &step, Some(from))? {
+                return Ok(None);
+            }
             match taken {
                 Step::Production => store::set_contour(db, &c2, "production", true, now)?,
                 Step::Declined => {
@@ -380,9 +394,10 @@ async fn step(
                 _ => {}
             }
             store::audit(db, &audit)?;
-            store::steps_of(db, &c2)
+            store::steps_of(db, &c2).map(Some)
         })
-        .await?;
+        .await?
+        .ok_or_else(changed_meanwhile)?;
     Ok(HttpResponse::Ok().json(view(&ctx, row, steps)?))
 }
 

@@ -34,6 +34,9 @@ use write::GatewayError;
 pub struct GatewayState {
     pub log: LogWriter,
     inflight: InFlight,
+    /// Requests carrying a document (up to `max_document_mib` each, several
+    /// times that in memory while read): at most two at once per process.
+    documents: tokio::sync::Semaphore,
 }
 
 impl GatewayState {
@@ -41,6 +44,7 @@ impl GatewayState {
         GatewayState {
             log,
             inflight: InFlight::default(),
+            documents: tokio::sync::Semaphore::new(2),
         }
     }
 }
@@ -55,16 +59,32 @@ impl InFlight {
             let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
             map.entry(key.to_string()).or_default().clone()
         };
-        let out = {
-            let _turn = slot.lock().await;
-            work.await
+        // Forgets the key however the work ends, a dropped request included.
+        let _forget = Forget {
+            map: &self.0,
+            key,
+            slot: Some(slot.clone()),
         };
-        drop(slot);
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if map.get(key).is_some_and(|s| Arc::strong_count(s) == 1) {
-            map.remove(key);
+        let _turn = slot.lock().await;
+        work.await
+    }
+}
+
+/// Removes a key no one holds or waits for any more, on drop.
+struct Forget<'a> {
+    map: &'a Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    key: &'a str,
+    slot: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        drop(self.slot.take());
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's own reference and the caller's `slot` are all that is left.
+        if map.get(self.key).is_some_and(|s| Arc::strong_count(s) <= 2) {
+            map.remove(self.key);
         }
-        out
     }
 }
 
@@ -374,6 +394,10 @@ async fn serve(
     };
     let message_limit = (gw.max_body_mib as usize).saturating_mul(1024 * 1024);
     let limit = (mib as usize).saturating_mul(1024 * 1024);
+    let _document_turn = match action {
+        Some(_) => state.documents.acquire().await.ok(),
+        None => None,
+    };
     let bytes = match read_body(payload, limit).await {
         Ok(b) => b,
         Err(e) => {
@@ -409,6 +433,8 @@ async fn serve(
                 action.unwrap_or("an operation carrying a document")
             ),
         );
+        // Logged by its first KiB, not whole.
+        x.request = x.request.chars().take(1024).collect();
         let o = x.invalid(None, error, 413);
         return x.finish(None, o).await;
     }
@@ -426,6 +452,19 @@ async fn serve(
                 return x.finish(None, o).await;
             }
         }
+    }
+    // Only the document may be large: what is left is a message like any other.
+    if x.request.len() > message_limit {
+        let error = GatewayError::new(
+            "TOO_LARGE",
+            format!(
+                "beside its document, the request exceeds {} MiB",
+                gw.max_body_mib
+            ),
+        );
+        x.request = x.request.chars().take(1024).collect();
+        let o = x.invalid(None, error, 413);
+        return x.finish(None, o).await;
     }
     if inbound.namespace != endpoint.namespace
         || !endpoint.operations.contains(&inbound.operation.as_str())
