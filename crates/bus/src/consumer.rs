@@ -214,12 +214,21 @@ async fn run_batch(
     handler: &Arc<dyn Handler>,
     messages: Vec<Envelope>,
 ) -> Result<Vec<Outcome>, HandlerError> {
-    let (sb2, consumer, handler) = (sb.clone(), opts.consumer.clone(), handler.clone());
-    let outcomes = tokio::task::spawn_blocking(move || {
-        process_batch(&sb2, &consumer, handler.as_ref(), &messages)
+    let (sb2, consumer, h) = (sb.clone(), opts.consumer.clone(), handler.clone());
+    let (messages, outcomes) = tokio::task::spawn_blocking(move || {
+        process_batch(&sb2, &consumer, h.as_ref(), &messages).map(|o| (messages, o))
     })
     .await
     .map_err(|e| HandlerError::Transient(e.to_string()))??;
+    let (mut done, mut rest) = (Vec::new(), Vec::new());
+    for (m, o) in messages.iter().zip(&outcomes) {
+        if matches!(o, Outcome::Done) {
+            done.push(m);
+        } else {
+            rest.push(m);
+        }
+    }
+    handler.after_commit(&done, &rest);
     if outcomes.iter().any(|o| matches!(o, Outcome::Done)) {
         // Handlers may have written follow-up events to the outbox.
         sb.wake_relay();
@@ -499,15 +508,44 @@ pub fn spawn_responder(
     responder: Arc<dyn Responder>,
     cancel: CancellationToken,
 ) -> Vec<JoinHandle<()>> {
-    let bus = sb.bus.clone();
-    let handler = move |conn: &mut storage::DbConnection,
-                        request: &Envelope|
-          -> Result<(), HandlerError> {
+    let handler = Replies {
+        responder,
+        bus: sb.bus.clone(),
+        pending: std::sync::Mutex::new(std::collections::HashMap::new()),
+    };
+    spawn_consumer(sb, opts, Arc::new(handler), cancel)
+}
+
+/// A responder as a consumer: each request is answered in the batch's
+/// transaction, and its reply leaves only after that transaction committed,
+/// so a caller never holds an answer whose effect was rolled back (a batch
+/// that falls back to one savepoint per message answers each request once,
+/// from the run that committed).
+struct Replies {
+    responder: Arc<dyn Responder>,
+    bus: Bus,
+    /// Replies by request id, waiting for the commit.
+    pending: std::sync::Mutex<std::collections::HashMap<String, Envelope>>,
+}
+
+impl Replies {
+    fn pending(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Envelope>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Handler for Replies {
+    fn handle(
+        &self,
+        conn: &mut storage::DbConnection,
+        request: &Envelope,
+    ) -> Result<(), HandlerError> {
         let reply_to = request
             .reply_to
             .clone()
             .ok_or_else(|| HandlerError::Permanent("request without reply_to".into()))?;
-        let body = conn.transaction::<String, HandlerError, _>(|c| responder.respond(c, request));
+        let body =
+            conn.transaction::<String, HandlerError, _>(|c| self.responder.respond(c, request));
         let body = body.and_then(|p| {
             crate::check_payload(&request.kind, &p)
                 .map(|_| p)
@@ -528,14 +566,27 @@ pub fn spawn_responder(
             attempt: 1,
             destination: Some(reply_to),
         };
-        let bus = bus.clone();
+        self.pending().insert(request.id.clone(), reply);
+        Ok(())
+    }
+
+    fn after_commit(&self, done: &[&Envelope], rest: &[&Envelope]) {
+        let replies: Vec<Envelope> = {
+            let mut pending = self.pending();
+            for m in rest {
+                pending.remove(&m.id);
+            }
+            done.iter().filter_map(|m| pending.remove(&m.id)).collect()
+        };
+        if replies.is_empty() {
+            return;
+        }
+        let bus = self.bus.clone();
         // Replies are not stored: a lost reply surfaces as the caller's timeout.
-        tokio::runtime::Handle::current().spawn(async move {
-            if let Ok(confirms) = bus.publish(vec![reply]).await {
+        tokio::spawn(async move {
+            if let Ok(confirms) = bus.publish(replies).await {
                 let _ = confirms.await;
             }
         });
-        Ok(())
-    };
-    spawn_consumer(sb, opts, Arc::new(handler), cancel)
+    }
 }

@@ -186,6 +186,11 @@ pub trait Handler: Send + Sync + 'static {
     ) -> Result<(), HandlerError> {
         Ok(())
     }
+
+    /// Runs once the batch's transaction committed: `done` took effect in it,
+    /// `rest` did not (failed, or seen before). What must not leave before
+    /// the commit (a request's reply) leaves here.
+    fn after_commit(&self, _done: &[&Envelope], _rest: &[&Envelope]) {}
 }
 
 impl<F> Handler for F

@@ -388,3 +388,56 @@ async fn a_batch_is_handled_in_the_order_of_its_lock_keys() {
     cancel.cancel();
     drop_queue(&settings, &format!("{prefix}.ordered")).await;
 }
+
+/// A reply leaves only after the responder's transaction committed: a batch
+/// whose fast path rolls back (a request without reply_to beside a good one)
+/// answers the good request once, from the run that committed, so what the
+/// reply names is in the database when the caller reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_names_only_what_was_committed() {
+    use diesel::prelude::*;
+    let settings = bus_settings();
+    let bus = Bus::connect(&settings).await.unwrap();
+    let server = side("replies", &bus, &settings).await;
+    let prefix = topic_prefix();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let responder = |conn: &mut DbConnection, req: &Envelope| -> Result<String, HandlerError> {
+        let id = uuid::Uuid::now_v7().to_string();
+        diesel::insert_into(common::effects::table)
+            .values((
+                common::effects::message_id.eq(&id),
+                common::effects::body.eq(&req.payload),
+            ))
+            .execute(conn)?;
+        Ok(serde_json::json!({ "row": id }).to_string())
+    };
+    let mut opts = queue_for(&prefix, "recorder");
+    opts.spec = bus::QueueSpec::new(
+        format!("{prefix}.recorder"),
+        &[&format!("{prefix}.record.v1")],
+    );
+    bus::spawn_responder(&server.sb, opts, Arc::new(responder), cancel.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for n in 0..5 {
+        // A message without reply_to fails its handler: the batch it shares
+        // with the request falls back to one savepoint per message.
+        let stray = Envelope::json(&format!("{prefix}.record.v1"), "test.Record.v1", &n).unwrap();
+        bus.publish(vec![stray]).await.unwrap().await.unwrap();
+        let req = Envelope::json(&format!("{prefix}.record.v1"), "test.Record.v1", &n).unwrap();
+        let reply = bus.request(req, Duration::from_secs(10)).await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&reply.payload).unwrap();
+        let row = v["row"].as_str().unwrap().to_string();
+        let mut conn = server.test_db.db.conn().unwrap();
+        let found: i64 = common::effects::table
+            .filter(common::effects::message_id.eq(&row))
+            .count()
+            .get_result(&mut *conn)
+            .unwrap();
+        assert_eq!(
+            found, 1,
+            "the reply named row {row}, which was not committed"
+        );
+    }
+    cancel.cancel();
+    drop_queue(&settings, &format!("{prefix}.recorder")).await;
+}
