@@ -440,14 +440,14 @@ async fn serve(
     }
     // The document is decoded once and kept out of the log and the validator.
     if let Some(range) = inbound.document.clone() {
-        let (_, base64) = read::elide_document(&x.request, range.clone(), "");
-        match registry::Document::decode(&base64) {
+        let decoded = registry::Document::decode(&read::document_base64(&x.request, range.clone()));
+        match decoded {
             Ok(doc) => {
-                x.request = read::elide_document(&x.request, range, &doc.note()).0;
+                x.request = read::elide_document(&x.request, range, &doc.note());
                 x.document = Some(doc);
             }
             Err(error) => {
-                x.request = read::elide_document(&x.request, range, "not base64").0;
+                x.request = read::elide_document(&x.request, range, "not base64");
                 let o = x.invalid(None, error, 500);
                 return x.finish(None, o).await;
             }

@@ -30,7 +30,8 @@ pub struct Inbound {
     pub fields: HashMap<String, String>,
     /// Where the AppDocument's BinaryData text lies in the body (its bytes,
     /// as base64): a registry runs to ~100 MiB, so it is neither copied into
-    /// `fields` nor handed to the schema validator (see [`elide_document`]).
+    /// `fields` nor handed to the schema validator (see [`document_base64`] and
+    /// [`elide_document`]).
     pub document: Option<std::ops::Range<usize>>,
 }
 
@@ -96,18 +97,21 @@ fn is_document(stack: &[String]) -> bool {
         && stack[3..].iter().zip(DOCUMENT_PATH).all(|(a, b)| a == b)
 }
 
-/// `body` with the document's base64 replaced by `note` (an XML comment), and
-/// the base64 itself with its whitespace dropped.
-pub fn elide_document(body: &str, range: std::ops::Range<usize>, note: &str) -> (String, String) {
-    let base64: String = body[range.clone()]
+/// The document's base64 (`body[range]`) with its whitespace dropped.
+pub fn document_base64(body: &str, range: std::ops::Range<usize>) -> String {
+    body[range]
         .chars()
         .filter(|c| !c.is_ascii_whitespace())
-        .collect();
+        .collect()
+}
+
+/// `body` with the document's base64 replaced by `note` (an XML comment).
+pub fn elide_document(body: &str, range: std::ops::Range<usize>, note: &str) -> String {
     let mut elided = String::with_capacity(body.len() - range.len() + note.len() + 9);
     elided.push_str(&body[..range.start]);
     elided.push_str(&format!("<!-- {} -->", note.replace("--", "- -")));
     elided.push_str(&body[range.end..]);
-    (elided, base64)
+    elided
 }
 
 /// 1-based line and column of byte `pos` in `body`.
@@ -416,8 +420,8 @@ mod tests {
             r.field("MessageData/AppDocument/RequestCode"),
             Some("r.csv")
         );
-        let (elided, base64) = elide_document(&body, range, "5 bytes -- kept");
-        assert_eq!(base64, "aGVsbG8=");
+        assert_eq!(document_base64(&body, range.clone()), "aGVsbG8=");
+        let elided = elide_document(&body, range, "5 bytes -- kept");
         assert!(elided.contains("<smev:BinaryData><!-- 5 bytes - - kept --></smev:BinaryData>"));
         assert!(read(&elided).unwrap().document.is_some());
     }
