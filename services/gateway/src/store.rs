@@ -629,38 +629,34 @@ pub fn connections_in(
 /// Creates or replaces the procedure's row and records the step.
 /// `from` is the state the step was judged from: if the row is no longer in
 /// it (another operator recorded a step meanwhile) nothing is written and the
-/// answer is false. `None` starts a procedure (or restarts a declined one).
+/// answer is false. `None` starts a procedure (a declined one restarts from
+/// `declined`).
 pub fn save_connection(
     conn: &mut DbConnection,
     row: &ConnectionRow,
     step: &StepRow,
     from: Option<&str>,
 ) -> Result<bool, StorageError> {
-    let existing = connection(conn, &row.participant)?;
-    match (existing, from) {
-        (Some(_), Some(state)) => {
-            let n = diesel::update(
+    let saved = match from {
+        Some(state) => {
+            diesel::update(
                 connections::table
                     .find(&row.participant)
                     .filter(connections::state.eq(state)),
             )
             .set(row)
-            .execute(conn)?;
-            if n == 0 {
-                return Ok(false);
-            }
+            .execute(conn)?
+                == 1
         }
-        (Some(e), None) => {
-            diesel::update(connections::table.find(&row.participant))
-                .set(row)
-                .execute(conn)?;
-            let _ = e;
-        }
-        (None, _) => {
+        None => {
             diesel::insert_into(connections::table)
                 .values(row)
-                .execute(conn)?;
+                .execute(conn)?
+                == 1
         }
+    };
+    if !saved {
+        return Ok(false);
     }
     diesel::insert_into(connection_steps::table)
         .values(step)

@@ -218,53 +218,24 @@ async fn start(
     if received_on > today {
         return Err(Problem::invalid("received_on", "must not be in the future"));
     }
-    let review_due = ctx
-        .calendar
-        .add_working_days(received_on, rules::review_days(kind_of(&participant)))
-        .map_err(calendar_problem)?;
-    let now = ctx.clock.now().naive_utc();
     let row = ConnectionRow {
         participant: code.clone(),
         state: State::Review.as_str().into(),
         received_on,
-        review_due,
+        review_due: review_due(&ctx, &participant, received_on)?,
         act_number: None,
         act_on: None,
-        updated_at: now,
+        updated_at: ctx.clock.now().naive_utc(),
     };
-    let step = StepRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        participant: code.clone(),
-        step: "received".into(),
-        on_date: received_on,
-        at: now,
-        actor: caller.subject.clone(),
-        note: body.note.clone(),
+    let taken = Taken {
+        step: "received",
+        on: received_on,
+        note: body.into_inner().note,
         late_days: None,
+        effect: None,
     };
-    let audit = audit_row(
-        &caller,
-        "connection",
-        &code,
-        "received",
-        existing.map(|e| e.state),
-        Some(row.state.clone()),
-        now,
-    );
-    let (row2, c2) = (row.clone(), code.clone());
-    let from = audit.before_value.clone();
-    let steps = ctx
-        .db
-        .write(move |db| -> Result<_, storage::StorageError> {
-            if !store::save_connection(db, &row2, &step, from.as_deref())? {
-                return Ok(None);
-            }
-            store::audit(db, &audit)?;
-            store::steps_of(db, &c2).map(Some)
-        })
-        .await?
-        .ok_or_else(changed_meanwhile)?;
-    Ok(HttpResponse::Created().json(view(&ctx, row, steps)?))
+    let from = existing.map(|e| e.state);
+    Ok(HttpResponse::Created().json(record(&ctx, &caller, row, from, taken).await?))
 }
 
 /// The connection procedure of a participant, with its steps.
@@ -335,10 +306,7 @@ async fn step(
     match b.step {
         Step::Resubmitted => {
             row.received_on = on;
-            row.review_due = ctx
-                .calendar
-                .add_working_days(on, rules::review_days(kind_of(&participant)))
-                .map_err(calendar_problem)?;
+            row.review_due = review_due(&ctx, &participant, on)?;
         }
         Step::Act => {
             let number = b
@@ -354,51 +322,92 @@ async fn step(
         }
         _ => {}
     }
-    let before = row.state.clone();
     row.state = next.as_str().into();
-    let now = ctx.clock.now().naive_utc();
-    row.updated_at = now;
+    row.updated_at = ctx.clock.now().naive_utc();
+    let taken = Taken {
+        step: b.step.as_str(),
+        on,
+        note: b.note,
+        late_days,
+        effect: Some(b.step),
+    };
+    let from = Some(state.as_str().to_string());
+    Ok(HttpResponse::Ok().json(record(&ctx, &caller, row, from, taken).await?))
+}
+
+/// The review's deadline for an application of `p` that arrived `on`.
+fn review_due(
+    ctx: &ServiceContext,
+    p: &ParticipantRow,
+    on: NaiveDate,
+) -> Result<NaiveDate, Problem> {
+    ctx.calendar
+        .add_working_days(on, rules::review_days(kind_of(p)))
+        .map_err(calendar_problem)
+}
+
+/// A step as recorded.
+struct Taken {
+    step: &'static str,
+    on: NaiveDate,
+    note: String,
+    late_days: Option<i64>,
+    /// What the step does to the participant (production, declined).
+    effect: Option<Step>,
+}
+
+/// Saves `row` (if the procedure is still at `from`) with the step, applies
+/// the step's effect on the participant and audits it, in one transaction;
+/// the procedure as it now stands.
+async fn record(
+    ctx: &ServiceContext,
+    caller: &Caller,
+    row: ConnectionRow,
+    from: Option<String>,
+    taken: Taken,
+) -> Result<ConnectionView, Problem> {
+    let now = row.updated_at;
+    let code = row.participant.clone();
     let step = StepRow {
         id: uuid::Uuid::now_v7().to_string(),
         participant: code.clone(),
-        step: b.step.as_str().into(),
-        on_date: on,
+        step: taken.step.into(),
+        on_date: taken.on,
         at: now,
         actor: caller.subject.clone(),
-        note: b.note,
-        late_days,
+        note: taken.note,
+        late_days: taken.late_days,
     };
     let audit = audit_row(
-        &caller,
+        caller,
         "connection",
         &code,
-        b.step.as_str(),
-        Some(before),
+        taken.step,
+        from.clone(),
         Some(row.state.clone()),
         now,
     );
-    let (row2, c2, taken) = (row.clone(), code.clone(), b.step);
-    let from = state.as_str();
+    let saved = row.clone();
     let steps = ctx
         .db
         .write(move |db| -> Result<_, storage::StorageError> {
-            if !store::save_connection(db, &row2, &step, Some(from))? {
+            if !store::save_connection(db, &saved, &step, from.as_deref())? {
                 return Ok(None);
             }
-            match taken {
-                Step::Production => store::set_contour(db, &c2, "production", true, now)?,
-                Step::Declined => {
-                    store::revoke_all(db, &c2)?;
-                    store::set_contour(db, &c2, "test", false, now)?;
+            match taken.effect {
+                Some(Step::Production) => store::set_contour(db, &code, "production", true, now)?,
+                Some(Step::Declined) => {
+                    store::revoke_all(db, &code)?;
+                    store::set_contour(db, &code, "test", false, now)?;
                 }
                 _ => {}
             }
             store::audit(db, &audit)?;
-            store::steps_of(db, &c2).map(Some)
+            store::steps_of(db, &code).map(Some)
         })
         .await?
         .ok_or_else(changed_meanwhile)?;
-    Ok(HttpResponse::Ok().json(view(&ctx, row, steps)?))
+    view(ctx, row, steps)
 }
 
 /// Applications not answered within their deadline, with how many working
