@@ -343,11 +343,7 @@ async fn deliver(
 /// The SMEV request to `p`'s service for delivery `d`.
 fn envelope(ctx: &ServiceContext, d: &DeliveryRow, p: &store::ParticipantRow) -> String {
     let gw = &ctx.settings.gateway;
-    let now = ctx
-        .clock
-        .now()
-        .with_timezone(&calendar::TYUMEN)
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false);
+    let now = crate::soap::smev_time(ctx.clock.as_ref());
     let header = Header {
         node_id: gw.code.clone(),
         message_id: d.id.clone(),

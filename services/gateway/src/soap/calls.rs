@@ -83,11 +83,7 @@ pub fn element_path(field: &str, shape: &Shape) -> String {
         .map(|seg| match seg.split_once('[') {
             Some((name, rest)) => {
                 let i: usize = rest.trim_end_matches(']').parse().unwrap_or(0);
-                let item = shape
-                    .lists
-                    .iter()
-                    .find(|(k, _)| *k == name)
-                    .map_or("Item", |(_, i)| *i);
+                let item = shape.item_of(name).unwrap_or("Item");
                 format!("{}/{item}[{}]", json::pascal(name), i + 1)
             }
             None => json::pascal(seg),

@@ -26,7 +26,8 @@ pub struct Shape {
 }
 
 impl Shape {
-    fn item_of(&self, key: &str) -> Option<&'static str> {
+    /// The element name of the items of the list `key`, if it is one.
+    pub fn item_of(&self, key: &str) -> Option<&'static str> {
         self.lists.iter().find(|(k, _)| *k == key).map(|(_, i)| *i)
     }
 }

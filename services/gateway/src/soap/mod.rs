@@ -96,6 +96,14 @@ pub fn scope(ctx: &ServiceContext, state: Arc<GatewayState>) -> actix_web::Scope
         .route("/{endpoint}", web::post().to(serve))
 }
 
+/// The clock's time as the envelope writes it: Tyumen, with its offset.
+pub fn smev_time(clock: &dyn calendar::Clock) -> String {
+    clock
+        .now()
+        .with_timezone(&calendar::TYUMEN)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+}
+
 fn base_url(req: &HttpRequest) -> String {
     let info = req.connection_info();
     format!("{}://{}", info.scheme(), info.host())
@@ -163,11 +171,7 @@ impl Call<'_> {
     }
 
     fn now(&self) -> String {
-        self.ctx
-            .clock
-            .now()
-            .with_timezone(&calendar::TYUMEN)
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, false)
+        smev_time(self.ctx.clock.as_ref())
     }
 
     fn header(&self) -> Header {

@@ -54,7 +54,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn el(out: &mut String, name: &str, value: &str) {
-    out.push_str(&format!("<tns:{name}>{}</tns:{name}>", escape(value)));
+    super::write::el(out, "tns", name, value);
 }
 
 fn accepted(doc: &store::DocumentRow) -> String {

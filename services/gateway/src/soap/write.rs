@@ -8,7 +8,8 @@ use super::contracts::{Endpoint, GATEWAY_NS};
 use super::read::{SMEV_NS, SOAP_NS};
 use crate::domain::envelope::{Header, Message, Org};
 
-fn el(out: &mut String, prefix: &str, name: &str, value: &str) {
+/// `<prefix:name>value</prefix:name>`, the value escaped.
+pub(super) fn el(out: &mut String, prefix: &str, name: &str, value: &str) {
     out.push_str(&format!(
         "<{prefix}:{name}>{}</{prefix}:{name}>",
         escape(value)
