@@ -188,6 +188,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), String> {
     let settings =
         settings::Settings::load(&cli.config_dir, &cli.config).map_err(|e| e.to_string())?;
+    platform::tls::use_openssl_conf(settings.gateway.openssl_conf.as_deref());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

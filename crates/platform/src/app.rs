@@ -613,6 +613,7 @@ pub fn run_single(service: Arc<dyn Service>, args: &[String]) -> std::process::E
     let result = settings::Settings::load(std::path::Path::new(&dir), &files)
         .map_err(|e| e.to_string())
         .and_then(|settings| {
+            crate::tls::use_openssl_conf(settings.gateway.openssl_conf.as_deref());
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

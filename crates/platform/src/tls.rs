@@ -16,6 +16,18 @@ use settings::TlsSettings;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerCertificate(pub Vec<u8>);
 
+/// Names the OpenSSL configuration (`gateway.openssl_conf`: the one loading
+/// the ГОСТ engine) for OpenSSL to read when it starts. Called from `main`
+/// before any thread or any OpenSSL use; an `OPENSSL_CONF` already in the
+/// environment wins.
+pub fn use_openssl_conf(path: Option<&str>) {
+    if let Some(path) = path.filter(|p| !p.is_empty()) {
+        if std::env::var_os("OPENSSL_CONF").is_none() {
+            std::env::set_var("OPENSSL_CONF", path);
+        }
+    }
+}
+
 fn read(what: &str, path: &str) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("http.tls.{what} {path}: {e}"))
 }

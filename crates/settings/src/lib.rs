@@ -260,6 +260,17 @@ pub struct GatewaySettings {
     /// A SOAP request must come over the TLS listener with a client
     /// certificate registered for its Sender (mutual TLS).
     pub require_client_certificate: bool,
+    /// A SOAP request must carry the Sender's signature (`wsse:Security`,
+    /// actor smev); a badly signed one is refused whether or not this is on.
+    pub require_signature: bool,
+    /// The gateway's own signing key (PEM: RSA or ГОСТ Р 34.10-2012 256) and
+    /// its certificate; with both, answers and outbound calls are signed
+    /// (actor recipient).
+    pub signing_key_file: Option<String>,
+    pub signing_cert_file: Option<String>,
+    /// An OpenSSL configuration loaded at start (`OPENSSL_CONF`), the one that
+    /// loads the ГОСТ engine: `deploy/openssl-gost.cnf`.
+    pub openssl_conf: Option<String>,
 }
 
 impl Default for GatewaySettings {
@@ -279,6 +290,10 @@ impl Default for GatewaySettings {
             outbound_breaker_failures: 5,
             outbound_breaker_open_ms: 30_000,
             require_client_certificate: false,
+            require_signature: false,
+            signing_key_file: None,
+            signing_cert_file: None,
+            openssl_conf: None,
         }
     }
 }

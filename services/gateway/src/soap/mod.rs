@@ -13,8 +13,10 @@ use futures::StreamExt;
 use platform::ServiceContext;
 
 pub mod banks;
+pub mod c14n;
 pub mod calls;
 pub mod contracts;
+pub mod dsig;
 pub mod json;
 pub mod read;
 pub mod registry;
