@@ -156,6 +156,11 @@ pub async fn start(options: StartOptions) -> Result<Running, StartError> {
         clock,
         bind,
     } = options;
+    for service in &services {
+        service
+            .check(&settings)
+            .map_err(|e| StartError::Config(format!("{}: {e}", service.name())))?;
+    }
     let settings = Arc::new(settings);
     let keyring = Arc::new(
         crate::secrets::Keyring::load(&settings)

@@ -102,6 +102,14 @@ pub trait Service: Send + Sync + 'static {
         Ok(0)
     }
 
+    /// Checks what the service reads from the settings beyond their shape
+    /// (key files, certificates) before anything starts; an error stops the
+    /// start with its message.
+    fn check(&self, settings: &settings::Settings) -> Result<(), String> {
+        let _ = settings;
+        Ok(())
+    }
+
     /// Starts background work (consumers, schedules); it must stop when `cancel`
     /// fires.
     fn start(&self, ctx: &ServiceContext, cancel: CancellationToken) -> Vec<JoinHandle<()>> {

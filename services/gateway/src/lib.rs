@@ -20,8 +20,15 @@ pub mod store;
 pub struct GatewayService;
 
 fn state(ctx: &ServiceContext) -> Arc<soap::GatewayState> {
-    ctx.shared
-        .get_or_init(|| soap::GatewayState::new(log::LogWriter::spawn(ctx.db.clone()).0))
+    ctx.shared.get_or_init(|| {
+        // `check` has read the key and the certificate before the start.
+        let signer = soap::dsig::Signer::from_settings(&ctx.settings.gateway)
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "the gateway's signing key cannot be read: answers go out unsigned");
+                None
+            });
+        soap::GatewayState::new(log::LogWriter::spawn(ctx.db.clone()).0, signer)
+    })
 }
 
 impl Service for GatewayService {
@@ -40,6 +47,10 @@ impl Service for GatewayService {
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         <api::GatewayApi as utoipa::OpenApi>::openapi()
+    }
+
+    fn check(&self, settings: &settings::Settings) -> Result<(), String> {
+        soap::dsig::Signer::from_settings(&settings.gateway).map(|_| ())
     }
 
     fn start(

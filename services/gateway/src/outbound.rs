@@ -269,13 +269,16 @@ async fn deliver(
         }
     };
     let (request, outcome) = match &participant {
-        Some(p) if p.active && !p.address.is_empty() => {
-            let body = envelope(ctx, &d, p);
-            (
+        Some(p) if p.active && !p.address.is_empty() => match state.sign(envelope(ctx, &d, p)) {
+            Ok(body) => (
                 body.clone(),
                 call(http, gw.outbound_timeout_ms, &p.address, &d.operation, body).await,
-            )
-        }
+            ),
+            Err(e) => (
+                String::new(),
+                Err((format!("the call could not be signed: {e}"), String::new())),
+            ),
+        },
         _ => (
             String::new(),
             Err((

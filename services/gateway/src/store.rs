@@ -386,8 +386,9 @@ pub fn insert_log(conn: &mut DbConnection, row: &LogRow) -> Result<(), StorageEr
 /// The first answer to an inbound message of `participant` with `message_id`
 /// that a repeat must get again. A FAILURE is not one: it promised that asking
 /// again is safe, so a repeat is answered anew. Nor is a refusal of the client
-/// certificate: the sender was not who it claimed, and the real one's message
-/// of that id must not get it.
+/// certificate or of the signature: the sender was not who it claimed (or the
+/// message not what was signed), and the real one's message of that id must
+/// not get it.
 pub fn first_answer(
     conn: &mut DbConnection,
     participant: &str,
@@ -399,10 +400,44 @@ pub fn first_answer(
         .filter(message_log::direction.eq("in"))
         .filter(message_log::status.ne("FAILURE"))
         .filter(message_log::outcome.not_like("CERTIFICATE%"))
+        .filter(message_log::outcome.not_like("SIGNATURE%"))
         .order(message_log::seq)
         .select(LogRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// When and by whom a certificate (DER) was taken off participant `code`'s
+/// registered certificates, from the audit of its changes: the last time.
+pub fn certificate_retired(
+    conn: &mut DbConnection,
+    code: &str,
+    der: &[u8],
+) -> Result<Option<(NaiveDateTime, String)>, StorageError> {
+    let rows: Vec<(NaiveDateTime, String, Option<String>, Option<String>)> = gateway_audit::table
+        .filter(gateway_audit::entity.eq("participant"))
+        .filter(gateway_audit::entity_id.eq(code))
+        .order(gateway_audit::at.desc())
+        .select((
+            gateway_audit::at,
+            gateway_audit::actor,
+            gateway_audit::before_value,
+            gateway_audit::after_value,
+        ))
+        .load(conn)?;
+    let holds = |v: &Option<String>| {
+        let certificates = v
+            .as_deref()
+            .and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok())
+            .and_then(|v| v.get("certificates").cloned())
+            .and_then(|c| serde_json::from_value::<Vec<String>>(c).ok())
+            .unwrap_or_default();
+        platform::tls::is_one_of(der, &certificates)
+    };
+    Ok(rows
+        .into_iter()
+        .find(|(_, _, before, after)| holds(before) && !holds(after))
+        .map(|(at, actor, _, _)| (at, actor)))
 }
 
 pub fn log_record(conn: &mut DbConnection, seq: i64) -> Result<Option<LogRow>, StorageError> {

@@ -1840,10 +1840,16 @@ async fn outbound_deliveries_are_retried_parked_replayed_and_sent_once() {
     let sim = Arc::new(Sim::default());
     sim.dead.store(true, std::sync::atomic::Ordering::SeqCst);
     let base = simulate(sim.clone());
+    let keys = std::env::temp_dir().join(format!("portal-outbound-{}", uuid_like()));
+    std::fs::create_dir_all(&keys).unwrap();
+    openssl_pair(&keys, "gateway", "rsa:2048");
+    let key_path = |f: &str| Some(keys.join(f).to_string_lossy().into_owned());
     let app = TestApp::spawn_configured(
         vec![Arc::new(gateway::GatewayService)],
         clock_at(2026, 5, 13, 10),
         |s| {
+            s.gateway.signing_key_file = key_path("gateway.key");
+            s.gateway.signing_cert_file = key_path("gateway.pem");
             s.gateway.outbound_timeout_ms = 500;
             s.gateway.outbound_retry_ms = 50;
             s.gateway.outbound_max_attempts = 3;
@@ -1954,6 +1960,16 @@ async fn outbound_deliveries_are_retried_parked_replayed_and_sent_once() {
     );
     let push = gateway::soap::contracts::endpoint("caterer-push").unwrap();
     gateway::soap::xsd::validate(push, &body).unwrap_or_else(|v| panic!("{v:?}\n{body}"));
+    // Signed with the gateway's key (actor recipient).
+    let gateway_der =
+        openssl::x509::X509::from_pem(&std::fs::read(keys.join("gateway.pem")).unwrap())
+            .unwrap()
+            .to_der()
+            .unwrap();
+    match gateway::soap::dsig::check_as(&body, gateway::soap::dsig::ACTOR_RECIPIENT) {
+        gateway::soap::dsig::Checked::Verified(s) => assert_eq!(s.certificate, gateway_der),
+        other => panic!("the delivery's signature: {other:?}\n{body}"),
+    }
 
     // The dead one is parked after its attempts; the operator replays it once it is back.
     let mut parked = Vec::new();
@@ -2004,6 +2020,7 @@ async fn outbound_deliveries_are_retried_parked_replayed_and_sent_once() {
     let logged = log_search(&app, "participant=FLAKY").await;
     assert_eq!(logged.len(), 3, "{logged:?}");
     app.stop().await;
+    let _ = std::fs::remove_dir_all(&keys);
 }
 
 /// A participants' CA, a server certificate for 127.0.0.1 and client
@@ -2238,4 +2255,181 @@ async fn a_hanging_participant_with_a_backlog_holds_no_one_back() {
         "at most 4 in flight to one participant at a time: {hang_calls}"
     );
     app.stop().await;
+}
+
+/// `openssl req -x509` in `dir`: a key and a self-signed certificate of
+/// `algorithm` (`rsa:2048`, or `gost2012_256` through the gost engine that
+/// OPENSSL_CONF loads), named `name.key` / `name.pem`.
+fn openssl_pair(dir: &std::path::Path, name: &str, algorithm: &str) {
+    let mut args = vec![
+        "req", "-x509", "-newkey", algorithm, "-nodes", "-days", "30",
+    ];
+    if algorithm.starts_with("gost") {
+        args.extend(["-pkeyopt", "paramset:A", "-md_gost12_256"]);
+    }
+    let (key, pem, subj) = (
+        format!("{name}.key"),
+        format!("{name}.pem"),
+        format!("/CN={name}"),
+    );
+    args.extend(["-keyout", &key, "-out", &pem, "-subj", &subj]);
+    let out = std::process::Command::new("openssl")
+        .args(&args)
+        .current_dir(dir)
+        .output()
+        .expect("the openssl command");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} (OPENSSL_CONF={:?}): {}",
+        std::env::var("OPENSSL_CONF"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_messages_are_verified_and_their_certificates_judged() {
+    use gateway::soap::dsig;
+    let dir = std::env::temp_dir().join(format!("portal-dsig-{}", uuid_like()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (name, algorithm) in [
+        ("gateway", "gost2012_256"),
+        ("rsa01", "rsa:2048"),
+        ("gost01", "gost2012_256"),
+        ("bank02", "rsa:2048"),
+    ] {
+        openssl_pair(&dir, name, algorithm);
+    }
+    let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+    let pem = |f: &str| String::from_utf8(read(f)).unwrap();
+    // A certificate of BANK01's that ran out a year ago.
+    let expired_key = openssl::pkey::PKey::private_key_from_pem(&read("rsa01.key")).unwrap();
+    let year = 365 * 86_400;
+    let now = chrono::Utc::now().timestamp();
+    let expired = dsig::self_signed(&expired_key, "rsa01-old", now - 2 * year, now - year).unwrap();
+    let expired_pem = String::from_utf8(expired.to_pem().unwrap()).unwrap();
+    let signer = |name: &str| {
+        dsig::Signer::from_pem(&read(&format!("{name}.key")), &read(&format!("{name}.pem")))
+            .unwrap()
+    };
+    let expired_signer =
+        dsig::Signer::from_pem(&read("rsa01.key"), expired_pem.as_bytes()).unwrap();
+
+    let path = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let app = app_with(|s| {
+        s.gateway.require_signature = true;
+        s.gateway.signing_key_file = Some(path("gateway.key"));
+        s.gateway.signing_cert_file = Some(path("gateway.pem"));
+    })
+    .await;
+    let mut bank01 = participant("bank", "production", Some("sber"));
+    bank01["certificates"] = json!([pem("rsa01.pem"), pem("gost01.pem"), expired_pem]);
+    register(&app, "BANK01", bank01.clone(), &["banks.Check"]).await;
+    let mut bank02 = participant("bank", "production", Some("vtb"));
+    bank02["certificates"] = json!([pem("bank02.pem")]);
+    register(&app, "BANK02", bank02, &["banks.Check"]).await;
+    open_account(&app, "ls-77").await;
+    let gateway_der = openssl::x509::X509::from_pem(&read("gateway.pem"))
+        .unwrap()
+        .to_der()
+        .unwrap();
+    let code = |xml: &str| field(xml, "Code").unwrap_or_default();
+
+    // Unsigned where signatures are required.
+    let (_, unsigned) = soap(&app, &req("Check", "s-0", CHECK)).await;
+    assert_eq!(
+        (status(&unsigned).as_str(), code(&unsigned).as_str()),
+        ("REJECT", "SIGNATURE_REQUIRED"),
+        "{unsigned}"
+    );
+
+    // Signed by each algorithm: answered, and the answer carries the
+    // gateway's own signature (actor recipient) that verifies.
+    for (name, id, algorithm) in [
+        ("rsa01", "s-rsa", "RSA-SHA256"),
+        ("gost01", "s-gost", "ГОСТ Р 34.10-2012 (256)"),
+    ] {
+        let signed = signer(name)
+            .sign(&envelope(&req("Check", id, CHECK)), dsig::ACTOR_SMEV)
+            .unwrap();
+        let (http, answer) = post(&app, signed).await;
+        assert_eq!(
+            (http, status(&answer).as_str(), code(&answer).as_str()),
+            (200, "RESULT", "0"),
+            "{name}: {answer}"
+        );
+        match dsig::check_as(&answer, dsig::ACTOR_RECIPIENT) {
+            dsig::Checked::Verified(s) => assert_eq!(s.certificate, gateway_der),
+            other => panic!("the answer's signature: {other:?}\n{answer}"),
+        }
+        let logged = log_search(&app, &format!("message_id={id}")).await;
+        let outcome = logged[0]["outcome"].as_str().unwrap();
+        assert!(
+            outcome.contains(&format!("signed {algorithm}")),
+            "{outcome}"
+        );
+    }
+
+    // Altered after signing: refused, and the log keeps both digests.
+    let signed = signer("rsa01")
+        .sign(&envelope(&req("Check", "s-alt", CHECK)), dsig::ACTOR_SMEV)
+        .unwrap();
+    let altered = signed.replace("ls-77", "ls-78");
+    let (_, answer) = post(&app, altered.clone()).await;
+    assert_eq!(
+        (status(&answer).as_str(), code(&answer).as_str()),
+        ("REJECT", "SIGNATURE_INVALID"),
+        "{answer}"
+    );
+    let dsig::Checked::Failed(_, Some(digests)) = dsig::check(&altered) else {
+        panic!("not a digest mismatch")
+    };
+    let logged = log_search(&app, "message_id=s-alt").await;
+    let outcome = logged[0]["outcome"].as_str().unwrap();
+    assert!(
+        outcome.contains(&digests.computed) && outcome.contains(&digests.claimed),
+        "{outcome}"
+    );
+    // That refusal is not the message's first answer: the untouched one is answered.
+    let (_, answer) = post(&app, signed).await;
+    assert_eq!(status(&answer), "RESULT", "{answer}");
+
+    // A certificate of another participant.
+    let theirs = signer("bank02")
+        .sign(&envelope(&req("Check", "s-other", CHECK)), dsig::ACTOR_SMEV)
+        .unwrap();
+    let (_, answer) = post(&app, theirs).await;
+    assert_eq!(code(&answer), "CERTIFICATE_NOT_REGISTERED", "{answer}");
+
+    // An expired one, though registered.
+    let old = expired_signer
+        .sign(&envelope(&req("Check", "s-old", CHECK)), dsig::ACTOR_SMEV)
+        .unwrap();
+    let (_, answer) = post(&app, old).await;
+    assert_eq!(code(&answer), "CERTIFICATE_EXPIRED", "{answer}");
+
+    // A superseded algorithm, named.
+    let v2001 = signer("rsa01")
+        .sign(&envelope(&req("Check", "s-2001", CHECK)), dsig::ACTOR_SMEV)
+        .unwrap()
+        .replace(
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            "http://www.w3.org/2001/04/xmldsig-more#gostr34102001-gostr3411",
+        );
+    let (_, answer) = post(&app, v2001).await;
+    assert_eq!(code(&answer), "SIGNATURE_ALGORITHM_UNSUPPORTED", "{answer}");
+
+    // The RSA certificate replaced by the operator: refused as revoked.
+    bank01["certificates"] = json!([pem("gost01.pem")]);
+    register(&app, "BANK01", bank01, &[]).await;
+    let replaced = signer("rsa01")
+        .sign(
+            &envelope(&req("Check", "s-replaced", CHECK)),
+            dsig::ACTOR_SMEV,
+        )
+        .unwrap();
+    let (_, answer) = post(&app, replaced).await;
+    assert_eq!(code(&answer), "CERTIFICATE_REVOKED", "{answer}");
+    assert!(answer.contains("operator-1"), "{answer}");
+    app.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
 }

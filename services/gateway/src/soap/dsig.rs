@@ -477,7 +477,13 @@ fn algorithm_of(signature_uri: &str, digest_uri: &str) -> Result<&'static dyn Al
 /// Checks the sender's signature of a request (`xml`, the whole envelope as
 /// received).
 pub fn check(xml: &str) -> Checked {
-    let s = match security(xml, ACTOR_SMEV) {
+    check_as(xml, ACTOR_SMEV)
+}
+
+/// Checks the signature of `actor`'s `wsse:Security` block (the gateway's
+/// own answers carry [`ACTOR_RECIPIENT`]).
+pub fn check_as(xml: &str, actor: &str) -> Checked {
+    let s = match security(xml, actor) {
         Ok(Some(s)) => s,
         Ok(None) => return Checked::Unsigned,
         Err(r) => return Checked::Failed(r, None),
@@ -672,6 +678,19 @@ impl Signer {
             certificate_b64: base64::engine::general_purpose::STANDARD.encode(der),
             algorithm,
         })
+    }
+
+    /// The gateway's signer the settings name (`gateway.signing_key_file`
+    /// and `signing_cert_file`); None when neither is set.
+    pub fn from_settings(gw: &settings::GatewaySettings) -> Result<Option<Signer>, String> {
+        let set = |f: &Option<String>| f.as_deref().filter(|p| !p.is_empty()).map(str::to_string);
+        match (set(&gw.signing_key_file), set(&gw.signing_cert_file)) {
+            (None, None) => Ok(None),
+            (Some(k), Some(c)) => Signer::from_files(&k, &c)
+                .map(Some)
+                .map_err(|e| format!("gateway.signing_key_file / signing_cert_file: {e}")),
+            _ => Err("gateway.signing_key_file and gateway.signing_cert_file go together: set both or neither".into()),
+        }
     }
 
     /// Reads the key and certificate files.

@@ -39,14 +39,26 @@ pub struct GatewayState {
     /// Requests carrying a document (up to `max_document_mib` each, several
     /// times that in memory while read): at most two at once per process.
     documents: tokio::sync::Semaphore,
+    /// The gateway's own key: answers and outbound calls are signed with it
+    /// (actor recipient) when there is one.
+    pub signer: Option<dsig::Signer>,
 }
 
 impl GatewayState {
-    pub fn new(log: LogWriter) -> GatewayState {
+    pub fn new(log: LogWriter, signer: Option<dsig::Signer>) -> GatewayState {
         GatewayState {
             log,
             inflight: InFlight::default(),
             documents: tokio::sync::Semaphore::new(2),
+            signer,
+        }
+    }
+
+    /// `xml` signed with the gateway's key, or as it is where there is none.
+    pub fn sign(&self, xml: String) -> Result<String, String> {
+        match &self.signer {
+            Some(s) => s.sign(&xml, dsig::ACTOR_RECIPIENT),
+            None => Ok(xml),
         }
     }
 }
@@ -162,6 +174,8 @@ struct Call<'a> {
     document: Option<registry::Document>,
     /// The client certificate (DER) the TLS connection showed.
     peer: Option<Vec<u8>>,
+    /// The Sender's XML signature, checked on the request as received.
+    signature: dsig::Checked,
 }
 
 impl Call<'_> {
@@ -300,6 +314,30 @@ impl Call<'_> {
                 (None, None, None),
             ),
         };
+        let mut o = o;
+        if !matches!(self.signature, dsig::Checked::Unsigned) {
+            o.outcome = format!("{}; {}", o.outcome, self.signature.note());
+        }
+        if self.state.signer.is_some() {
+            let body = std::mem::take(&mut o.body);
+            match self.state.sign(body) {
+                Ok(signed) => o.body = signed,
+                Err(e) => {
+                    tracing::error!(error = %e, "an answer could not be signed");
+                    let error = GatewayError::new(
+                        "SERVICE_UNAVAILABLE",
+                        format!("the answer could not be signed ({e}); ask again"),
+                    );
+                    o = Outcome {
+                        http: 500,
+                        status: Status::Failure,
+                        outcome: format!("{}: {}", error.code, error.text),
+                        body: write::fault(None, &error),
+                        logged: None,
+                    };
+                }
+            }
+        }
         let record = store::Exchange {
             direction: "in".into(),
             participant,
@@ -383,6 +421,7 @@ async fn serve(
         peer: req
             .conn_data::<platform::tls::PeerCertificate>()
             .map(|c| c.0.clone()),
+        signature: dsig::Checked::Unsigned,
     };
     // A request that carries a document says so by its SOAPAction and may be
     // larger; its Body must then hold that operation.
@@ -444,6 +483,32 @@ async fn serve(
         let o = x.invalid(None, error, 413);
         return x.finish(None, o).await;
     }
+    // The signature is checked on the request as received, before the
+    // document is elided; a large one off the server's thread.
+    x.signature = if x.request.len() > 1024 * 1024 {
+        let request = std::mem::take(&mut x.request);
+        let checked = tokio::task::spawn_blocking(move || {
+            let checked = dsig::check(&request);
+            (request, checked)
+        })
+        .await;
+        match checked {
+            Ok((request, checked)) => {
+                x.request = request;
+                checked
+            }
+            Err(e) => {
+                let error = GatewayError::new(
+                    "SIGNATURE_INVALID",
+                    format!("the signature check stopped: {e}"),
+                );
+                let o = x.invalid(None, error, 500);
+                return x.finish(None, o).await;
+            }
+        }
+    } else {
+        dsig::check(&x.request)
+    };
     // The document is decoded once and kept out of the log and the validator.
     if let Some(range) = inbound.document.clone() {
         let decoded = registry::Document::decode(&read::document_base64(&x.request, range.clone()));
@@ -568,6 +633,16 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
             );
             return x.finish(Some((inbound, m, id)), o).await;
         }
+        if let Err(r) = judge_signature(x, p, &certificates).await {
+            let o = x.refuse(
+                &op,
+                m,
+                id,
+                Status::Reject,
+                GatewayError::new(r.code, r.text),
+            );
+            return x.finish(Some((inbound, m, id)), o).await;
+        }
     }
     // A STATE only reads: asked again, it is answered anew.
     let first = first.filter(|_| !x.endpoint.states.contains(&op.as_str()));
@@ -616,6 +691,44 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
         },
     };
     x.finish(Some((inbound, m, id)), o).await
+}
+
+/// The Sender's XML signature judged: required or not, one that does not
+/// hold is refused; one that holds must be made with a certificate
+/// registered for the Sender now (one taken off its list is named so) and
+/// within its dates.
+async fn judge_signature(
+    x: &Call<'_>,
+    p: &store::ParticipantRow,
+    certificates: &[String],
+) -> Result<(), dsig::Refusal> {
+    let mut registration = dsig::Registration::Registered;
+    if let dsig::Checked::Verified(s) = &x.signature {
+        if !platform::tls::is_one_of(&s.certificate, certificates) {
+            let (code, der) = (p.code.clone(), s.certificate.clone());
+            registration = x
+                .ctx
+                .db
+                .read(move |conn| store::certificate_retired(conn, &code, &der))
+                .await
+                .map_err(|e| dsig::Refusal {
+                    code: "SERVICE_UNAVAILABLE",
+                    text: format!("the gateway's database does not answer: {e}; ask again"),
+                })?
+                .map(|(at, by)| dsig::Registration::Retired {
+                    at: at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                    by,
+                })
+                .unwrap_or(dsig::Registration::Unknown);
+        }
+    }
+    dsig::judge(
+        &x.signature,
+        &p.code,
+        x.ctx.settings.gateway.require_signature,
+        |_| registration,
+        chrono::Utc::now().timestamp(),
+    )
 }
 
 async fn route(
