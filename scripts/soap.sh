@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The WSDLs as a contract: python zeep (from PyPI, in a virtual environment made
 # here) loads each served WSDL and calls every operation against the real
-# binary. `scripts/soap.sh embedded`: one process, SQLite, in-process bus.
+# binary, which signs its answers with a ГОСТ key made here; then signxml and
+# lxml with the openssl command sign requests the gateway must verify, and
+# check the gateway's signatures (tests/soap/test_signatures.py). `scripts/soap.sh embedded`: one process, SQLite, in-process bus.
 # `scripts/soap.sh distributed`: payments and gateway as separate processes on
 # PostgreSQL and RabbitMQ (scripts/services.sh has started them).
 # Expects the debug binary built (scripts/test.sh has run cargo test).
@@ -10,15 +12,15 @@ cd "$(dirname "$0")/.."
 mode="${1:-embedded}"
 
 venv=target/soap-venv
-if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import zeep' 2>/dev/null; then
-    echo "soap: installing zeep into $venv"
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import zeep, signxml' 2>/dev/null; then
+    echo "soap: installing zeep and signxml into $venv"
     if ! python3 -m venv "$venv" >/dev/null 2>&1; then
         rm -rf "$venv"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
         python3 -m venv "$venv"
     fi
-    "$venv/bin/pip" install -q --disable-pip-version-check 'zeep>=4.2,<5'
+    "$venv/bin/pip" install -q --disable-pip-version-check 'zeep>=4.2,<5' 'signxml>=4,<5'
 fi
 
 bin="$PWD/target/debug/portal"
@@ -40,6 +42,13 @@ wait_ready() {
     echo "soap: the platform on port $1 did not become ready"; cat "$dir"/*.log; return 1
 }
 export PORTAL_TELEMETRY__LOG_FILTER=warn
+# The ГОСТ engine (scripts/build-deps.sh installs it), for the platform and the
+# openssl command alike; the gateway signs with a ГОСТ key made here.
+export OPENSSL_CONF="$PWD/deploy/openssl-gost.cnf"
+openssl req -x509 -newkey gost2012_256 -pkeyopt paramset:A -md_gost12_256 -nodes -days 30 \
+    -keyout "$dir/gateway.key" -out "$dir/gateway.pem" -subj "/CN=TMNPORTAL" 2>/dev/null
+export PORTAL_GATEWAY__SIGNING_KEY_FILE="$dir/gateway.key"
+export PORTAL_GATEWAY__SIGNING_CERT_FILE="$dir/gateway.pem"
 
 if [ "$mode" = distributed ]; then
     run=$(date +%s)_$$
@@ -109,6 +118,7 @@ call(meals_port, "PUT", "/api/meals/schools/zs1", muni, {"municipality": "tyumen
 call(meals_port, "PUT", "/api/meals/schools/zs1/organizer", admin, {"organizer": "org-z"})
 PY
 "$venv/bin/python" tests/soap/test_gateway.py "http://127.0.0.1:$gateway_port"
+"$venv/bin/python" tests/soap/test_signatures.py "http://127.0.0.1:$gateway_port" "$operator" "$dir/gateway.pem"
 
 # The log of what just happened is intact.
 (cd "$dir" && "$bin" gateway verify-log)

@@ -704,8 +704,12 @@ impl Signer {
     }
 
     /// Signs an envelope as `actor`: the Body gets a `wsu:Id`, the header a
-    /// `wsse:Security` with the certificate and the signature.
+    /// `wsse:Security` with the certificate and the signature. An envelope
+    /// `actor` has signed already (a first answer sent again) is as it was.
     pub fn sign(&self, xml: &str, actor: &str) -> Result<String, String> {
+        if security(xml, actor).map_err(|r| r.text)?.is_some() {
+            return Ok(xml.to_string());
+        }
         sign_with(xml, actor, &self.key, &self.certificate_b64, self.algorithm)
     }
 }
@@ -973,6 +977,11 @@ mod tests {
             );
             for xml in [ENVELOPE.to_string(), without, empty] {
                 let signed = signer.sign(&xml, ACTOR_SMEV).unwrap();
+                assert_eq!(
+                    signer.sign(&signed, ACTOR_SMEV).unwrap(),
+                    signed,
+                    "signed once"
+                );
                 let s = verified(check(&signed));
                 assert_eq!(s.algorithm, signer.algorithm());
                 assert_eq!(s.certificate, cert.to_der().unwrap());
