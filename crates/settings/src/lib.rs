@@ -794,6 +794,13 @@ mod tests {
             )
             .unwrap();
             assert!(s.gateway.require_client_certificate);
+            assert!(s.gateway.require_signature);
+            assert!(!embedded.gateway.require_signature);
+            assert_eq!(
+                s.gateway.openssl_conf.as_deref(),
+                Some("/etc/portal/openssl-gost.cnf")
+            );
+            assert!(s.gateway.signing_key_file.is_some() && s.gateway.signing_cert_file.is_some());
             assert!(s.http.tls.require_client_cert);
             assert_eq!(s.http.tls.bind, "0.0.0.0:8443");
             assert_eq!(s.bus.backend, BusBackend::Rabbitmq, "on top of distributed");

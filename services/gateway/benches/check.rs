@@ -3,6 +3,12 @@
 //! over the bus and back) at 64 concurrent clients, beside a bare actix-web
 //! handler answering the same response body, in the same run on the same
 //! machine. Reports requests per second, p50 and p99 of each and the ratio.
+//! Then the same `check` with every request signed (XMLDSig in the SMEV
+//! envelope, verified by the gateway): RSA-SHA256 and ГОСТ Р 34.10-2012
+//! (256), beside the unsigned figure of the same run; and what signing one
+//! answer costs the gateway (`gateway.signing_key_file`), single-threaded.
+//! The signed requests are made before their run (two threads), so the
+//! clients' signing is not measured.
 //!
 //! Run: `cargo bench -p gateway --bench check` (embedded: SQLite, the
 //! in-process bus). `PORTAL_TEST_MODE=distributed` runs the gateway and
@@ -22,6 +28,8 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use auth::Role;
+use gateway::soap::dsig;
+use openssl::pkey::{PKey, Private};
 use serde_json::json;
 
 mod common;
@@ -147,7 +155,24 @@ async fn main() {
     )
     .await;
     let http = reqwest::Client::new();
-    let operator = common::register_bank(&app, &http, &["banks.Check"]).await;
+    let now = chrono::Utc::now().timestamp();
+    let keys = [
+        ("RSA-SHA256", rsa_key()),
+        ("ГОСТ Р 34.10-2012 (256)", gost_key()),
+    ];
+    let signers: Vec<(&str, Arc<dsig::Signer>, String)> = keys
+        .iter()
+        .map(|(name, key)| {
+            let cert = dsig::self_signed(key, "BANK01", now - 60, now + 86_400).unwrap();
+            let pem = String::from_utf8(cert.to_pem().unwrap()).unwrap();
+            let signer =
+                dsig::Signer::from_pem(&key.private_key_to_pem_pkcs8().unwrap(), pem.as_bytes())
+                    .unwrap();
+            (*name, Arc::new(signer), pem)
+        })
+        .collect();
+    let certificates: Vec<String> = signers.iter().map(|(_, _, pem)| pem.clone()).collect();
+    let operator = common::register_bank(&app, &http, &["banks.Check"], &certificates).await;
     let res = http
         .post(app.url("/api/payments/accounts"))
         .bearer_auth(&operator)
@@ -242,6 +267,23 @@ async fn main() {
         clients,
     )
     .await;
+    let mut signed = Vec::new();
+    for (name, signer, _) in &signers {
+        let bodies = sign_all(signer.clone(), name, total).await;
+        let run = load(
+            &Door {
+                url: app.url("/soap/banks"),
+                body: Arc::new(move |i| bodies[i].clone()),
+                content_type: xml,
+                bearer: None,
+                expect: "<smev:Status>RESULT</smev:Status>",
+            },
+            total,
+            clients,
+        )
+        .await;
+        signed.push((*name, run));
+    }
     let row = |name: &str, r: &Run| {
         println!(
             "| {name} | {:.0} | {:.1} | {:.1} |",
@@ -258,6 +300,9 @@ async fn main() {
         &rest,
     );
     row("bare actix-web handler, same body", &plain);
+    for (name, run) in &signed {
+        row(&format!("gateway `check`, requests signed {name}"), run);
+    }
     let ratio = gw.per_second() / plain.per_second();
     println!(
         "payments alone / bare: {:.2} (the most any door in front of payments can reach)",
@@ -273,6 +318,99 @@ async fn main() {
         verdict(ratio >= 0.2),
         verdict(p99 < 50.0)
     );
+    for (name, run) in &signed {
+        let r = run.per_second() / gw.per_second();
+        println!(
+            "signed {name} / unsigned: {r:.2} — goal ≥ 0.5: {}; p99 {:.1} ms",
+            verdict(r >= 0.5),
+            ms(run.percentile(0.99))
+        );
+    }
+    // Checking one signed request, and signing an answer (the gateway's own
+    // key), one thread.
+    let unsigned = envelope("one");
+    let n = 2_000;
+    let started = Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(dsig::check(&unsigned));
+    }
+    println!(
+        "checking an unsigned request for a signature: {:.0} µs",
+        started.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+    );
+    for (name, signer, _) in &signers {
+        let request = signer.sign(&unsigned, dsig::ACTOR_SMEV).unwrap();
+        let started = Instant::now();
+        for _ in 0..n {
+            assert!(matches!(
+                std::hint::black_box(dsig::check(&request)),
+                dsig::Checked::Verified(_)
+            ));
+        }
+        println!(
+            "checking one signed request ({} bytes) {name}: {:.0} µs",
+            request.len(),
+            started.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+        );
+    }
+    for (name, signer, _) in &signers {
+        let n = 2_000;
+        let started = Instant::now();
+        for _ in 0..n {
+            std::hint::black_box(signer.sign(&canned, dsig::ACTOR_RECIPIENT).unwrap());
+        }
+        println!(
+            "signing one answer ({} bytes) {name}: {:.0} µs",
+            canned.len(),
+            started.elapsed().as_secs_f64() * 1e6 / f64::from(n)
+        );
+    }
     bare_handle.stop(true).await;
     app.stop().await;
+}
+
+fn rsa_key() -> PKey<Private> {
+    PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap()
+}
+
+/// A ГОСТ key by the openssl command (the gost engine OPENSSL_CONF loads).
+fn gost_key() -> PKey<Private> {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "gost2012_256",
+            "-pkeyopt",
+            "paramset:A",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl genpkey gost2012_256: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PKey::private_key_from_pem(&out.stdout).unwrap()
+}
+
+/// `total` requests signed by `signer`, on two threads.
+async fn sign_all(signer: Arc<dsig::Signer>, name: &str, total: usize) -> Arc<Vec<String>> {
+    let half = total / 2;
+    let tag: String = name.chars().filter(char::is_ascii_alphanumeric).collect();
+    let part = |from: usize, to: usize| {
+        let (signer, tag) = (signer.clone(), tag.clone());
+        tokio::task::spawn_blocking(move || {
+            (from..to)
+                .map(|i| {
+                    signer
+                        .sign(&envelope(&format!("signed-{tag}-{i}")), dsig::ACTOR_SMEV)
+                        .unwrap()
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let (a, b) = (part(0, half), part(half, total));
+    let mut all = a.await.unwrap();
+    all.extend(b.await.unwrap());
+    Arc::new(all)
 }

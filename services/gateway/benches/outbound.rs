@@ -2,8 +2,8 @@
 //! flight: 16 caterer participants (the default 4 in flight each) behind one
 //! bare actix-web handler answering ACCEPT; `BENCH_DELIVERIES` (default
 //! 20,000) deliveries queued at once; the time until all are delivered, each
-//! one an SMEV envelope built, posted, answered, logged and marked (not
-//! signed yet: signatures are the next part of issue 16).
+//! one an SMEV envelope built, signed with the gateway's ГОСТ Р 34.10-2012
+//! key (as in production), posted, answered, logged and marked.
 //!
 //! Run: `cargo bench -p gateway --bench outbound` (embedded);
 //! `PORTAL_TEST_MODE=distributed` for PostgreSQL.
@@ -48,16 +48,51 @@ async fn main() {
     let addr = server.addrs()[0];
     tokio::spawn(server.run());
 
+    // The gateway's ГОСТ key and certificate, made by the openssl command.
+    let keys = std::env::temp_dir().join(format!("portal-bench-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&keys).unwrap();
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "gost2012_256",
+            "-pkeyopt",
+            "paramset:A",
+            "-md_gost12_256",
+            "-nodes",
+            "-days",
+            "30",
+            "-keyout",
+            "gateway.key",
+            "-out",
+            "gateway.pem",
+            "-subj",
+            "/CN=TMNPORTAL",
+        ])
+        .current_dir(&keys)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl req gost2012_256: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key_file = |f: &str| Some(keys.join(f).to_string_lossy().into_owned());
     let app = common::spawn(
         chrono::NaiveDate::from_ymd_opt(2026, 5, 13)
             .unwrap()
             .and_hms_opt(10, 0, 0)
             .unwrap(),
-        |s| s.http.workers = 1,
+        |s| {
+            s.http.workers = 1;
+            s.gateway.signing_key_file = key_file("gateway.key");
+            s.gateway.signing_cert_file = key_file("gateway.pem");
+        },
     )
     .await;
     let http = reqwest::Client::new();
-    let operator = common::register_bank(&app, &http, &[]).await;
+    let operator = common::register_bank(&app, &http, &[], &[]).await;
     for p in 0..participants {
         let res = http
             .put(app.url(&format!("/api/gateway/participants/CAT{p:02}")))
@@ -151,4 +186,5 @@ async fn main() {
         received.load(Ordering::Relaxed)
     );
     app.stop().await;
+    let _ = std::fs::remove_dir_all(&keys);
 }

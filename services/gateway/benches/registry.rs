@@ -84,6 +84,7 @@ async fn main() {
         &app,
         &http,
         &["banks.UploadRegistry", "banks.RegistryState"],
+        &[],
     )
     .await;
     for a in 0..accounts {

@@ -39,8 +39,14 @@ pub async fn spawn(
     .await
 }
 
-/// Registers BANK01 and grants it `rights`; the operator's token.
-pub async fn register_bank(app: &TestApp, http: &reqwest::Client, rights: &[&str]) -> String {
+/// Registers BANK01 with the PEM certificates of its signing keys and grants
+/// it `rights`; the operator's token.
+pub async fn register_bank(
+    app: &TestApp,
+    http: &reqwest::Client,
+    rights: &[&str],
+    certificates: &[String],
+) -> String {
     let operator = app.token("operator-1", &[Role::OperatorAdmin], |_| {});
     let res = http
         .put(app.url("/api/gateway/participants/BANK01"))
@@ -49,7 +55,7 @@ pub async fn register_bank(app: &TestApp, http: &reqwest::Client, rights: &[&str
             "name": "ПАО Банк", "inn": "7707083893", "ogrn": "1027700132195",
             "kind": "bank", "contour": "production",
             "contacts": { "name": "Иванов Иван", "phone": "+7 345 200-00-00", "email": "it@bank.example" },
-            "bank": "sber"
+            "bank": "sber", "certificates": certificates
         }))
         .send()
         .await

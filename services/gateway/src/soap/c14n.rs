@@ -108,29 +108,17 @@ fn attributes(e: &BytesStart) -> Result<(Scope, Vec<Attr>), String> {
     Ok((declared, attrs))
 }
 
-fn escape_text(s: &str, out: &mut Vec<u8>) {
+/// Text (`attr` false) or an attribute's value (true) as exclusive c14n
+/// writes them.
+fn escape(s: &str, out: &mut Vec<u8>, attr: bool) {
     for c in s.chars() {
         match c {
             '&' => out.extend_from_slice(b"&amp;"),
             '<' => out.extend_from_slice(b"&lt;"),
-            '>' => out.extend_from_slice(b"&gt;"),
-            '\r' => out.extend_from_slice(b"&#xD;"),
-            c => {
-                let mut b = [0; 4];
-                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
-            }
-        }
-    }
-}
-
-fn escape_attr(s: &str, out: &mut Vec<u8>) {
-    for c in s.chars() {
-        match c {
-            '&' => out.extend_from_slice(b"&amp;"),
-            '<' => out.extend_from_slice(b"&lt;"),
-            '"' => out.extend_from_slice(b"&quot;"),
-            '\t' => out.extend_from_slice(b"&#x9;"),
-            '\n' => out.extend_from_slice(b"&#xA;"),
+            '>' if !attr => out.extend_from_slice(b"&gt;"),
+            '"' if attr => out.extend_from_slice(b"&quot;"),
+            '\t' if attr => out.extend_from_slice(b"&#x9;"),
+            '\n' if attr => out.extend_from_slice(b"&#xA;"),
             '\r' => out.extend_from_slice(b"&#xD;"),
             c => {
                 let mut b = [0; 4];
@@ -167,6 +155,11 @@ pub fn exclusive(
         Ok(())
     };
     loop {
+        // An element named by its position is the only one there: done once
+        // it is written (an Id is looked for to the end, to refuse a second).
+        if matches!(apex, Apex::At(_)) && found.is_some() && !inside {
+            break;
+        }
         let pos = reader.buffer_position() as usize;
         let event = reader
             .read_event()
@@ -188,7 +181,7 @@ pub fn exclusive(
             }
             Event::Text(t) if inside => {
                 let text = t.xml10_content();
-                escape_text(&text, &mut buf);
+                escape(&text, &mut buf, false);
                 if buf.len() >= 64 * 1024 {
                     flush(&mut buf, out)?;
                 }
@@ -196,7 +189,7 @@ pub fn exclusive(
             }
             Event::CData(t) if inside => {
                 let text = t.xml10_content();
-                escape_text(&text, &mut buf);
+                escape(&text, &mut buf, false);
                 continue;
             }
             Event::GeneralRef(r) if inside => {
@@ -209,7 +202,7 @@ pub fn exclusive(
                             .to_string()
                     }
                 };
-                escape_text(&c, &mut buf);
+                escape(&c, &mut buf, false);
                 continue;
             }
             Event::PI(pi) if inside => {
@@ -341,7 +334,7 @@ fn start_tag(
             buf.extend_from_slice(p.as_bytes());
             buf.extend_from_slice(b"=\"");
         }
-        escape_attr(u, buf);
+        escape(u, buf, true);
         buf.push(b'"');
     }
     let mut sorted: Vec<(&str, &Attr)> = Vec::with_capacity(attrs.len());
@@ -359,7 +352,7 @@ fn start_tag(
         buf.push(b' ');
         buf.extend_from_slice(a.qname.as_bytes());
         buf.extend_from_slice(b"=\"");
-        escape_attr(&a.value, buf);
+        escape(&a.value, buf, true);
         buf.push(b'"');
     }
     buf.push(b'>');

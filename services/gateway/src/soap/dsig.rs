@@ -271,6 +271,26 @@ pub fn judge(
     Ok(())
 }
 
+/// A certificate from its DER, parsed once: OpenSSL 3 takes ~100 µs to
+/// parse one (its key decoders), more than the signature check itself, and
+/// the same few participants' certificates come with every request.
+fn parsed(der: &[u8]) -> Option<X509> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static PARSED: OnceLock<Mutex<HashMap<Vec<u8>, X509>>> = OnceLock::new();
+    let cache = PARSED.get_or_init(Mutex::default);
+    if let Some(c) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(der) {
+        return Some(c.clone());
+    }
+    let c = X509::from_der(der).ok()?;
+    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= 1_024 {
+        map.clear();
+    }
+    map.insert(der.to_vec(), c.clone());
+    Some(c)
+}
+
 /// An ASN.1 time as seconds since 1970.
 fn unix(t: &openssl::asn1::Asn1TimeRef) -> Result<i64, String> {
     let epoch = openssl::asn1::Asn1Time::from_unix(0).map_err(|e| e.to_string())?;
@@ -552,7 +572,7 @@ fn verify(xml: &str, s: &Security, digests: &mut Option<Digests>) -> Result<Sign
         }
     };
     let der = b64(certificate, "the certificate")?;
-    let certificate = X509::from_der(&der).map_err(|_| {
+    let certificate = parsed(&der).ok_or_else(|| {
         refuse(
             "SIGNATURE_INVALID",
             "the certificate carried is not an X.509 certificate",
@@ -905,6 +925,7 @@ fn sign_with(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -1146,6 +1167,18 @@ mod tests {
                 .code,
             "SIGNATURE_INVALID"
         );
+    }
+
+    #[test]
+    fn the_gateways_key_is_both_files_or_none() {
+        let mut gw = settings::GatewaySettings::default();
+        assert!(Signer::from_settings(&gw).unwrap().is_none());
+        gw.signing_key_file = Some("/nonexistent/key.pem".into());
+        let err = Signer::from_settings(&gw).unwrap_err();
+        assert!(err.contains("set both or neither"), "{err}");
+        gw.signing_cert_file = Some("/nonexistent/cert.pem".into());
+        let err = Signer::from_settings(&gw).unwrap_err();
+        assert!(err.contains("/nonexistent/key.pem"), "{err}");
     }
 
     #[test]

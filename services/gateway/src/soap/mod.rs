@@ -623,24 +623,15 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
             Some(_) => envelope::ClientCertificate::Other,
         };
         let required = x.ctx.settings.gateway.require_client_certificate;
-        if let Err(r) = envelope::judge_certificate(&p.code, shown, required) {
-            let o = x.refuse(
-                &op,
-                m,
-                id,
-                Status::Reject,
-                GatewayError::new(r.code, r.text),
-            );
-            return x.finish(Some((inbound, m, id)), o).await;
-        }
-        if let Err(r) = judge_signature(x, p, &certificates).await {
-            let o = x.refuse(
-                &op,
-                m,
-                id,
-                Status::Reject,
-                GatewayError::new(r.code, r.text),
-            );
+        // The TLS certificate, then the XML signature.
+        let judged = match envelope::judge_certificate(&p.code, shown, required) {
+            Ok(()) => judge_signature(x, p, &certificates)
+                .await
+                .map_err(|r| GatewayError::new(r.code, r.text)),
+            Err(r) => Err(GatewayError::new(r.code, r.text)),
+        };
+        if let Err(error) = judged {
+            let o = x.refuse(&op, m, id, Status::Reject, error);
             return x.finish(Some((inbound, m, id)), o).await;
         }
     }
