@@ -46,7 +46,10 @@ export PORTAL_TELEMETRY__LOG_FILTER=warn
 # openssl command alike; the gateway signs with a ГОСТ key made here.
 export OPENSSL_CONF="$PWD/deploy/openssl-gost.cnf"
 openssl req -x509 -newkey gost2012_256 -pkeyopt paramset:A -md_gost12_256 -nodes -days 30 \
-    -keyout "$dir/gateway.key" -out "$dir/gateway.pem" -subj "/CN=TMNPORTAL" 2>/dev/null
+    -keyout "$dir/gateway.key" -out "$dir/gateway.pem" -subj "/CN=TMNPORTAL" >/dev/null 2>&1 || {
+    echo "soap: openssl cannot make a ГОСТ key: is libengine-gost-openssl installed (bash scripts/build-deps.sh)?"
+    exit 1
+}
 export PORTAL_GATEWAY__SIGNING_KEY_FILE="$dir/gateway.key"
 export PORTAL_GATEWAY__SIGNING_CERT_FILE="$dir/gateway.pem"
 

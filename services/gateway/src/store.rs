@@ -407,20 +407,19 @@ pub fn first_answer(
         .optional()?)
 }
 
-/// When and by whom a certificate (DER) was taken off participant `code`'s
-/// registered certificates, from the audit of its changes: the last time.
+/// When a certificate (DER) was taken off participant `code`'s registered
+/// certificates, from the audit of its changes: the last time.
 pub fn certificate_retired(
     conn: &mut DbConnection,
     code: &str,
     der: &[u8],
-) -> Result<Option<(NaiveDateTime, String)>, StorageError> {
-    let rows: Vec<(NaiveDateTime, String, Option<String>, Option<String>)> = gateway_audit::table
+) -> Result<Option<NaiveDateTime>, StorageError> {
+    let rows: Vec<(NaiveDateTime, Option<String>, Option<String>)> = gateway_audit::table
         .filter(gateway_audit::entity.eq("participant"))
         .filter(gateway_audit::entity_id.eq(code))
         .order(gateway_audit::at.desc())
         .select((
             gateway_audit::at,
-            gateway_audit::actor,
             gateway_audit::before_value,
             gateway_audit::after_value,
         ))
@@ -436,8 +435,8 @@ pub fn certificate_retired(
     };
     Ok(rows
         .into_iter()
-        .find(|(_, _, before, after)| holds(before) && !holds(after))
-        .map(|(at, actor, _, _)| (at, actor)))
+        .find(|(_, before, after)| holds(before) && !holds(after))
+        .map(|(at, _, _)| at))
 }
 
 pub fn log_record(conn: &mut DbConnection, seq: i64) -> Result<Option<LogRow>, StorageError> {

@@ -2369,6 +2369,29 @@ async fn signed_messages_are_verified_and_their_certificates_judged() {
         );
     }
 
+    // The MessageId is not signed: another signed Body of BANK01's with
+    // s-rsa's MessageId does not fetch s-rsa's answer; s-rsa itself again does.
+    let other_body = envelope(&req(
+        "Check",
+        "s-rsa",
+        "<b:Check><b:Account>ls-78</b:Account></b:Check>",
+    ));
+    let (_, answer) = post(
+        &app,
+        signer("rsa01").sign(&other_body, dsig::ACTOR_SMEV).unwrap(),
+    )
+    .await;
+    assert_eq!(code(&answer), "MESSAGE_ID_REUSED", "{answer}");
+    let again = signer("rsa01")
+        .sign(&envelope(&req("Check", "s-rsa", CHECK)), dsig::ACTOR_SMEV)
+        .unwrap();
+    let (_, answer) = post(&app, again).await;
+    assert_eq!(
+        (status(&answer).as_str(), code(&answer).as_str()),
+        ("RESULT", "0"),
+        "{answer}"
+    );
+
     // Altered after signing: refused, and the log keeps both digests.
     let signed = signer("rsa01")
         .sign(&envelope(&req("Check", "s-alt", CHECK)), dsig::ACTOR_SMEV)
@@ -2429,7 +2452,7 @@ async fn signed_messages_are_verified_and_their_certificates_judged() {
         .unwrap();
     let (_, answer) = post(&app, replaced).await;
     assert_eq!(code(&answer), "CERTIFICATE_REVOKED", "{answer}");
-    assert!(answer.contains("operator-1"), "{answer}");
+    assert!(answer.contains("taken off BANK01"), "{answer}");
     app.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

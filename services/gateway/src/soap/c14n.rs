@@ -84,9 +84,13 @@ fn attributes(e: &BytesStart) -> Result<(Scope, Vec<Attr>), String> {
     for a in e.attributes() {
         let a = a.map_err(|e| e.to_string())?;
         let qname = a.key.as_ref().to_string();
-        // A parser turns literal tab, newline and carriage return in an
-        // attribute value into spaces; character references keep theirs.
-        let raw = a.value.replace(['\t', '\n', '\r'], " ");
+        // A parser turns a line end (CR LF, or CR, first made one LF) and
+        // literal tab and newline in an attribute value into one space each;
+        // character references keep theirs.
+        let raw = a
+            .value
+            .replace("\r\n", "\n")
+            .replace(['\t', '\n', '\r'], " ");
         let value = quick_xml::escape::unescape(&raw)
             .map_err(|e| format!("attribute {qname}: {e}"))?
             .into_owned();
@@ -206,8 +210,21 @@ pub fn exclusive(
                 continue;
             }
             Event::PI(pi) if inside => {
+                // `<?target data?>`: one space between, none without data,
+                // line ends made LF.
+                let text = String::from_utf8_lossy(pi.as_bytes())
+                    .replace("\r\n", "\n")
+                    .replace('\r', "\n");
+                let (target, data) = text
+                    .split_once(|c: char| c.is_ascii_whitespace())
+                    .map(|(t, d)| (t, d.trim_start()))
+                    .unwrap_or((text.as_str(), ""));
                 buf.extend_from_slice(b"<?");
-                buf.extend_from_slice(pi.as_bytes());
+                buf.extend_from_slice(target.as_bytes());
+                if !data.is_empty() {
+                    buf.push(b' ');
+                    buf.extend_from_slice(data.as_bytes());
+                }
                 buf.extend_from_slice(b"?>");
                 continue;
             }
@@ -293,7 +310,8 @@ fn start_tag(
         }
     }
     for p in inclusive {
-        if lookup(scopes, p).is_some() {
+        // The xml prefix is never declared in canonical form.
+        if *p != "xml" && *p != "xmlns" && lookup(scopes, p).is_some() {
             utilized.push(p);
         }
     }
@@ -406,6 +424,15 @@ mod tests {
         assert_eq!(
             c14n(xml, Apex::Element { ns: "urn:x", local: "Op" }, &["unused"]),
             "<x:Op xmlns:unused=\"urn:n\" xmlns:x=\"urn:x\" z=\"a b\" x:y=\"1\"><Leaf xmlns=\"urn:d\"><In></In></Leaf>a&lt;b&gt;&amp;A\n</x:Op>"
+        );
+    }
+
+    #[test]
+    fn line_ends_in_attributes_processing_instructions_and_the_xml_prefix() {
+        let xml = "<r xmlns:xml=\"http://www.w3.org/XML/1998/namespace\"><p Id=\"p\" a=\"x\r\ny\"><?pi   data\r\nmore?><?empty?></p></r>";
+        assert_eq!(
+            c14n(xml, Apex::Id("p"), &["xml"]),
+            "<p Id=\"p\" a=\"x y\"><?pi data\nmore?><?empty?></p>"
         );
     }
 

@@ -97,7 +97,7 @@ impl Algorithm for OpenSsl {
     }
 }
 
-const GOST_MISSING: &str = "ГОСТ Р 34.11-2012 is not available: the OpenSSL gost engine is not loaded (crypto.openssl_conf, deploy/openssl-gost.cnf, Debian's libengine-gost-openssl)";
+const GOST_MISSING: &str = "ГОСТ Р 34.11-2012 is not available: the OpenSSL gost engine is not loaded (gateway.openssl_conf, deploy/openssl-gost.cnf, Debian's libengine-gost-openssl)";
 
 /// NID_id_GostR3410_2012_256 (OpenSSL's obj_mac.h).
 const GOST2012_256_NID: i32 = 979;
@@ -208,8 +208,8 @@ pub enum Registration {
     /// One of the certificates registered for the Sender now.
     Registered,
     /// Registered once and taken off the Sender's list (replaced or revoked)
-    /// by `by` at `at`.
-    Retired { at: String, by: String },
+    /// at `at` (who did is in the participant's audit).
+    Retired { at: String },
     /// Never the Sender's.
     Unknown,
 }
@@ -240,10 +240,10 @@ pub fn judge(
     let print = fingerprint(&s.certificate);
     match registration(&s.certificate) {
         Registration::Registered => {}
-        Registration::Retired { at, by } => {
+        Registration::Retired { at } => {
             return Err(refuse(
                 "CERTIFICATE_REVOKED",
-                format!("the signing certificate (SHA-256 {print}) was taken off {sender}'s registered certificates at {at} by {by}: sign with a certificate registered now"),
+                format!("the signing certificate (SHA-256 {print}) was taken off {sender}'s registered certificates at {at}: sign with a certificate registered now"),
             ))
         }
         Registration::Unknown => {
@@ -283,11 +283,14 @@ fn parsed(der: &[u8]) -> Option<X509> {
         return Some(c.clone());
     }
     let c = X509::from_der(der).ok()?;
-    let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
-    if map.len() >= 1_024 {
-        map.clear();
+    // At most 1,024 of at most 16 KiB: anyone may send a certificate.
+    if der.len() <= 16 * 1024 {
+        let mut map = cache.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= 1_024 {
+            map.clear();
+        }
+        map.insert(der.to_vec(), c.clone());
     }
-    map.insert(der.to_vec(), c.clone());
     Some(c)
 }
 
@@ -301,8 +304,7 @@ fn unix(t: &openssl::asn1::Asn1TimeRef) -> Result<i64, String> {
 impl Checked {
     /// The line the message log keeps of it.
     pub fn note(&self) -> String {
-        let digests =
-            |d: &Digests| format!("Body digest computed {} claimed {}", d.computed, d.claimed);
+        let digests = |d: &Digests| format!("{COMPUTED}{} claimed {}", d.computed, d.claimed);
         match self {
             Checked::Unsigned => "unsigned".into(),
             Checked::Verified(s) => format!(
@@ -322,6 +324,15 @@ impl Checked {
     }
 }
 
+/// The Body digest a log record's outcome says was computed (see
+/// [`Checked::note`]), if it was signed.
+pub fn body_digest_in(outcome: &str) -> Option<&str> {
+    let rest = &outcome[outcome.find(COMPUTED)? + COMPUTED.len()..];
+    rest.split_whitespace().next()
+}
+
+const COMPUTED: &str = "Body digest computed ";
+
 /// The SHA-256 of a certificate's DER, hex.
 pub fn fingerprint(der: &[u8]) -> String {
     use sha2::{Digest, Sha256};
@@ -331,21 +342,94 @@ pub fn fingerprint(der: &[u8]) -> String {
         .collect()
 }
 
-/// What the sender's `wsse:Security` holds, as read.
+/// The InclusiveNamespaces element's namespace (exclusive c14n's).
+const EC_NS: &str = EXC_C14N;
+
+/// A name with its namespace, as a path step.
+type Step = (String, String);
+
+fn is(step: &Step, ns: &str, local: &str) -> bool {
+    step.0 == ns && step.1 == local
+}
+
+/// Whether `rel` is exactly the path of `steps`.
+fn at(rel: &[Step], steps: &[(&str, &str)]) -> bool {
+    rel.len() == steps.len() && rel.iter().zip(steps).all(|(r, (ns, l))| is(r, ns, l))
+}
+
+/// An attribute's value by its local name (the attributes read here are
+/// unqualified, or `wsu:Id`, `soap:actor`).
+fn attr(e: &quick_xml::events::BytesStart<'_>, name: &str) -> Option<String> {
+    e.attributes().flatten().find_map(|a| {
+        let key = a.key.as_ref();
+        let local = key.rsplit(':').next().unwrap_or(key);
+        (local == name).then(|| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map(|v| v.into_owned())
+                .unwrap_or_default()
+        })
+    })
+}
+
+/// Sets a field read once; a second one is refused.
+fn once(field: &mut Option<String>, value: String, what: &str) -> Result<(), Refusal> {
+    if field.is_some() {
+        return Err(refuse(
+            "SIGNATURE_INVALID",
+            format!("two {what} in the signature"),
+        ));
+    }
+    *field = Some(value);
+    Ok(())
+}
+
+/// The text of elements (base64 values): text, CDATA and character
+/// references, whitespace dropped.
+#[derive(Default)]
+struct Text(String);
+
+impl Text {
+    fn take(&mut self, event: &Event<'_>) -> Result<(), Refusal> {
+        match event {
+            Event::Text(t) => self.0.push_str(&t.xml10_content()),
+            Event::CData(t) => self.0.push_str(&t.xml10_content()),
+            Event::GeneralRef(r) => {
+                let c = r
+                    .resolve_char_ref()
+                    .ok()
+                    .flatten()
+                    .map(String::from)
+                    .or_else(|| {
+                        quick_xml::escape::resolve_predefined_entity(&r.xml10_content())
+                            .map(str::to_string)
+                    })
+                    .ok_or_else(|| refuse("SIGNATURE_INVALID", "an entity in the signature"))?;
+                self.0.push_str(&c);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn value(&mut self) -> String {
+        std::mem::take(&mut self.0).split_whitespace().collect()
+    }
+}
+
+/// What the actor's `wsse:Security` holds outside the SignedInfo, each read
+/// at its one place: `Security/BinarySecurityToken`,
+/// `Security/ds:Signature/ds:SignedInfo` (where it begins, and its
+/// CanonicalizationMethod's PrefixList), `…/ds:Signature/ds:SignatureValue`,
+/// and the KeyInfo's token reference or X509Certificate.
 #[derive(Debug, Default)]
 struct Security {
     token_id: Option<String>,
     token: Option<String>,
     x509_certificate: Option<String>,
     key_reference: Option<String>,
+    signatures: usize,
     signed_info_at: Option<usize>,
-    canonicalization: Option<String>,
-    signature_method: Option<String>,
-    references: Vec<String>,
-    transforms: Vec<String>,
-    prefix_list: Option<String>,
-    digest_method: Option<String>,
-    digest_value: Option<String>,
+    signed_info_prefixes: Option<String>,
     signature_value: Option<String>,
 }
 
@@ -359,12 +443,13 @@ fn security(xml: &str, actor: &str) -> Result<Option<Security>, Refusal> {
         )
     };
     let mut reader = quick_xml::NsReader::from_str(xml);
-    let mut path: Vec<String> = Vec::new();
+    let mut path: Vec<Step> = Vec::new();
     let mut found: Option<Security> = None;
     let mut current: Option<Security> = None;
-    let mut text = String::new();
+    let mut text = Text::default();
+    const SIGNATURE: (&str, &str) = (DS_NS, "Signature");
     loop {
-        let at = reader.buffer_position() as usize;
+        let pos = reader.buffer_position() as usize;
         let (ns, event) = reader
             .read_resolved_event()
             .map_err(|e| malformed(e.to_string()))?;
@@ -372,26 +457,16 @@ fn security(xml: &str, actor: &str) -> Result<Option<Security>, Refusal> {
             quick_xml::name::ResolveResult::Bound(n) => n.into_inner().to_string(),
             _ => String::new(),
         };
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let local = e.local_name().into_inner().to_string();
-                if path.len() == 1 && local == "Body" && ns == SOAP_NS {
+        match &event {
+            Event::Start(e) | Event::Empty(e) => {
+                let step = (ns, e.local_name().into_inner().to_string());
+                if path.len() == 1 && is(&step, SOAP_NS, "Body") {
                     break;
                 }
-                let attr = |name: &str| -> Option<String> {
-                    e.attributes().flatten().find_map(|a| {
-                        let key = a.key.as_ref();
-                        let l = key.rsplit(':').next().unwrap_or(key);
-                        (l == name).then(|| {
-                            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                                .map(|v| v.into_owned())
-                                .unwrap_or_default()
-                        })
-                    })
-                };
-                if path.len() == 2 && path[1] == "Header" && local == "Security" && ns == WSSE_NS {
-                    if attr("actor").as_deref() == Some(actor) {
-                        if found.is_some() {
+                let in_header = path.len() == 2 && is(&path[1], SOAP_NS, "Header");
+                if in_header && is(&step, WSSE_NS, "Security") {
+                    if attr(e, "actor").as_deref() == Some(actor) {
+                        if found.is_some() || current.is_some() {
                             return Err(refuse(
                                 "SIGNATURE_INVALID",
                                 format!("two wsse:Security blocks of the actor {actor}"),
@@ -399,62 +474,197 @@ fn security(xml: &str, actor: &str) -> Result<Option<Security>, Refusal> {
                         }
                         current = Some(Security::default());
                     }
-                } else if let Some(s) = current.as_mut() {
-                    match (ns.as_str(), local.as_str()) {
-                        (WSSE_NS, "BinarySecurityToken") => s.token_id = attr("Id"),
-                        (WSSE_NS, "Reference") => s.key_reference = attr("URI"),
-                        (DS_NS, "SignedInfo") => {
-                            if s.signed_info_at.is_some() {
-                                return Err(refuse(
-                                    "SIGNATURE_INVALID",
-                                    "two ds:SignedInfo in one wsse:Security",
-                                ));
-                            }
-                            s.signed_info_at = Some(at);
+                } else if let (Some(s), true) = (current.as_mut(), path.len() >= 3) {
+                    let mut rel = path[3..].to_vec();
+                    rel.push(step.clone());
+                    if at(&rel, &[(WSSE_NS, "BinarySecurityToken")]) {
+                        once(&mut s.token_id, attr(e, "Id").unwrap_or_default(), "tokens")?;
+                    } else if at(&rel, &[SIGNATURE]) {
+                        s.signatures += 1;
+                        if s.signatures > 1 {
+                            return Err(refuse(
+                                "SIGNATURE_INVALID",
+                                "two ds:Signature in one wsse:Security",
+                            ));
                         }
-                        (DS_NS, "CanonicalizationMethod") => s.canonicalization = attr("Algorithm"),
-                        (DS_NS, "SignatureMethod") => s.signature_method = attr("Algorithm"),
-                        (DS_NS, "Reference") => s.references.push(attr("URI").unwrap_or_default()),
-                        (DS_NS, "Transform") => {
-                            s.transforms.push(attr("Algorithm").unwrap_or_default())
+                    } else if at(&rel, &[SIGNATURE, (DS_NS, "SignedInfo")]) {
+                        if s.signed_info_at.is_some() {
+                            return Err(refuse("SIGNATURE_INVALID", "two ds:SignedInfo"));
                         }
-                        (_, "InclusiveNamespaces")
-                            if path.last().is_some_and(|p| p == "Transform") =>
-                        {
-                            s.prefix_list = attr("PrefixList")
-                        }
-                        (DS_NS, "DigestMethod") => s.digest_method = attr("Algorithm"),
-                        _ => {}
+                        s.signed_info_at = Some(pos);
+                    } else if at(
+                        &rel,
+                        &[
+                            SIGNATURE,
+                            (DS_NS, "SignedInfo"),
+                            (DS_NS, "CanonicalizationMethod"),
+                            (EC_NS, "InclusiveNamespaces"),
+                        ],
+                    ) {
+                        let list = attr(e, "PrefixList").unwrap_or_default();
+                        once(&mut s.signed_info_prefixes, list, "PrefixLists")?;
+                    } else if at(
+                        &rel,
+                        &[
+                            SIGNATURE,
+                            (DS_NS, "KeyInfo"),
+                            (WSSE_NS, "SecurityTokenReference"),
+                            (WSSE_NS, "Reference"),
+                        ],
+                    ) {
+                        let uri = attr(e, "URI").unwrap_or_default();
+                        once(&mut s.key_reference, uri, "token references")?;
                     }
                 }
-                text.clear();
+                text = Text::default();
                 if matches!(event, Event::Start(_)) {
-                    path.push(local);
+                    path.push(step);
                 }
             }
-            Event::Text(t) => text.push_str(&t.xml10_content()),
-            Event::End(e) => {
-                let local = e.local_name().into_inner().to_string();
-                if let Some(s) = current.as_mut() {
-                    let value = std::mem::take(&mut text)
-                        .split_whitespace()
-                        .collect::<String>();
-                    match local.as_str() {
-                        "BinarySecurityToken" => s.token = Some(value),
-                        "X509Certificate" => s.x509_certificate = Some(value),
-                        "DigestValue" => s.digest_value = Some(value),
-                        "SignatureValue" => s.signature_value = Some(value),
-                        "Security" if path.len() == 3 => found = current.take(),
-                        _ => {}
+            Event::End(_) => {
+                if let (Some(s), true) = (current.as_mut(), path.len() >= 3) {
+                    let rel = &path[3..];
+                    if at(rel, &[(WSSE_NS, "BinarySecurityToken")]) {
+                        once(&mut s.token, text.value(), "tokens")?;
+                    } else if at(rel, &[SIGNATURE, (DS_NS, "SignatureValue")]) {
+                        once(&mut s.signature_value, text.value(), "SignatureValues")?;
+                    } else if at(
+                        rel,
+                        &[
+                            SIGNATURE,
+                            (DS_NS, "KeyInfo"),
+                            (DS_NS, "X509Data"),
+                            (DS_NS, "X509Certificate"),
+                        ],
+                    ) {
+                        once(&mut s.x509_certificate, text.value(), "certificates")?;
+                    } else if rel.is_empty() {
+                        found = current.take();
                     }
                 }
                 path.pop();
             }
             Event::Eof => break,
-            _ => {}
+            other => text.take(other)?,
         }
     }
     Ok(found)
+}
+
+/// The SignedInfo as signed: read from its canonical bytes, each field at
+/// its one place.
+#[derive(Debug, Default)]
+struct SignedInfo {
+    canonicalization: Option<String>,
+    signature_method: Option<String>,
+    references: Vec<Reference>,
+}
+
+#[derive(Debug, Default)]
+struct Reference {
+    uri: String,
+    transforms: Vec<String>,
+    prefix_list: Option<String>,
+    digest_method: Option<String>,
+    digest_value: Option<String>,
+}
+
+fn signed_info(canonical: &[u8]) -> Result<SignedInfo, Refusal> {
+    let bad = |e: String| {
+        refuse(
+            "SIGNATURE_INVALID",
+            format!("the SignedInfo cannot be read: {e}"),
+        )
+    };
+    let xml = std::str::from_utf8(canonical).map_err(|e| bad(e.to_string()))?;
+    let mut reader = quick_xml::NsReader::from_str(xml);
+    let mut path: Vec<Step> = Vec::new();
+    let mut info = SignedInfo::default();
+    let mut text = Text::default();
+    const REFERENCE: (&str, &str) = (DS_NS, "Reference");
+    loop {
+        let (ns, event) = reader
+            .read_resolved_event()
+            .map_err(|e| bad(e.to_string()))?;
+        let ns = match ns {
+            quick_xml::name::ResolveResult::Bound(n) => n.into_inner().to_string(),
+            _ => String::new(),
+        };
+        match &event {
+            Event::Start(e) | Event::Empty(e) => {
+                let step = (ns, e.local_name().into_inner().to_string());
+                let rel: Vec<Step> = path.iter().skip(1).cloned().chain([step.clone()]).collect();
+                let algorithm = || attr(e, "Algorithm").unwrap_or_default();
+                if path.is_empty() && !is(&step, DS_NS, "SignedInfo") {
+                    return Err(bad("not a ds:SignedInfo".into()));
+                } else if at(&rel, &[(DS_NS, "CanonicalizationMethod")]) {
+                    once(
+                        &mut info.canonicalization,
+                        algorithm(),
+                        "CanonicalizationMethods",
+                    )?;
+                } else if at(&rel, &[(DS_NS, "SignatureMethod")]) {
+                    once(&mut info.signature_method, algorithm(), "SignatureMethods")?;
+                } else if at(&rel, &[REFERENCE]) {
+                    info.references.push(Reference {
+                        uri: attr(e, "URI").unwrap_or_default(),
+                        ..Reference::default()
+                    });
+                } else if let Some(r) = info.references.last_mut() {
+                    if at(
+                        &rel,
+                        &[REFERENCE, (DS_NS, "Transforms"), (DS_NS, "Transform")],
+                    ) {
+                        r.transforms.push(algorithm());
+                    } else if at(
+                        &rel,
+                        &[
+                            REFERENCE,
+                            (DS_NS, "Transforms"),
+                            (DS_NS, "Transform"),
+                            (EC_NS, "InclusiveNamespaces"),
+                        ],
+                    ) {
+                        let list = attr(e, "PrefixList").unwrap_or_default();
+                        once(&mut r.prefix_list, list, "PrefixLists")?;
+                    } else if at(&rel, &[REFERENCE, (DS_NS, "DigestMethod")]) {
+                        once(&mut r.digest_method, algorithm(), "DigestMethods")?;
+                    }
+                }
+                text = Text::default();
+                if matches!(event, Event::Start(_)) {
+                    path.push(step);
+                }
+            }
+            Event::End(_) => {
+                if at(
+                    &path[1.min(path.len())..],
+                    &[REFERENCE, (DS_NS, "DigestValue")],
+                ) {
+                    if let Some(r) = info.references.last_mut() {
+                        once(&mut r.digest_value, text.value(), "DigestValues")?;
+                    }
+                }
+                path.pop();
+            }
+            Event::Eof => break,
+            other => text.take(other)?,
+        }
+    }
+    Ok(info)
+}
+
+/// The largest certificate taken (a real one is 1–2 KiB).
+const MAX_CERTIFICATE: usize = 64 * 1024;
+
+/// OpenSSL could not run an algorithm it should (the ГОСТ engine not loaded,
+/// say): the detail goes to the gateway's log, the sender is told only that.
+fn unavailable(e: String) -> Refusal {
+    tracing::error!(error = %e, "a signature could not be checked");
+    refuse(
+        "SIGNATURE_ALGORITHM_UNSUPPORTED",
+        "the gateway cannot check this algorithm now; its operator is told",
+    )
 }
 
 fn b64(s: &str, what: &str) -> Result<Vec<u8>, Refusal> {
@@ -518,36 +728,55 @@ pub fn check_as(xml: &str, actor: &str) -> Checked {
 fn verify(xml: &str, s: &Security, digests: &mut Option<Digests>) -> Result<Signed, Refusal> {
     let missing = |what: &str| refuse("SIGNATURE_INVALID", format!("the signature has no {what}"));
     let signed_info_at = s.signed_info_at.ok_or_else(|| missing("ds:SignedInfo"))?;
-    let canonicalization = s.canonicalization.as_deref().unwrap_or_default();
+    // Every field the check relies on is read from the SignedInfo's
+    // canonical bytes: the bytes the SignatureValue is checked over.
+    let prefixes: Vec<&str> = s
+        .signed_info_prefixes
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let mut canonical = Vec::new();
+    c14n::exclusive(xml, Apex::At(signed_info_at), &prefixes, &mut canonical).map_err(|e| {
+        refuse(
+            "SIGNATURE_INVALID",
+            format!("the SignedInfo cannot be canonicalized: {e}"),
+        )
+    })?;
+    let info = signed_info(&canonical)?;
+    let canonicalization = info.canonicalization.as_deref().unwrap_or_default();
     if canonicalization != EXC_C14N {
         return Err(refuse(
             "SIGNATURE_ALGORITHM_UNSUPPORTED",
             format!("the CanonicalizationMethod must be exclusive c14n ({EXC_C14N}), not {canonicalization:?}"),
         ));
     }
-    if let Some(t) = s.transforms.iter().find(|t| *t != EXC_C14N) {
+    let [reference] = info.references.as_slice() else {
+        return Err(refuse(
+            "SIGNATURE_INVALID",
+            format!(
+                "the SignedInfo has {} References: one, to the Body's wsu:Id, is expected",
+                info.references.len()
+            ),
+        ));
+    };
+    if let Some(t) = reference.transforms.iter().find(|t| *t != EXC_C14N) {
         return Err(refuse(
             "SIGNATURE_ALGORITHM_UNSUPPORTED",
             format!("the Reference's transform {t} is not taken: exclusive c14n ({EXC_C14N}) only"),
         ));
     }
     let algorithm = algorithm_of(
-        s.signature_method.as_deref().unwrap_or_default(),
-        s.digest_method.as_deref().unwrap_or_default(),
+        info.signature_method.as_deref().unwrap_or_default(),
+        reference.digest_method.as_deref().unwrap_or_default(),
     )?;
-    let [reference] = s.references.as_slice() else {
-        return Err(refuse(
-            "SIGNATURE_INVALID",
-            format!(
-                "the SignedInfo has {} References: one, to the Body's wsu:Id, is expected",
-                s.references.len()
-            ),
-        ));
-    };
-    let id = reference.strip_prefix('#').ok_or_else(|| {
+    let id = reference.uri.strip_prefix('#').ok_or_else(|| {
         refuse(
             "SIGNATURE_INVALID",
-            format!("the Reference URI {reference:?} does not name the Body's wsu:Id (#…)"),
+            format!(
+                "the Reference URI {:?} does not name the Body's wsu:Id (#…)",
+                reference.uri
+            ),
         )
     })?;
     let certificate = match (&s.token, &s.x509_certificate) {
@@ -572,23 +801,31 @@ fn verify(xml: &str, s: &Security, digests: &mut Option<Digests>) -> Result<Sign
         }
     };
     let der = b64(certificate, "the certificate")?;
+    if der.len() > MAX_CERTIFICATE {
+        return Err(refuse(
+            "SIGNATURE_INVALID",
+            format!(
+                "the certificate carried is over {} KiB",
+                MAX_CERTIFICATE / 1024
+            ),
+        ));
+    }
     let certificate = parsed(&der).ok_or_else(|| {
         refuse(
             "SIGNATURE_INVALID",
             "the certificate carried is not an X.509 certificate",
         )
     })?;
-    let claimed = s
+    let claimed = reference
         .digest_value
         .clone()
         .ok_or_else(|| missing("DigestValue"))?;
-    let inclusive: Vec<&str> = s
+    let inclusive: Vec<&str> = reference
         .prefix_list
         .as_deref()
         .unwrap_or_default()
         .split_whitespace()
         .collect();
-    let unavailable = |e: String| refuse("SIGNATURE_ALGORITHM_UNSUPPORTED", e);
     let mut hasher = algorithm.hasher().map_err(unavailable)?;
     let body = c14n::exclusive(xml, Apex::Id(id), &inclusive, &mut hasher).map_err(|e| {
         refuse(
@@ -606,9 +843,7 @@ fn verify(xml: &str, s: &Security, digests: &mut Option<Digests>) -> Result<Sign
         }
         None => return Err(refuse("SIGNATURE_INVALID", format!("no element carries the wsu:Id {id} the Reference names"))),
     }
-    let computed = hasher
-        .finish()
-        .map_err(|e| refuse("SIGNATURE_INVALID", e.to_string()))?;
+    let computed = hasher.finish().map_err(|e| unavailable(e.to_string()))?;
     let computed = base64::engine::general_purpose::STANDARD.encode(computed);
     let d = Digests {
         computed: computed.clone(),
@@ -621,13 +856,7 @@ fn verify(xml: &str, s: &Security, digests: &mut Option<Digests>) -> Result<Sign
             format!("the Body's digest does not match: the gateway computed {computed} over the Body's exclusive c14n, the signature claims {claimed}; the Body was changed after signing, or canonicalized otherwise"),
         ));
     }
-    let mut signed_info = Vec::new();
-    c14n::exclusive(xml, Apex::At(signed_info_at), &[], &mut signed_info).map_err(|e| {
-        refuse(
-            "SIGNATURE_INVALID",
-            format!("the SignedInfo cannot be canonicalized: {e}"),
-        )
-    })?;
+    let signed_info = canonical;
     let value = b64(
         s.signature_value
             .as_deref()
@@ -781,6 +1010,9 @@ fn rand_serial() -> u32 {
 struct Parts {
     prefix: String,
     body: usize,
+    /// The Body's own qualified name (its prefix may differ from the
+    /// Envelope's).
+    body_tag: String,
     header: Option<(usize, Option<usize>)>,
 }
 
@@ -790,6 +1022,7 @@ fn envelope_parts(xml: &str) -> Result<Parts, String> {
     let mut parts = Parts {
         prefix: String::new(),
         body: 0,
+        body_tag: String::new(),
         header: None,
     };
     loop {
@@ -814,6 +1047,7 @@ fn envelope_parts(xml: &str) -> Result<Parts, String> {
                 }
                 if depth == 1 && soap && local == "Body" {
                     parts.body = at;
+                    parts.body_tag = e.name().as_ref().to_string();
                     return Ok(parts);
                 }
                 if !empty {
@@ -866,13 +1100,8 @@ fn sign_with(
         algorithm.signature_uri(),
         algorithm.digest_uri()
     );
-    let tag = if parts.prefix.is_empty() {
-        "Body".to_string()
-    } else {
-        format!("{}:Body", parts.prefix)
-    };
     let body_attrs = format!(" xmlns:wsu=\"{WSU_NS}\" wsu:Id=\"{BODY_ID}\"");
-    let body_at = parts.body + 1 + tag.len();
+    let body_at = parts.body + 1 + parts.body_tag.len();
     let mut out = String::with_capacity(xml.len() + security.len() + 512);
     let sec_at;
     match parts.header {
@@ -1141,7 +1370,6 @@ mod tests {
         assert_eq!(r.code, "CERTIFICATE_NOT_REGISTERED");
         let retired = |_: &[u8]| Registration::Retired {
             at: "2026-11-01 10:00".into(),
-            by: "op".into(),
         };
         let r = judge(&checked, "BANK01", true, retired, now()).unwrap_err();
         assert_eq!(r.code, "CERTIFICATE_REVOKED");
@@ -1167,6 +1395,89 @@ mod tests {
                 .code,
             "SIGNATURE_INVALID"
         );
+    }
+
+    /// The signature's fields are the SignedInfo's: a DigestValue (or any
+    /// other field) added elsewhere in the Security block changes nothing.
+    #[test]
+    fn fields_outside_their_place_are_not_read() {
+        let (signer, _) = signer(&rsa(), now() - 60, now() + 86_400);
+        let signed = signer.sign(ENVELOPE, ACTOR_SMEV).unwrap();
+        let altered = signed.replace("ls-77", "ls-78");
+        let mut hasher = RSA_SHA256.hasher().unwrap();
+        c14n::exclusive(&altered, Apex::Id(BODY_ID), &[], &mut hasher)
+            .unwrap()
+            .unwrap();
+        let forged = base64::engine::general_purpose::STANDARD.encode(hasher.finish().unwrap());
+        for stray in [
+            format!("<x:DigestValue xmlns:x=\"urn:x\">{forged}</x:DigestValue>"),
+            format!("<ds:DigestValue xmlns:ds=\"{DS_NS}\">{forged}</ds:DigestValue>"),
+            format!("<ds:Reference xmlns:ds=\"{DS_NS}\" URI=\"#{BODY_ID}\"><ds:DigestValue>{forged}</ds:DigestValue></ds:Reference>"),
+        ] {
+            let attack = altered.replace("</ds:Signature>", &format!("</ds:Signature>{stray}"));
+            let (r, d) = failed(check(&attack));
+            assert_eq!(r.code, "SIGNATURE_INVALID", "{stray}");
+            assert_ne!(d.unwrap().claimed, forged, "{stray}");
+        }
+        // A second SignatureValue is refused, not chosen between.
+        let value = signed
+            .split("<ds:SignatureValue>")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap();
+        let twice = signed.replace(
+            "</ds:SignatureValue>",
+            &format!("</ds:SignatureValue><ds:SignatureValue>{value}</ds:SignatureValue>"),
+        );
+        assert!(failed(check(&twice)).0.text.contains("two SignatureValues"));
+        // A certificate over 64 KiB is not parsed.
+        let huge = "A".repeat(90 * 1024);
+        let token = signed.split("ValueType=\"http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-x509-token-profile-1.0#X509v3\" wsu:Id=\"SenderCertificate\">").nth(1).unwrap().split('<').next().unwrap();
+        let big = signed.replace(token, &huge);
+        assert!(failed(check(&big)).0.text.contains("over 64 KiB"));
+    }
+
+    /// A PrefixList on the SignedInfo's CanonicalizationMethod (WSS4J and
+    /// CryptoPro JCP write one) is honoured.
+    #[test]
+    fn the_signed_infos_prefix_list_is_honoured() {
+        let key = rsa();
+        let (signer, _) = signer(&key, now() - 60, now() + 86_400);
+        let signed = signer.sign(ENVELOPE, ACTOR_SMEV).unwrap();
+        let with_list = signed.replace(
+            &format!("<ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"/>"),
+            &format!("<ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"><ec:InclusiveNamespaces xmlns:ec=\"{EXC_C14N}\" PrefixList=\"soapenv\"/></ds:CanonicalizationMethod>"),
+        );
+        let at = with_list.find("<ds:SignedInfo>").unwrap();
+        let mut canonical = Vec::new();
+        c14n::exclusive(&with_list, Apex::At(at), &["soapenv"], &mut canonical).unwrap();
+        assert!(String::from_utf8_lossy(&canonical).contains("xmlns:soapenv"));
+        let value = base64::engine::general_purpose::STANDARD
+            .encode(RSA_SHA256.sign(&key, &canonical).unwrap());
+        let old = with_list
+            .split("<ds:SignatureValue>")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap()
+            .to_string();
+        verified(check(&with_list.replace(&old, &value)));
+    }
+
+    #[test]
+    fn a_body_prefixed_otherwise_than_the_envelope_is_signed_in_place() {
+        let (signer, _) = signer(&rsa(), now() - 60, now() + 86_400);
+        let xml = format!("<e:Envelope xmlns:e=\"{SOAP_NS}\"><e:Header/><s:Body xmlns:s=\"{SOAP_NS}\"><b:Op xmlns:b=\"urn:b\">тест</b:Op></s:Body></e:Envelope>");
+        let signed = signer.sign(&xml, ACTOR_RECIPIENT).unwrap();
+        assert!(
+            signed.contains(&format!("<s:Body xmlns:s=\"{SOAP_NS}\" xmlns:wsu"))
+                || signed.contains("<s:Body xmlns:wsu"),
+            "{signed}"
+        );
+        verified(check_as(&signed, ACTOR_RECIPIENT));
     }
 
     #[test]

@@ -631,12 +631,33 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
             Err(r) => Err(GatewayError::new(r.code, r.text)),
         };
         if let Err(error) = judged {
-            let o = x.refuse(&op, m, id, Status::Reject, error);
+            // The database not answering is a FAILURE (ask again), not a verdict.
+            let status = if error.code == "SERVICE_UNAVAILABLE" {
+                Status::Failure
+            } else {
+                Status::Reject
+            };
+            let o = x.refuse(&op, m, id, status, error);
             return x.finish(Some((inbound, m, id)), o).await;
         }
     }
     // A STATE only reads: asked again, it is answered anew.
     let first = first.filter(|_| !x.endpoint.states.contains(&op.as_str()));
+    // A signed repeat gets the first answer only if it signs the same Body:
+    // the MessageId sits in the unsigned header, and another signed Body of
+    // the Sender's with this MessageId put on it must not fetch the answer.
+    if let (Some(first), dsig::Checked::Verified(signed)) = (&first, &x.signature) {
+        if let Some(then) = dsig::body_digest_in(&first.exchange.outcome) {
+            if then != signed.digests.computed {
+                let error = GatewayError::new(
+                    "MESSAGE_ID_REUSED",
+                    format!("MessageId {id} was answered for another signed Body: a new message needs a new MessageId"),
+                );
+                let o = x.refuse(&op, m, id, Status::Reject, error);
+                return x.finish(Some((inbound, m, id)), o).await;
+            }
+        }
+    }
     if let Some(first) = first {
         let o = Outcome {
             http: if first.exchange.status == "INVALID" {
@@ -706,9 +727,8 @@ async fn judge_signature(
                     code: "SERVICE_UNAVAILABLE",
                     text: format!("the gateway's database does not answer: {e}; ask again"),
                 })?
-                .map(|(at, by)| dsig::Registration::Retired {
+                .map(|at| dsig::Registration::Retired {
                     at: at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-                    by,
                 })
                 .unwrap_or(dsig::Registration::Unknown);
         }
