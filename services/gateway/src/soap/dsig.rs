@@ -345,6 +345,16 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// The InclusiveNamespaces element's namespace (exclusive c14n's).
 const EC_NS: &str = EXC_C14N;
 
+/// The next event, with its element's namespace ("" where none).
+fn next<'a>(reader: &mut quick_xml::NsReader<&'a [u8]>) -> Result<(String, Event<'a>), String> {
+    let (ns, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
+    let ns = match ns {
+        quick_xml::name::ResolveResult::Bound(n) => n.into_inner().to_string(),
+        _ => String::new(),
+    };
+    Ok((ns, event))
+}
+
 /// A name with its namespace, as a path step.
 type Step = (String, String);
 
@@ -450,13 +460,7 @@ fn security(xml: &str, actor: &str) -> Result<Option<Security>, Refusal> {
     const SIGNATURE: (&str, &str) = (DS_NS, "Signature");
     loop {
         let pos = reader.buffer_position() as usize;
-        let (ns, event) = reader
-            .read_resolved_event()
-            .map_err(|e| malformed(e.to_string()))?;
-        let ns = match ns {
-            quick_xml::name::ResolveResult::Bound(n) => n.into_inner().to_string(),
-            _ => String::new(),
-        };
+        let (ns, event) = next(&mut reader).map_err(malformed)?;
         match &event {
             Event::Start(e) | Event::Empty(e) => {
                 let step = (ns, e.local_name().into_inner().to_string());
@@ -583,13 +587,7 @@ fn signed_info(canonical: &[u8]) -> Result<SignedInfo, Refusal> {
     let mut text = Text::default();
     const REFERENCE: (&str, &str) = (DS_NS, "Reference");
     loop {
-        let (ns, event) = reader
-            .read_resolved_event()
-            .map_err(|e| bad(e.to_string()))?;
-        let ns = match ns {
-            quick_xml::name::ResolveResult::Bound(n) => n.into_inner().to_string(),
-            _ => String::new(),
-        };
+        let (ns, event) = next(&mut reader).map_err(bad)?;
         match &event {
             Event::Start(e) | Event::Empty(e) => {
                 let step = (ns, e.local_name().into_inner().to_string());
@@ -1027,9 +1025,8 @@ fn envelope_parts(xml: &str) -> Result<Parts, String> {
     };
     loop {
         let at = reader.buffer_position() as usize;
-        let (ns, event) = reader.read_resolved_event().map_err(|e| e.to_string())?;
-        let soap =
-            matches!(ns, quick_xml::name::ResolveResult::Bound(n) if n.into_inner() == SOAP_NS);
+        let (ns, event) = next(&mut reader)?;
+        let soap = ns == SOAP_NS;
         let empty = matches!(event, Event::Empty(_));
         match event {
             Event::Start(e) | Event::Empty(e) => {
