@@ -46,7 +46,7 @@ fn envelope(message_id: &str) -> String {
 <smev:Sender><smev:Code>BANK01</smev:Code><smev:Name>Bank</smev:Name></smev:Sender>
 <smev:Recipient><smev:Code>TMNPORTAL</smev:Code><smev:Name>Portal</smev:Name></smev:Recipient>
 <smev:ServiceName>banks</smev:ServiceName><smev:TypeCode>OTHR</smev:TypeCode><smev:Status>REQUEST</smev:Status>
-<smev:Date>2026-09-14T10:00:00+05:00</smev:Date><smev:ExchangeType>1</smev:ExchangeType>
+<smev:Date>2026-09-14T10:00:00+05:00</smev:Date><smev:ExchangeType>1</smev:ExchangeType><smev:CaseNumber>{message_id}</smev:CaseNumber>
 </smev:Message>
 <b:MessageData><b:AppData><b:Check><b:Account>ls-77</b:Account></b:Check></b:AppData></b:MessageData>
 </b:Check>

@@ -101,7 +101,10 @@ async fn retention(ctx: ServiceContext, cancel: platform::tokio_util::sync::Canc
         }
         match ctx
             .db
-            .write(move |conn| store::prune_documents(conn, before))
+            .write(move |conn| -> Result<usize, storage::StorageError> {
+                store::prune_signed_bodies(conn, before)?;
+                store::prune_documents(conn, before)
+            })
             .await
         {
             Ok(0) => {}

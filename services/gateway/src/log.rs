@@ -12,7 +12,12 @@ use tokio::task::JoinHandle;
 use crate::domain::chain::{self, Break, Linked};
 use crate::store::{self, Exchange, LogRow};
 
-type Job = (Exchange, oneshot::Sender<Result<i64, String>>);
+/// An exchange, and the digest of its signed Body when it was answered.
+type Job = (
+    Exchange,
+    Option<String>,
+    oneshot::Sender<Result<i64, String>>,
+);
 
 /// Hands records to the writer task.
 #[derive(Clone)]
@@ -72,7 +77,10 @@ impl LogWriter {
                         Err(_) => break,
                     }
                 }
-                let exchanges: Vec<Exchange> = jobs.iter().map(|(e, _)| e.clone()).collect();
+                let exchanges: Vec<(Exchange, Option<String>)> = jobs
+                    .iter()
+                    .map(|(e, d, _)| (e.clone(), d.clone()))
+                    .collect();
                 // Database time is not asked: the record's time is when it was chained.
                 let now = micros(Utc::now().naive_utc());
                 let result = db
@@ -80,8 +88,17 @@ impl LogWriter {
                         let head = store::lock_head(conn)?;
                         let (mut seq, mut prev) = (head.last_seq, head.last_hash);
                         let mut seqs = Vec::with_capacity(exchanges.len());
-                        for exchange in exchanges {
+                        for (exchange, signed_body) in exchanges {
                             seq += 1;
+                            if let Some(digest) = &signed_body {
+                                store::remember_signed_body(
+                                    conn,
+                                    &exchange.participant,
+                                    digest,
+                                    &exchange.message_id,
+                                    now,
+                                )?;
+                            }
                             let mut row = LogRow {
                                 seq,
                                 at: now,
@@ -99,13 +116,13 @@ impl LogWriter {
                     .await;
                 match result {
                     Ok(seqs) => {
-                        for ((_, reply), seq) in jobs.into_iter().zip(seqs) {
+                        for ((_, _, reply), seq) in jobs.into_iter().zip(seqs) {
                             let _ = reply.send(Ok(seq));
                         }
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "the message log could not be written");
-                        for (_, reply) in jobs {
+                        for (_, _, reply) in jobs {
                             let _ = reply.send(Err(e.to_string()));
                         }
                     }
@@ -117,9 +134,19 @@ impl LogWriter {
 
     /// Logs `exchange`; its place in the chain, or why it could not be written.
     pub async fn write(&self, exchange: Exchange) -> Result<i64, String> {
+        self.write_answered(exchange, None).await
+    }
+
+    /// Logs `exchange`, the answer to a signed request whose Body's digest
+    /// is `signed_body`, remembered in the same transaction.
+    pub async fn write_answered(
+        &self,
+        exchange: Exchange,
+        signed_body: Option<String>,
+    ) -> Result<i64, String> {
         let (tx, rx) = oneshot::channel();
         self.tx
-            .send((exchange, tx))
+            .send((exchange, signed_body, tx))
             .await
             .map_err(|_| "the message log writer has stopped".to_string())?;
         rx.await

@@ -67,6 +67,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    signed_bodies (participant, body_digest) {
+        participant -> Text,
+        body_digest -> Text,
+        message_id -> Text,
+        answered_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     message_log_head (id) {
         id -> Integer,
         last_seq -> BigInt,
@@ -437,6 +446,59 @@ pub fn certificate_retired(
         .into_iter()
         .find(|(_, before, after)| holds(before) && !holds(after))
         .map(|(at, _, _)| at))
+}
+
+/// Remembers that `participant`'s signed Body of `digest` was answered as
+/// `message_id` (the first time only).
+pub fn remember_signed_body(
+    conn: &mut DbConnection,
+    participant: &str,
+    digest: &str,
+    message_id: &str,
+    at: NaiveDateTime,
+) -> Result<(), StorageError> {
+    // Called by the log writer with the chain's head locked: no two at once.
+    let known: i64 = signed_bodies::table
+        .find((participant, digest))
+        .count()
+        .get_result(conn)?;
+    if known == 0 {
+        diesel::insert_into(signed_bodies::table)
+            .values((
+                signed_bodies::participant.eq(participant),
+                signed_bodies::body_digest.eq(digest),
+                signed_bodies::message_id.eq(message_id),
+                signed_bodies::answered_at.eq(at),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The MessageId under which `participant`'s signed Body of `digest` was
+/// answered, if another than `message_id`.
+pub fn signed_body_answered(
+    conn: &mut DbConnection,
+    participant: &str,
+    digest: &str,
+    message_id: &str,
+) -> Result<Option<String>, StorageError> {
+    Ok(signed_bodies::table
+        .find((participant, digest))
+        .filter(signed_bodies::message_id.ne(message_id))
+        .select(signed_bodies::message_id)
+        .first(conn)
+        .optional()?)
+}
+
+pub fn prune_signed_bodies(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+) -> Result<usize, StorageError> {
+    Ok(
+        diesel::delete(signed_bodies::table.filter(signed_bodies::answered_at.lt(before)))
+            .execute(conn)?,
+    )
 }
 
 pub fn log_record(conn: &mut DbConnection, seq: i64) -> Result<Option<LogRow>, StorageError> {

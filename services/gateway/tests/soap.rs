@@ -2333,6 +2333,13 @@ async fn signed_messages_are_verified_and_their_certificates_judged() {
         .to_der()
         .unwrap();
     let code = |xml: &str| field(xml, "Code").unwrap_or_default();
+    // Each message its own Body (its case number names it): the Body, not
+    // the MessageId, is what is signed.
+    let signed_req = |id: &str, case: &str, app_data: &str| {
+        let mut r = req("Check", id, app_data);
+        r.refs = Some(("prev", "origin", case));
+        envelope(&r)
+    };
 
     // Unsigned where signatures are required.
     let (_, unsigned) = soap(&app, &req("Check", "s-0", CHECK)).await;
@@ -2349,7 +2356,7 @@ async fn signed_messages_are_verified_and_their_certificates_judged() {
         ("gost01", "s-gost", "ГОСТ Р 34.10-2012 (256)"),
     ] {
         let signed = signer(name)
-            .sign(&envelope(&req("Check", id, CHECK)), dsig::ACTOR_SMEV)
+            .sign(&signed_req(id, id, CHECK), dsig::ACTOR_SMEV)
             .unwrap();
         let (http, answer) = post(&app, signed).await;
         assert_eq!(
@@ -2371,11 +2378,11 @@ async fn signed_messages_are_verified_and_their_certificates_judged() {
 
     // The MessageId is not signed: another signed Body of BANK01's with
     // s-rsa's MessageId does not fetch s-rsa's answer; s-rsa itself again does.
-    let other_body = envelope(&req(
-        "Check",
+    let other_body = signed_req(
+        "s-rsa",
         "s-rsa",
         "<b:Check><b:Account>ls-78</b:Account></b:Check>",
-    ));
+    );
     let (_, answer) = post(
         &app,
         signer("rsa01").sign(&other_body, dsig::ACTOR_SMEV).unwrap(),
@@ -2383,7 +2390,7 @@ async fn signed_messages_are_verified_and_their_certificates_judged() {
     .await;
     assert_eq!(code(&answer), "MESSAGE_ID_REUSED", "{answer}");
     let again = signer("rsa01")
-        .sign(&envelope(&req("Check", "s-rsa", CHECK)), dsig::ACTOR_SMEV)
+        .sign(&signed_req("s-rsa", "s-rsa", CHECK), dsig::ACTOR_SMEV)
         .unwrap();
     let (_, answer) = post(&app, again).await;
     assert_eq!(
@@ -2391,10 +2398,17 @@ async fn signed_messages_are_verified_and_their_certificates_judged() {
         ("RESULT", "0"),
         "{answer}"
     );
+    // s-rsa's signed Body under a new MessageId: a replay.
+    let replay = signer("rsa01")
+        .sign(&signed_req("s-replay", "s-rsa", CHECK), dsig::ACTOR_SMEV)
+        .unwrap();
+    let (_, answer) = post(&app, replay).await;
+    assert_eq!(code(&answer), "BODY_REPLAYED", "{answer}");
+    assert!(answer.contains("MessageId s-rsa"), "{answer}");
 
     // Altered after signing: refused, and the log keeps both digests.
     let signed = signer("rsa01")
-        .sign(&envelope(&req("Check", "s-alt", CHECK)), dsig::ACTOR_SMEV)
+        .sign(&signed_req("s-alt", "s-alt", CHECK), dsig::ACTOR_SMEV)
         .unwrap();
     let altered = signed.replace("ls-77", "ls-78");
     let (_, answer) = post(&app, altered.clone()).await;
@@ -2418,21 +2432,21 @@ async fn signed_messages_are_verified_and_their_certificates_judged() {
 
     // A certificate of another participant.
     let theirs = signer("bank02")
-        .sign(&envelope(&req("Check", "s-other", CHECK)), dsig::ACTOR_SMEV)
+        .sign(&signed_req("s-other", "s-other", CHECK), dsig::ACTOR_SMEV)
         .unwrap();
     let (_, answer) = post(&app, theirs).await;
     assert_eq!(code(&answer), "CERTIFICATE_NOT_REGISTERED", "{answer}");
 
     // An expired one, though registered.
     let old = expired_signer
-        .sign(&envelope(&req("Check", "s-old", CHECK)), dsig::ACTOR_SMEV)
+        .sign(&signed_req("s-old", "s-old", CHECK), dsig::ACTOR_SMEV)
         .unwrap();
     let (_, answer) = post(&app, old).await;
     assert_eq!(code(&answer), "CERTIFICATE_EXPIRED", "{answer}");
 
     // A superseded algorithm, named.
     let v2001 = signer("rsa01")
-        .sign(&envelope(&req("Check", "s-2001", CHECK)), dsig::ACTOR_SMEV)
+        .sign(&signed_req("s-2001", "s-2001", CHECK), dsig::ACTOR_SMEV)
         .unwrap()
         .replace(
             "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
@@ -2446,7 +2460,7 @@ async fn signed_messages_are_verified_and_their_certificates_judged() {
     register(&app, "BANK01", bank01, &[]).await;
     let replaced = signer("rsa01")
         .sign(
-            &envelope(&req("Check", "s-replaced", CHECK)),
+            &signed_req("s-replaced", "s-replaced", CHECK),
             dsig::ACTOR_SMEV,
         )
         .unwrap();

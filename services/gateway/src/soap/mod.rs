@@ -353,7 +353,26 @@ impl Call<'_> {
             request_body: self.request.clone(),
             response_body: o.logged.unwrap_or_else(|| o.body.clone()),
         };
-        match self.state.log.write(record).await {
+        // A signed request answered (not a FAILURE, an INVALID, a refusal of
+        // its certificate or signature): its Body is not answered again under
+        // another MessageId.
+        let refused = [
+            "CERTIFICATE",
+            "SIGNATURE",
+            "MESSAGE_ID_REUSED",
+            "BODY_REPLAYED",
+        ]
+        .iter()
+        .any(|code| record.outcome.starts_with(code));
+        let signed_body = match &self.signature {
+            dsig::Checked::Verified(s)
+                if !refused && !matches!(o.status, Status::Failure | Status::Invalid) =>
+            {
+                Some(s.digests.computed.clone())
+            }
+            _ => None,
+        };
+        match self.state.log.write_answered(record, signed_body).await {
             Ok(_) => xml(o.http, o.body),
             Err(e) => {
                 let error = GatewayError::new(
@@ -590,6 +609,10 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
     let op = inbound.operation.clone();
     let right = contracts::right(x.endpoint, &op);
     let (sender, id2, right2) = (m.sender.code.clone(), id.to_string(), right.clone());
+    let digest = match &x.signature {
+        dsig::Checked::Verified(s) => Some(s.digests.computed.clone()),
+        _ => None,
+    };
     let known = x
         .ctx
         .db
@@ -597,10 +620,14 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
             let first = store::first_answer(conn, &sender, &id2)?;
             let participant = store::participant(conn, &sender)?;
             let granted = store::is_granted(conn, &sender, &right2)?;
-            Ok((first, participant, granted))
+            let replayed = match &digest {
+                Some(d) => store::signed_body_answered(conn, &sender, d, &id2)?,
+                None => None,
+            };
+            Ok((first, participant, granted, replayed))
         })
         .await;
-    let (first, participant, granted) = match known {
+    let (first, participant, granted, replayed) = match known {
         Ok(k) => k,
         Err(e) => {
             let error = GatewayError::new(
@@ -630,6 +657,15 @@ async fn answer(x: &Call<'_>, inbound: &read::Inbound, m: &Message, id: &str) ->
                 .map_err(|r| GatewayError::new(r.code, r.text)),
             Err(r) => Err(GatewayError::new(r.code, r.text)),
         };
+        // The MessageId is not signed: a signed Body answered under another
+        // one is a replay, not a new message.
+        let judged = judged.and_then(|()| match &replayed {
+            Some(then) => Err(GatewayError::new(
+                "BODY_REPLAYED",
+                format!("this signed Body was answered as MessageId {then}: a new message is a new Body, signed anew"),
+            )),
+            None => Ok(()),
+        });
         if let Err(error) = judged {
             // The database not answering is a FAILURE (ask again), not a verdict.
             let status = if error.code == "SERVICE_UNAVAILABLE" {
