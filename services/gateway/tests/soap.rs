@@ -2405,6 +2405,20 @@ async fn signed_messages_are_verified_and_their_certificates_judged() {
     let (_, answer) = post(&app, replay).await;
     assert_eq!(code(&answer), "BODY_REPLAYED", "{answer}");
     assert!(answer.contains("MessageId s-rsa"), "{answer}");
+    // Past the log's retention the Body is forgotten with its record.
+    let ctx = app.context("gateway");
+    let later = chrono::Utc::now().naive_utc() + chrono::Duration::days(1);
+    let removed = ctx
+        .db
+        .write(move |c| gateway::store::prune_signed_bodies(c, later))
+        .await
+        .unwrap();
+    assert!(removed >= 2, "{removed}");
+    let again = signer("rsa01")
+        .sign(&signed_req("s-replay2", "s-rsa", CHECK), dsig::ACTOR_SMEV)
+        .unwrap();
+    let (_, answer) = post(&app, again).await;
+    assert_eq!(status(&answer), "RESULT", "{answer}");
 
     // Altered after signing: refused, and the log keeps both digests.
     let signed = signer("rsa01")
