@@ -24,7 +24,8 @@ pub struct Linked<'a> {
     pub response_body: &'a str,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lower-case hex (hashes, fingerprints).
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -23,17 +23,12 @@ pub const WSU_NS: &str =
 const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 
 /// Which element is canonicalized: the one whose `Id` attribute (`wsu:Id`,
-/// or an unqualified `Id`/`ID`) has this value, or the first one of this
-/// namespace and local name.
+/// or an unqualified `Id`/`ID`) has this value, or the one at a position.
 #[derive(Debug, Clone, Copy)]
 pub enum Apex<'a> {
     Id(&'a str),
     /// The element whose start tag begins at this byte of the message.
     At(usize),
-    Element {
-        ns: &'a str,
-        local: &'a str,
-    },
 }
 
 /// The element that was canonicalized: its namespace, local name and depth
@@ -243,15 +238,11 @@ pub fn exclusive(
         };
         let matches = match apex {
             Apex::Id(id) => attrs.iter().any(|a| a.value == id && is_id(a)),
-            Apex::Element { ns, local: l } => {
-                l == local && lookup(&scopes, prefix).unwrap_or("") == ns
-            }
             Apex::At(at) => at == pos,
         };
         if matches && found.is_some() {
             return Err(match apex {
                 Apex::Id(id) => format!("two elements carry the Id {id}"),
-                Apex::Element { local, .. } => format!("two {local} elements"),
                 Apex::At(at) => format!("two elements at byte {at}"),
             });
         }
@@ -420,9 +411,10 @@ mod tests {
             c14n(xml, Apex::Id("body"), &[]),
             "<s:Body xmlns:s=\"urn:s\" xmlns:u=\"{WSU}\" a=\"1&#x9;&lt;&quot;\" b=\"2\" u:Id=\"body\"><x:Op xmlns:x=\"urn:x\" z=\"a b\" x:y=\"1\"><Leaf xmlns=\"urn:d\"><In></In></Leaf>a&lt;b&gt;&amp;A\n</x:Op></s:Body>".replace("{WSU}", WSU_NS)
         );
-        // The same element found by name; an inclusive prefix rendered at the apex.
+        // An element found by its position; an inclusive prefix rendered at the apex.
+        let op = xml.find("<x:Op").unwrap();
         assert_eq!(
-            c14n(xml, Apex::Element { ns: "urn:x", local: "Op" }, &["unused"]),
+            c14n(xml, Apex::At(op), &["unused"]),
             "<x:Op xmlns:unused=\"urn:n\" xmlns:x=\"urn:x\" z=\"a b\" x:y=\"1\"><Leaf xmlns=\"urn:d\"><In></In></Leaf>a&lt;b&gt;&amp;A\n</x:Op>"
         );
     }

@@ -8,9 +8,9 @@
 //! exclusive c14n as the canonicalization and the only transform. The
 //! algorithms are behind [`Algorithm`]: RSA-SHA256, and ГОСТ Р 34.10-2012 with
 //! ГОСТ Р 34.11-2012 (256 bit). Both run in the system's OpenSSL; ГОСТ needs the
-//! `gost` engine loaded by the OpenSSL configuration (`crypto.openssl_conf`,
-//! `deploy/openssl-gost.cnf`), and where it is not, a ГОСТ-signed message is
-//! refused saying so.
+//! `gost` engine loaded by the OpenSSL configuration (`gateway.openssl_conf`,
+//! `deploy/openssl-gost.cnf`); where it is not, a ГОСТ-signed message is
+//! refused (SIGNATURE_ALGORITHM_UNSUPPORTED) and the gateway's log says why.
 
 use base64::Engine as _;
 use openssl::hash::{Hasher, MessageDigest};
@@ -125,6 +125,14 @@ pub fn algorithms() -> [&'static dyn Algorithm; 2] {
     [&RSA_SHA256, &GOST_2012_256]
 }
 
+/// The algorithm a private key signs with; `what` names the key if none.
+fn algorithm_of_key(key: &PKey<Private>, what: &str) -> Result<&'static dyn Algorithm, String> {
+    algorithms()
+        .into_iter()
+        .find(|a| a.takes(key))
+        .ok_or_else(|| format!("{what} is neither RSA nor ГОСТ Р 34.10-2012 (256)"))
+}
+
 /// Algorithms a sender may name that the gateway knows and does not take.
 const NAMED_UNSUPPORTED: [(&str, &str); 8] = [
     (
@@ -177,7 +185,7 @@ pub enum Checked {
     Unsigned,
     /// Digest and signature verify with the certificate carried; whether the
     /// certificate is the Sender's is judged with the participant
-    /// ([`judge_certificate`]).
+    /// ([`judge`]).
     Verified(Signed),
     /// The signature does not hold (digest, value, algorithm, structure).
     Failed(Refusal, Option<Digests>),
@@ -223,7 +231,7 @@ pub fn judge(
     checked: &Checked,
     sender: &str,
     required: bool,
-    registration: impl FnOnce(&[u8]) -> Registration,
+    registration: Registration,
     now: i64,
 ) -> Result<(), Refusal> {
     let s = match checked {
@@ -238,7 +246,7 @@ pub fn judge(
         Checked::Verified(s) => s,
     };
     let print = fingerprint(&s.certificate);
-    match registration(&s.certificate) {
+    match registration {
         Registration::Registered => {}
         Registration::Retired { at } => {
             return Err(refuse(
@@ -336,10 +344,7 @@ const COMPUTED: &str = "Body digest computed ";
 /// The SHA-256 of a certificate's DER, hex.
 pub fn fingerprint(der: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::domain::chain::hex(&Sha256::digest(der))
 }
 
 /// The InclusiveNamespaces element's namespace (exclusive c14n's).
@@ -910,10 +915,7 @@ impl Signer {
             .map_err(|e| format!("the signing key cannot be read: {e}"))?;
         let cert = X509::from_pem(certificate)
             .map_err(|e| format!("the signing certificate cannot be read: {e}"))?;
-        let algorithm = algorithms()
-            .into_iter()
-            .find(|a| a.takes(&key))
-            .ok_or("the signing key is neither RSA nor ГОСТ Р 34.10-2012 (256)")?;
+        let algorithm = algorithm_of_key(&key, "the signing key")?;
         algorithm.hasher()?;
         let public = cert.public_key().map_err(|e| e.to_string())?;
         if !key.public_eq(&public) {
@@ -972,10 +974,7 @@ pub fn self_signed(
 ) -> Result<X509, String> {
     use openssl::asn1::Asn1Time;
     let e = |e: openssl::error::ErrorStack| e.to_string();
-    let algorithm = algorithms()
-        .into_iter()
-        .find(|a| a.takes(key))
-        .ok_or("the key is neither RSA nor ГОСТ Р 34.10-2012 (256)")?;
+    let algorithm = algorithm_of_key(key, "the key")?;
     let mut name = openssl::x509::X509NameBuilder::new().map_err(e)?;
     name.append_entry_by_text("CN", cn).map_err(e)?;
     let name = name.build();
@@ -1099,55 +1098,55 @@ fn sign_with(
     );
     let body_attrs = format!(" xmlns:wsu=\"{WSU_NS}\" wsu:Id=\"{BODY_ID}\"");
     let body_at = parts.body + 1 + parts.body_tag.len();
-    let mut out = String::with_capacity(xml.len() + security.len() + 512);
-    let sec_at;
-    match parts.header {
-        Some((_, Some(end))) => {
-            out.push_str(&xml[..end]);
-            sec_at = out.len();
-            out.push_str(&security);
-            out.push_str(&xml[end..body_at]);
-        }
+    // The Security block goes at the end of the Header; an empty or missing
+    // Header is written anew around it.
+    let header_tag = if parts.prefix.is_empty() {
+        "Header".to_string()
+    } else {
+        format!("{}:Header", parts.prefix)
+    };
+    let wrapped = || format!("<{header_tag}>{security}</{header_tag}>");
+    let (insert, cut, resume) = match parts.header {
+        Some((_, Some(end))) => (security.clone(), end, end),
         Some((start, None)) => {
-            let header_tag = if parts.prefix.is_empty() {
-                "Header".to_string()
-            } else {
-                format!("{}:Header", parts.prefix)
-            };
             let after = xml[start..]
                 .find("/>")
                 .map(|i| start + i + 2)
                 .ok_or("the Header cannot be found")?;
-            out.push_str(&xml[..start]);
-            sec_at = out.len() + header_tag.len() + 2;
-            out.push_str(&format!("<{header_tag}>{security}</{header_tag}>"));
-            out.push_str(&xml[after..body_at]);
+            (wrapped(), start, after)
         }
-        None => {
-            let header_tag = if parts.prefix.is_empty() {
-                "Header".to_string()
-            } else {
-                format!("{}:Header", parts.prefix)
-            };
-            out.push_str(&xml[..parts.body]);
-            sec_at = out.len() + header_tag.len() + 2;
-            out.push_str(&format!("<{header_tag}>{security}</{header_tag}>"));
-            out.push_str(&xml[parts.body..body_at]);
-        }
-    }
+        None => (wrapped(), parts.body, parts.body),
+    };
+    let mut out = String::with_capacity(xml.len() + insert.len() + body_attrs.len());
+    out.push_str(&xml[..cut]);
+    let signed_info_at = out.len() + insert.find("<ds:SignedInfo>").ok_or("no SignedInfo")?;
+    out.push_str(&insert);
+    out.push_str(&xml[resume..body_at]);
     out.push_str(&body_attrs);
     out.push_str(&xml[body_at..]);
     let mut hasher = algorithm.hasher()?;
     c14n::exclusive(&out, Apex::Id(BODY_ID), &[], &mut hasher)?.ok_or("the Body lost its Id")?;
     let digest = base64::engine::general_purpose::STANDARD
         .encode(hasher.finish().map_err(|e| e.to_string())?);
-    let out = out.replacen(DIGEST_MARK, &digest, 1);
+    // The marks sit in the header: filled in place, the Body (a report may be
+    // hundreds of MiB) not copied again.
+    fill(&mut out, signed_info_at, DIGEST_MARK, &digest)?;
     let mut signed_info = Vec::new();
-    let signed_info_at = sec_at + security.find("<ds:SignedInfo>").ok_or("no SignedInfo")?;
     c14n::exclusive(&out, Apex::At(signed_info_at), &[], &mut signed_info)?;
     let value =
         base64::engine::general_purpose::STANDARD.encode(algorithm.sign(key, &signed_info)?);
-    Ok(out.replacen(SIGNATURE_MARK, &value, 1))
+    fill(&mut out, signed_info_at, SIGNATURE_MARK, &value)?;
+    Ok(out)
+}
+
+/// Replaces the first `mark` after `from` with `value`.
+fn fill(out: &mut String, from: usize, mark: &str, value: &str) -> Result<(), String> {
+    let at = from
+        + out[from..]
+            .find(mark)
+            .ok_or("a signature mark is missing")?;
+    out.replace_range(at..at + mark.len(), value);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -1354,40 +1353,61 @@ mod tests {
         let key = rsa();
         let (signer, _) = signer(&key, now() - 60, now() + 86_400);
         let checked = check(&signer.sign(ENVELOPE, ACTOR_SMEV).unwrap());
-        let registered = |_: &[u8]| Registration::Registered;
-        assert_eq!(judge(&checked, "BANK01", true, registered, now()), Ok(()));
-        let r = judge(
-            &checked,
-            "BANK01",
-            true,
-            |_: &[u8]| Registration::Unknown,
-            now(),
-        )
-        .unwrap_err();
+        assert_eq!(
+            judge(&checked, "BANK01", true, Registration::Registered, now()),
+            Ok(())
+        );
+        let r = judge(&checked, "BANK01", true, Registration::Unknown, now()).unwrap_err();
         assert_eq!(r.code, "CERTIFICATE_NOT_REGISTERED");
-        let retired = |_: &[u8]| Registration::Retired {
+        let retired = Registration::Retired {
             at: "2026-11-01 10:00".into(),
         };
         let r = judge(&checked, "BANK01", true, retired, now()).unwrap_err();
         assert_eq!(r.code, "CERTIFICATE_REVOKED");
         assert!(r.text.contains("2026-11-01 10:00"), "{}", r.text);
-        let r = judge(&checked, "BANK01", true, registered, now() + 2 * 86_400).unwrap_err();
+        let r = judge(
+            &checked,
+            "BANK01",
+            true,
+            Registration::Registered,
+            now() + 2 * 86_400,
+        )
+        .unwrap_err();
         assert_eq!(r.code, "CERTIFICATE_EXPIRED");
-        let r = judge(&checked, "BANK01", true, registered, now() - 3_600).unwrap_err();
+        let r = judge(
+            &checked,
+            "BANK01",
+            true,
+            Registration::Registered,
+            now() - 3_600,
+        )
+        .unwrap_err();
         assert_eq!(r.code, "CERTIFICATE_EXPIRED", "not yet valid");
         assert_eq!(
-            judge(&Checked::Unsigned, "BANK01", true, registered, now())
-                .unwrap_err()
-                .code,
+            judge(
+                &Checked::Unsigned,
+                "BANK01",
+                true,
+                Registration::Registered,
+                now()
+            )
+            .unwrap_err()
+            .code,
             "SIGNATURE_REQUIRED"
         );
         assert_eq!(
-            judge(&Checked::Unsigned, "BANK01", false, registered, now()),
+            judge(
+                &Checked::Unsigned,
+                "BANK01",
+                false,
+                Registration::Registered,
+                now()
+            ),
             Ok(())
         );
         let bad = Checked::Failed(refuse("SIGNATURE_INVALID", "x"), None);
         assert_eq!(
-            judge(&bad, "BANK01", false, registered, now())
+            judge(&bad, "BANK01", false, Registration::Registered, now())
                 .unwrap_err()
                 .code,
             "SIGNATURE_INVALID"

@@ -294,7 +294,7 @@ impl Call<'_> {
     async fn finish(
         &self,
         inbound: Option<(&read::Inbound, &Message, &str)>,
-        o: Outcome,
+        mut o: Outcome,
     ) -> HttpResponse {
         let (operation, participant, message_id, refs) = match inbound {
             Some((i, m, id)) => (
@@ -314,7 +314,6 @@ impl Call<'_> {
                 (None, None, None),
             ),
         };
-        let mut o = o;
         if !matches!(self.signature, dsig::Checked::Unsigned) {
             o.outcome = format!("{}; {}", o.outcome, self.signature.note());
         }
@@ -773,7 +772,7 @@ async fn judge_signature(
         &x.signature,
         &p.code,
         x.ctx.settings.gateway.require_signature,
-        |_| registration,
+        registration,
         chrono::Utc::now().timestamp(),
     )
 }

@@ -17,6 +17,7 @@ use sha2::Digest;
 use super::read::Inbound;
 use super::write::{AppDocument, GatewayError};
 use super::{Call, Outcome};
+use crate::domain::chain::hex;
 use crate::domain::envelope::{Message, Status};
 use crate::store;
 
@@ -47,10 +48,6 @@ impl Document {
             self.sha256
         )
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn el(out: &mut String, name: &str, value: &str) {
